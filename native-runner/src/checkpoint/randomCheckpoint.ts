@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { expectedTensorShapes } from './checkpoint';
+import { parseConfig } from './config';
+import { writeSafetensors, writeShardedSafetensors, type TensorToWrite } from './safetensors';
+
+/**
+ * A freshly initialised checkpoint in Hub layout, written from a transformers-style config.json object: the
+ * starting point of models trained from scratch and of tests and benchmarks that need a model of a given shape.
+ * Linear weights ~ N(0, std^2) as transformers' `initializer_range` prescribes; norm weights near 1.
+ */
+export interface RandomCheckpointOptions {
+  seed: number;
+  /** stored dtype of the weights (default F32) */
+  dtype?: TensorToWrite['dtype'];
+  /** standard deviation of the weights (default config.initializer_range, else 0.02) */
+  std?: number;
+  /** split the weights into shards of at most this many bytes, with an index file */
+  maxShardBytes?: number;
+  /** a folder whose tokenizer.json, tokenizer_config.json and chat_template.jinja are copied */
+  tokenizerFrom: string;
+}
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja'];
+
+export function writeRandomCheckpoint(dir: string, hubConfig: Record<string, unknown>, options: RandomCheckpointOptions): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const configFile = path.join(dir, 'config.json');
+  fs.writeFileSync(configFile, JSON.stringify(hubConfig, null, 2));
+  const config = parseConfig(hubConfig, configFile);
+  const std = options.std ?? (hubConfig.initializer_range as number | undefined) ?? 0.02;
+  const random = normalSampler(options.seed);
+  const tensors: TensorToWrite[] = [...expectedTensorShapes(config)].map(([name, shape]) => {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    const isNorm = name.endsWith('norm.weight');
+    for (let i = 0; i < data.length; i++) data[i] = isNorm ? 1 + 0.1 * random() : std * random();
+    return { name, dtype: options.dtype ?? 'F32', shape, data };
+  });
+  if (options.maxShardBytes) writeShardedSafetensors(dir, tensors, options.maxShardBytes);
+  else writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  for (const file of TOKENIZER_FILES) {
+    const from = path.join(options.tokenizerFrom, file);
+    if (fs.existsSync(from)) fs.copyFileSync(from, path.join(dir, file));
+  }
+}
+
+/** Standard normal samples from a seeded generator (mulberry32 + Box-Muller), identical on every machine. */
+export function normalSampler(seed: number): () => number {
+  let state = seed >>> 0;
+  const uniform = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}

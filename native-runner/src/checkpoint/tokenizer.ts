@@ -1,0 +1,196 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Template } from '@huggingface/jinja';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { CheckpointError } from './safetensors';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+type JsonObject = Record<string, unknown>;
+
+/** The special tokens transformers hands to a chat template by name. */
+const TEMPLATE_SPECIAL_TOKENS = ['bos_token', 'eos_token', 'unk_token', 'pad_token'] as const;
+type TemplateSpecialToken = (typeof TEMPLATE_SPECIAL_TOKENS)[number];
+/** tokenizer_config.json fields that may hold an AddedToken object where @huggingface/tokenizers expects a string. */
+const TOKEN_FIELDS = [...TEMPLATE_SPECIAL_TOKENS, 'sep_token', 'cls_token', 'mask_token'];
+
+/** Where the chat template came from (for messages), or why there is none. */
+type ChatTemplateLookup = { file: string; template: string } | { file: string; missing: string };
+
+/**
+ * A checkpoint's tokenizer as transformers loads it: tokenizer.json run by @huggingface/tokenizers, tokenizer_config.json
+ * for the special tokens, and the chat template rendered by @huggingface/jinja.
+ */
+export class ModelTokenizer {
+  private compiledTemplate: Template | undefined;
+
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly specialTokens: Partial<Record<TemplateSpecialToken, string>>,
+    private readonly chatTemplate: ChatTemplateLookup,
+    /** transformers 5 leaves tokenization spaces alone unless the config asks; @huggingface/tokenizers defaults to cleaning. */
+    private readonly cleanUpSpaces: boolean,
+  ) {}
+
+  static load(dir: string): ModelTokenizer {
+    const tokenizerFile = path.join(dir, 'tokenizer.json');
+    if (!fs.existsSync(tokenizerFile)) {
+      throw new CheckpointError(tokenizerFile, 'not found; a checkpoint folder needs the tokenizer.json saved with its tokenizer');
+    }
+    const configFile = path.join(dir, 'tokenizer_config.json');
+    // transformers loads a tokenizer without tokenizer_config.json too, with no special tokens named
+    const config = fs.existsSync(configFile) ? readJsonObject(configFile) : {};
+    const normalised = normaliseTokenFields(config);
+    return new ModelTokenizer(
+      createTokenizer(tokenizerFile, normalised),
+      pickSpecialTokens(normalised),
+      findChatTemplate(dir, config),
+      config.clean_up_tokenization_spaces === true,
+    );
+  }
+
+  /** Token ids of `text`; special tokens (e.g. `<s>`) are added as tokenizer.json's post-processor says unless turned off. */
+  encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+  }
+
+  /** The token strings `encode` would give ids for, one per id. */
+  tokens(text: string, options: { addSpecialTokens?: boolean } = {}): string[] {
+    return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).tokens;
+  }
+
+  /** Keeps special tokens by default, as transformers' `decode` does. */
+  decode(ids: number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    // @huggingface/tokenizers refuses an empty list, which transformers decodes to ''
+    if (ids.length === 0) return '';
+    return this.tokenizer.decode(ids, {
+      skip_special_tokens: options.skipSpecialTokens ?? false,
+      clean_up_tokenization_spaces: this.cleanUpSpaces,
+    });
+  }
+
+  /**
+   * Renders with what transformers passes: the special tokens by name, `messages`, `add_generation_prompt`, and `tools`
+   * and `documents` as None. @huggingface/jinja defines `raise_exception` itself (throwing an Error with the template's
+   * message) and refuses to have it redefined.
+   */
+  applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt: boolean }): string {
+    return this.template().render({
+      ...this.specialTokens,
+      messages: messages.map(({ role, content }) => ({ role, content })),
+      tools: null,
+      documents: null,
+      add_generation_prompt: options.addGenerationPrompt,
+    });
+  }
+
+  /** The template already writes every special token, so none are added again. */
+  encodeChat(messages: ChatMessage[], options: { addGenerationPrompt: boolean }): number[] {
+    return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
+  }
+
+  tokenId(token: string): number | undefined {
+    return this.tokenizer.token_to_id(token);
+  }
+
+  get bosTokenId(): number | null {
+    return this.specialTokenId('bos_token');
+  }
+
+  get eosTokenId(): number | null {
+    return this.specialTokenId('eos_token');
+  }
+
+  get padTokenId(): number | null {
+    return this.specialTokenId('pad_token');
+  }
+
+  private specialTokenId(name: TemplateSpecialToken): number | null {
+    const token = this.specialTokens[name];
+    return token === undefined ? null : (this.tokenId(token) ?? null);
+  }
+
+  private template(): Template {
+    const lookup = this.chatTemplate;
+    if ('missing' in lookup) throw new CheckpointError(lookup.file, lookup.missing);
+    try {
+      this.compiledTemplate ??= new Template(lookup.template);
+    } catch (err) {
+      throw new CheckpointError(lookup.file, `chat template cannot be parsed (${(err as Error).message})`);
+    }
+    return this.compiledTemplate;
+  }
+}
+
+function createTokenizer(file: string, config: JsonObject): Tokenizer {
+  const tokenizerJson = readJsonObject(file);
+  try {
+    return new Tokenizer(tokenizerJson, config);
+  } catch (err) {
+    throw new CheckpointError(file, `cannot be loaded by @huggingface/tokenizers (${(err as Error).message})`);
+  }
+}
+
+function readJsonObject(file: string): JsonObject {
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CheckpointError(file, `is not valid JSON (${(err as Error).message})`);
+  }
+  if (!isObject(json)) throw new CheckpointError(file, 'must hold a JSON object');
+  return json;
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** tokenizer_config.json may save a token as an AddedToken object (`{"content": "<s>", ...}`) instead of its string. */
+function tokenContent(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (isObject(value) && typeof value.content === 'string') return value.content;
+  return undefined;
+}
+
+function normaliseTokenFields(config: JsonObject): JsonObject {
+  const normalised: JsonObject = { ...config };
+  for (const field of TOKEN_FIELDS) {
+    if (field in config) normalised[field] = tokenContent(config[field]);
+  }
+  if (Array.isArray(config.additional_special_tokens)) {
+    normalised.additional_special_tokens = config.additional_special_tokens.map(tokenContent).filter((t) => t !== undefined);
+  }
+  return normalised;
+}
+
+function pickSpecialTokens(config: JsonObject): Partial<Record<TemplateSpecialToken, string>> {
+  const tokens: Partial<Record<TemplateSpecialToken, string>> = {};
+  for (const name of TEMPLATE_SPECIAL_TOKENS) {
+    const token = config[name];
+    if (typeof token === 'string') tokens[name] = token;
+  }
+  return tokens;
+}
+
+/** chat_template.jinja wins over tokenizer_config.json, as in transformers; a missing template only matters once a chat is rendered. */
+function findChatTemplate(dir: string, config: JsonObject): ChatTemplateLookup {
+  const jinjaFile = path.join(dir, 'chat_template.jinja');
+  if (fs.existsSync(jinjaFile)) return { file: jinjaFile, template: fs.readFileSync(jinjaFile, 'utf8') };
+  const configFile = path.join(dir, 'tokenizer_config.json');
+  const value = config.chat_template;
+  if (typeof value === 'string') return { file: configFile, template: value };
+  if (Array.isArray(value)) return namedDefaultTemplate(value, configFile);
+  return { file: dir, missing: `has no chat template: there is no ${jinjaFile}, and ${configFile} has no chat_template` };
+}
+
+/** A list of `{name, template}` is a set of named templates, of which transformers renders the one named "default". */
+function namedDefaultTemplate(entries: unknown[], configFile: string): ChatTemplateLookup {
+  const names = entries.map((entry) => (isObject(entry) ? entry.name : undefined));
+  const entry = entries[names.indexOf('default')];
+  if (isObject(entry) && typeof entry.template === 'string') return { file: configFile, template: entry.template };
+  return { file: configFile, missing: `chat_template lists templates named ${JSON.stringify(names)} but none named "default" with a template string` };
+}

@@ -1,0 +1,110 @@
+import { parseArgs } from 'node:util';
+import { runCase } from './conformance/runConformance';
+import { greedyGenerate } from './runtime/generate';
+import { Model } from './runtime/model';
+import type { DeviceRequest } from './runtime/session';
+import type { GraphDtype } from './model/weightFile';
+import { serve } from './server';
+
+/** `pinpoint <command>`: the runner's command line, for headless use and CI. */
+
+const USAGE = `usage: pinpoint <command> [options]
+
+commands:
+  conformance <case-dir>...   check the runtime against reference cases (one JSON line per case)
+      [--device auto|cpu|cuda] [--dtype float32|float16]
+  info --model <dir>          describe a checkpoint and where it runs
+      [--device auto|cpu|cuda] [--dtype float32|float16]
+  generate --model <dir> (--prompt <text> | --chat <user message>)
+      [--max-new-tokens N] [--device auto|cpu|cuda] [--dtype float32|float16]
+  serve                       speak JSON-RPC on stdin/stdout (used by the VS Code extension)
+`;
+
+class UsageError extends Error {}
+
+const DEVICE_DTYPE = {
+  device: { type: 'string', default: 'auto' },
+  dtype: { type: 'string', default: 'float32' },
+} as const;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'conformance': return conformance(rest);
+    case 'info': return info(rest);
+    case 'generate': return generate(rest);
+    case 'serve': return serve();
+    case undefined: case '--help': case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 1 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+async function conformance(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: DEVICE_DTYPE, allowPositionals: true });
+  if (positionals.length === 0) throw new UsageError('conformance needs at least one case folder');
+  let ok = true;
+  for (const dir of positionals) {
+    const result = await runCase(dir, { device: device(values.device), dtype: dtype(values.dtype) });
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    ok &&= result.pass;
+  }
+  return ok ? 0 : 1;
+}
+
+async function info(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { model: { type: 'string' }, ...DEVICE_DTYPE } });
+  const model = Model.load(required(values.model, '--model'), { device: device(values.device), dtype: dtype(values.dtype) });
+  const { placement } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: true, z: 'none', interventions: false, kvCache: false });
+  process.stdout.write(`${JSON.stringify({ config: model.config, placement }, null, 2)}\n`);
+  await model.dispose();
+  return 0;
+}
+
+async function generate(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { model: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'string' }, 'max-new-tokens': { type: 'string', default: '32' }, ...DEVICE_DTYPE },
+  });
+  const model = Model.load(required(values.model, '--model'), { device: device(values.device), dtype: dtype(values.dtype) });
+  if ((values.prompt === undefined) === (values.chat === undefined)) throw new UsageError('give exactly one of --prompt and --chat');
+  const ids = values.chat !== undefined
+    ? model.tokenizer.encodeChat([{ role: 'user', content: values.chat }], { addGenerationPrompt: true })
+    : model.tokenizer.encode(values.prompt!);
+  const [out] = await greedyGenerate(model, [ids], { maxNewTokens: positiveInt(values['max-new-tokens']!, '--max-new-tokens') });
+  process.stdout.write(`${model.tokenizer.decode(out, { skipSpecialTokens: true })}\n`);
+  await model.dispose();
+  return 0;
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined) throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+function device(value: string | undefined): DeviceRequest {
+  if (value === 'auto' || value === 'cpu' || value === 'cuda') return value;
+  throw new UsageError(`--device must be auto, cpu or cuda (got "${value}")`);
+}
+
+function dtype(value: string | undefined): GraphDtype {
+  if (value === 'float32' || value === 'float16') return value;
+  throw new UsageError(`--dtype must be float32 or float16 (got "${value}")`);
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive integer (got "${value}")`);
+  return n;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (error: Error) => {
+    const usage = error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`pinpoint: ${error.message}\n${usage ? `\n${USAGE}` : ''}`);
+    process.exitCode = usage ? 2 : 1;
+  },
+);

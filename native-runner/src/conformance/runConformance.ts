@@ -1,0 +1,37 @@
+import { Model } from '../runtime/model';
+import type { DeviceRequest } from '../runtime/session';
+import type { GraphDtype } from '../model/weightFile';
+import { checkForward, checkGreedy, checkPatching, checkTokenizer, TOLERANCE, type Check } from './conformance';
+import { readReferenceCase } from './referenceCase';
+
+export interface CaseResult {
+  case: string;
+  pass: boolean;
+  checks: Record<string, Check>;
+  /** where the graphs ran, as ONNX Runtime reports it */
+  provider: string;
+  dtype: GraphDtype;
+}
+
+export interface ConformanceOptions {
+  device: DeviceRequest;
+  dtype: GraphDtype;
+}
+
+/**
+ * Runs every check of one reference case. float16 is judged on logits alone (to 2e-2): the reference numbers
+ * are float32, and z, patched logits and argmax ties are not expected to survive half precision.
+ */
+export async function runCase(dir: string, options: ConformanceOptions): Promise<CaseResult> {
+  const c = readReferenceCase(dir);
+  const model = Model.load(dir, options);
+  try {
+    const tolerance = TOLERANCE[options.dtype];
+    const checks: Record<string, Check> = { ...checkTokenizer(model.tokenizer, c), ...(await checkForward(model, c, tolerance)) };
+    if (options.dtype === 'float32') Object.assign(checks, await checkPatching(model, c, tolerance), await checkGreedy(model, c));
+    const { placement } = await model.graph({ dtype: model.dtype, logits: 'all', nextToken: false, z: 'all', interventions: false, kvCache: false });
+    return { case: c.name, pass: Object.values(checks).every((x) => x.pass), checks, provider: placement.provider, dtype: options.dtype };
+  } finally {
+    await model.dispose();
+  }
+}

@@ -1,0 +1,86 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Checkpoint } from '../checkpoint/checkpoint';
+import { float32ToFloat16 } from '../checkpoint/halfFloat';
+import { readTensor, readTensorBytes } from '../checkpoint/safetensors';
+import type { ExternalTensor } from '../onnx/graph';
+
+/**
+ * The checkpoint's weights in the graph's dtype, laid out in one file that every graph of the model refers to as
+ * ONNX external data. ONNX Runtime only reads external data from inside the model's folder (no absolute paths,
+ * no symlinks out), so graphs are written next to this file. It is built one tensor at a time, so converting a
+ * large checkpoint never holds more than one tensor in memory, and it is cached by the checkpoint's identity.
+ */
+
+export type GraphDtype = 'float32' | 'float16';
+
+export interface WeightFile {
+  /** folder holding weights.bin and the compiled graphs */
+  dir: string;
+  dtype: GraphDtype;
+  tensors: Map<string, ExternalTensor>;
+}
+
+const FILE = 'weights.bin';
+const INDEX = 'weights.json';
+const ALIGN = 64;
+
+export function cacheRoot(): string {
+  if (process.env.PINPOINT_CACHE) return process.env.PINPOINT_CACHE;
+  const xdg = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache');
+  return path.join(xdg, 'pinpoint');
+}
+
+export function prepareWeightFile(checkpoint: Checkpoint, dtype: GraphDtype): WeightFile {
+  const dir = path.join(cacheRoot(), 'models', checkpointKey(checkpoint, dtype));
+  const indexPath = path.join(dir, INDEX);
+  if (!fs.existsSync(indexPath)) writeWeightFile(checkpoint, dtype, dir);
+  const index = JSON.parse(fs.readFileSync(indexPath, 'utf8')) as Record<string, ExternalTensor>;
+  return { dir, dtype, tensors: new Map(Object.entries(index)) };
+}
+
+/** Identity of the weights: paths, sizes and modification times of the files, and the target dtype. */
+function checkpointKey(checkpoint: Checkpoint, dtype: GraphDtype): string {
+  const hash = crypto.createHash('sha256').update(`v1 ${dtype}`);
+  for (const file of checkpoint.weights.files) {
+    const stat = fs.statSync(file);
+    hash.update(`\n${path.resolve(file)} ${stat.size} ${stat.mtimeMs}`);
+  }
+  return `${path.basename(checkpoint.dir)}-${hash.digest('hex').slice(0, 16)}`;
+}
+
+function writeWeightFile(checkpoint: Checkpoint, dtype: GraphDtype, dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = path.join(dir, `${FILE}.tmp-${process.pid}`);
+  const fd = fs.openSync(tmp, 'w');
+  const index: Record<string, ExternalTensor> = {};
+  let offset = 0;
+  try {
+    for (const [name, info] of checkpoint.tensors) {
+      const bytes = tensorBytes(info, dtype);
+      fs.writeSync(fd, bytes, 0, bytes.length, offset);
+      index[name] = { elemType: dtype, dims: info.shape, location: FILE, offset, length: bytes.length };
+      offset += Math.ceil(bytes.length / ALIGN) * ALIGN;
+    }
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, path.join(dir, FILE));
+  writeFileAtomic(path.join(dir, INDEX), JSON.stringify(index));
+}
+
+function tensorBytes(info: Checkpoint['tensors'] extends Map<string, infer T> ? T : never, dtype: GraphDtype): Uint8Array {
+  if (dtype === 'float32' && info.dtype === 'F32') return readTensorBytes(info);
+  const values = readTensor(info);
+  const out = dtype === 'float32' ? values : float32ToFloat16(values);
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+}

@@ -1,0 +1,95 @@
+import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+
+/**
+ * The JSON-RPC protocol between the extension and the runner process (`pinpoint serve`). This file is shared by both
+ * sides and the webviews, so it may import nothing but vscode-jsonrpc: importing the runner from here would pull
+ * onnxruntime-node into the extension host.
+ */
+
+export type Device = 'auto' | 'cpu' | 'cuda';
+export type Provider = 'cuda' | 'cpu';
+export type Dtype = 'float32' | 'float16';
+
+/** Codes of the `ResponseError`s the runner answers failed requests with; the message says what went wrong. */
+export enum RunnerErrorCode {
+  /** the request or the checkpoint it names cannot be used (the message names the file or field) */
+  BadInput = 1,
+  /** the requested device cannot run the model */
+  Device = 2,
+  /** a bug or an unexpected failure in the runner */
+  Internal = 3,
+  /** the client cancelled the request */
+  Cancelled = 4,
+}
+
+export interface RuntimeInfo {
+  runnerVersion: string;
+  onnxruntimeVersion: string;
+  /** whether onnxruntime-node has its CUDA provider library; without it every model runs on CPU */
+  cudaProviderInstalled: boolean;
+  /** the Node.js version running the runner (`process.version`) */
+  node: string;
+}
+
+export const RuntimeInfoRequest = new RequestType0<RuntimeInfo, void>('runtime/info');
+
+export interface LoadModelParams {
+  /** a Hugging Face checkpoint folder (config.json, safetensors, tokenizer) */
+  dir: string;
+  device: Device;
+  /** float16 is meant for CUDA; on CPU it runs, slowly */
+  dtype: Dtype;
+}
+
+export interface ModelInfo {
+  /** the checkpoint folder as the runner resolved it (absolute) */
+  dir: string;
+  modelType: string;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  hiddenSize: number;
+  vocabSize: number;
+  /** where ONNX Runtime actually ran the graph, measured rather than assumed from `device` */
+  provider: Provider;
+  /** kernel launches per ONNX Runtime execution provider in a profiled first run */
+  nodesByProvider: Record<string, number>;
+  dtype: Dtype;
+}
+
+/** The runner holds one model at a time: loading another disposes the old one first, even if the new one fails. */
+export const LoadModelRequest = new RequestType<LoadModelParams, ModelInfo, void>('model/load');
+
+export interface ChatMessage {
+  /** as the checkpoint's chat template knows them, usually system, user and assistant */
+  role: string;
+  content: string;
+}
+
+export interface GenerateParams {
+  /** one conversation per row of the batch, each rendered with the chat template and a generation prompt */
+  messages: ChatMessage[][];
+  maxNewTokens: number;
+}
+
+export interface GenerateResult {
+  /** the generated text of each conversation, special tokens skipped */
+  texts: string[];
+  /** the generated token ids of each conversation, up to and including an EOS token */
+  ids: number[][];
+}
+
+/**
+ * Batched greedy decoding with the loaded model. Cancellation is honoured before the batch starts and when it ends
+ * (the result is then dropped); long jobs get progress and cancellation between steps in the job protocol.
+ */
+export const GenerateRequest = new RequestType<GenerateParams, GenerateResult, void>('model/generate');
+
+export interface LogParams {
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+
+/** Runner → extension: something worth showing in the runner's output channel. */
+export const LogNotification = new NotificationType<LogParams>('runner/log');

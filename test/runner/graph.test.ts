@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Graph, encodeTensor } from '../../native-runner/src/onnx/graph';
+import { ModelProto } from '../../native-runner/src/onnx/schema';
+
+test('a graph serialises to a ModelProto with its nodes, attributes, inputs, outputs and initializers', () => {
+  const g = new Graph('t');
+  const x = g.input('x', 'float32', ['batch', 4]);
+  g.initializer('w', { elemType: 'float32', dims: [3, 4], location: 'weights.bin', offset: 128, length: 48 });
+  const y = g.op('Gemm', [x, 'w'], { transB: 1 });
+  g.output('y', g.op('Softmax', [y], { axis: -1 }), 'float32', ['batch', 3]);
+  g.constant('c', 'int64', [2], [1, -1]);
+
+  const decoded = ModelProto.toObject(ModelProto.decode(g.serialize()), { longs: Number, bytes: Array }) as any;
+  assert.equal(decoded.opset_import[0].version, 21);
+  assert.deepEqual(decoded.graph.node.map((n: any) => n.op_type), ['Gemm', 'Softmax', 'Identity']);
+  assert.deepEqual(decoded.graph.node[0].attribute[0], { name: 'transB', type: 2, i: 1 });
+  assert.equal(decoded.graph.node[1].attribute[0].i, -1);
+  assert.deepEqual(decoded.graph.input[0].type.tensor_type.shape.dim, [{ dim_param: 'batch' }, { dim_value: 4 }]);
+  assert.equal(decoded.graph.output[0].name, 'y');
+  const w = decoded.graph.initializer.find((t: any) => t.name === 'w');
+  assert.equal(w.data_location, 1);
+  assert.deepEqual(w.external_data, [{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: '128' }, { key: 'length', value: '48' }]);
+  const c = decoded.graph.initializer.find((t: any) => t.name.startsWith('c_'));
+  assert.deepEqual(c.raw_data, [1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255]);
+});
+
+test('constants must match their shape, and names are never reused', () => {
+  assert.throws(() => encodeTensor('float32', [2, 2], [1, 2, 3]), /shape \[2,2\] given 3 values/);
+  const g = new Graph('t');
+  g.initializer('w', encodeTensor('float32', [1], [1]));
+  assert.throws(() => g.initializer('w', encodeTensor('float32', [1], [1])), /defined twice/);
+  assert.notEqual(g.fresh('a'), g.fresh('a'));
+});

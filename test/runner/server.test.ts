@@ -1,0 +1,98 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter, type MessageConnection,
+} from 'vscode-jsonrpc/node';
+import {
+  GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest, type LogParams,
+} from '../../src/protocol/protocol';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const QWEN2 = '/work/shared/reference/qwen2';
+
+/** `pinpoint serve` from source, as dist/runner.js may not be built when tests run. */
+describe('pinpoint serve', { timeout: 180_000 }, () => {
+  let cache: string;
+  let runner: ChildProcessWithoutNullStreams;
+  let connection: MessageConnection;
+  const logs: LogParams[] = [];
+  let stderr = '';
+
+  before(() => {
+    cache = fs.mkdtempSync(path.join(os.tmpdir(), 'pinpoint-serve-'));
+    runner = spawn(process.execPath, ['--import', 'tsx', 'native-runner/src/cli.ts', 'serve'], {
+      cwd: ROOT,
+      env: { ...process.env, PINPOINT_CACHE: cache },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    runner.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    connection = createMessageConnection(new StreamMessageReader(runner.stdout), new StreamMessageWriter(runner.stdin));
+    connection.onNotification(LogNotification, (params) => logs.push(params));
+    connection.listen();
+  });
+
+  after(() => {
+    connection.dispose();
+    if (runner.exitCode === null && runner.signalCode === null) runner.kill('SIGKILL');
+    fs.rmSync(cache, { recursive: true, force: true });
+  });
+
+  test('runtime/info describes the runtime', async () => {
+    const info = await connection.sendRequest(RuntimeInfoRequest);
+    const rootPackage = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(info.runnerVersion, rootPackage.version);
+    assert.match(info.onnxruntimeVersion, /^\d+\.\d+\.\d+/);
+    assert.equal(typeof info.cudaProviderInstalled, 'boolean');
+    assert.equal(info.node, process.version);
+  });
+
+  test('model/load loads a checkpoint on CPU and reports its shape and placement', async () => {
+    const model = await connection.sendRequest(LoadModelRequest, { dir: QWEN2, device: 'cpu', dtype: 'float32' });
+    assert.equal(model.dir, QWEN2);
+    assert.equal(model.modelType, 'qwen2');
+    assert.equal(model.provider, 'cpu');
+    assert.equal(model.layers, 3);
+    assert.equal(model.heads, 4);
+    assert.equal(model.dtype, 'float32');
+    assert.ok((model.nodesByProvider.CPUExecutionProvider ?? 0) > 0, JSON.stringify(model.nodesByProvider));
+    assert.ok(logs.some((log) => log.message.includes(QWEN2)), 'the runner logs the load');
+  });
+
+  test('model/generate decodes greedily from a chat', async () => {
+    const result = await connection.sendRequest(GenerateRequest, {
+      messages: [[{ role: 'user', content: 'Is the sky green?' }]],
+      maxNewTokens: 4,
+    });
+    assert.equal(result.texts.length, 1);
+    assert.equal(result.ids.length, 1);
+    // fewer than 4 only when the model emits EOS
+    assert.ok(result.ids[0].length >= 1 && result.ids[0].length <= 4, JSON.stringify(result.ids));
+  });
+
+  test('model/load of a missing folder answers BadInput naming the folder', async () => {
+    const missing = path.join(cache, 'no-such-model');
+    await assert.rejects(
+      connection.sendRequest(LoadModelRequest, { dir: missing, device: 'cpu', dtype: 'float32' }),
+      (err: unknown) => err instanceof ResponseError && err.code === RunnerErrorCode.BadInput && err.message.includes(missing),
+    );
+  });
+
+  test('bad params answer BadInput without reaching the model', async () => {
+    await assert.rejects(
+      connection.sendRequest(GenerateRequest, { messages: [], maxNewTokens: 4 }),
+      (err: unknown) => err instanceof ResponseError && err.code === RunnerErrorCode.BadInput && /messages/.test(err.message),
+    );
+  });
+
+  test('the runner exits with 0 when its stdin closes', async () => {
+    const exited = once(runner, 'exit');
+    runner.stdin.end();
+    const [code] = await exited;
+    assert.equal(code, 0, stderr);
+  });
+});
