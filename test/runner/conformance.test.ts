@@ -11,6 +11,7 @@ const RUNNER = path.resolve(__dirname, '..', '..', 'dist', 'runner.js');
 const CHECKS = [
   'tokenizer.encodings', 'tokenizer.chats', 'logits', 'z', 'patching.activation_all', 'patching.activation_last',
   'patching.path_all', 'patching.path_last', 'patching.zero_ablation_all', 'greedy_new_ids',
+  'loss', 'attn_grads', 'adamw_qkvo', 'adamw_qo',
 ];
 
 function conformance(args: string[]) {

@@ -43,6 +43,27 @@ export interface Reference {
   patching_last_logits: Record<PatchingMethod, number[][][]>;
   greedy_new_ids: number[];
   generate_new_ids: number[];
+  train_ids: number[];
+  train_labels: number[];
+  loss: number;
+  /** per layer: 'q_proj.weight' etc. -> gradient in PyTorch layout */
+  attn_grads: Record<string, number[] | number[][]>[];
+  /** [[layer, head], ...] */
+  tuned_heads: [number, number][];
+  adamw_qkvo: AdamWRun;
+  adamw_qo: AdamWRun;
+  adamw_qkvo_changed_params: Record<string, number[] | number[][]>;
+  adamw_qo_changed_params: Record<string, number[] | number[][]>;
+}
+
+export interface AdamWRun {
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  weight_decay: number;
+  steps: number;
+  /** losses[i] before step i; the last after all steps */
+  losses: number[];
 }
 
 export interface ReferenceCase {

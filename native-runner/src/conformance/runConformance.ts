@@ -3,6 +3,7 @@ import type { DeviceRequest } from '../runtime/session';
 import type { GraphDtype } from '../model/weightFile';
 import { checkForward, checkGreedy, checkPatching, checkTokenizer, TOLERANCE, type Check } from './conformance';
 import { readReferenceCase } from './referenceCase';
+import { checkAdamW, checkGradients } from './trainingConformance';
 
 export interface CaseResult {
   case: string;
@@ -28,7 +29,11 @@ export async function runCase(dir: string, options: ConformanceOptions): Promise
   try {
     const tolerance = TOLERANCE[options.dtype];
     const checks: Record<string, Check> = { ...checkTokenizer(model.tokenizer, c), ...(await checkForward(model, c, tolerance)) };
-    if (options.dtype === 'float32') Object.assign(checks, await checkPatching(model, c, tolerance), await checkGreedy(model, c));
+    if (options.dtype === 'float32') {
+      Object.assign(checks, await checkPatching(model, c, tolerance), await checkGreedy(model, c), await checkGradients(model, c));
+      checks.adamw_qkvo = await checkAdamW(model, c, true);
+      checks.adamw_qo = await checkAdamW(model, c, false);
+    }
     const { placement } = await model.graph({ dtype: model.dtype, logits: 'all', nextToken: false, z: 'all', interventions: false, kvCache: false });
     return { case: c.name, pass: Object.values(checks).every((x) => x.pass), checks, provider: placement.provider, dtype: options.dtype };
   } finally {

@@ -1,7 +1,7 @@
 import type { ModelConfig } from '../checkpoint/config';
-import { Graph, type ElemType } from '../onnx/graph';
+import { Graph, type Dim, type ElemType } from '../onnx/graph';
 import { inverseFrequencies } from './rope';
-import type { GraphDtype, WeightFile } from './weightFile';
+import type { GraphDtype } from './weightFile';
 
 /**
  * Compiles a llama-family decoder (llama, mistral, qwen2, qwen3) into one ONNX graph, op for op as transformers'
@@ -17,8 +17,11 @@ import type { GraphDtype, WeightFile } from './weightFile';
 
 export interface DecoderGraphOptions {
   dtype: GraphDtype;
-  /** logits for the last position only ([B, V]) or for every position ([B, T, V]) */
-  logits: 'last' | 'all';
+  /**
+   * logits for the last position only ([B, V] output), for every position ([B, T, V] output), or for the
+   * flattened positions listed in the input `loss_rows` [M] (no output: the training graph takes them)
+   */
+  logits: 'last' | 'all' | 'rows';
   /** also return argmax of the last position's logits as `next_token` [B] */
   nextToken: boolean;
   /** return each layer's o_proj input `z.{l}` ([B, T, H*D] or the last position [B, H*D]) */
@@ -27,6 +30,17 @@ export interface DecoderGraphOptions {
   interventions: boolean;
   /** `past_key.{l}`/`past_value.{l}` inputs and `present_*` outputs */
   kvCache: boolean;
+  /** concrete input sizes instead of symbolic ones (training graphs, whose shape arithmetic ORT then folds) */
+  shape?: { batch: number; tokens: number; rows: number };
+}
+
+/** Supplies a parameter by its transformers name: an initializer, or a graph input when it is being trained. */
+export type WeightBinder = (g: Graph, name: string) => string;
+
+export interface DecoderGraph {
+  graph: Graph;
+  /** the logits value: [B, V], [N, V] or [M, V] as options.logits says */
+  logits: string;
 }
 
 /**
@@ -46,7 +60,7 @@ export const INTERVENTION_INPUTS = [
 /** Large negative score for masked keys: transformers' `torch.finfo(dtype).min` in float32. */
 const MASKED_SCORE = -3.4028234663852886e38;
 
-export function buildDecoderGraph(config: ModelConfig, weights: WeightFile, options: DecoderGraphOptions): Graph {
+export function buildDecoderGraph(config: ModelConfig, weights: WeightBinder, options: DecoderGraphOptions): DecoderGraph {
   return new DecoderBuilder(config, weights, options).build();
 }
 
@@ -61,17 +75,17 @@ class DecoderBuilder {
 
   constructor(
     private readonly config: ModelConfig,
-    private readonly weights: WeightFile,
+    private readonly bindWeight: WeightBinder,
     private readonly options: DecoderGraphOptions,
   ) {
     this.dt = options.dtype;
   }
 
-  build(): Graph {
+  build(): DecoderGraph {
     const { g, config: c, options: o } = this;
-    const ids = g.input('input_ids', 'int64', ['batch', 'new']);
-    g.input('attention_mask', 'int64', ['batch', 'keys']);
-    const positions = g.input('position_ids', 'int64', ['batch', 'new']);
+    const ids = g.input('input_ids', 'int64', [this.dim('batch'), this.dim('new')]);
+    g.input('attention_mask', 'int64', [this.dim('batch'), this.dim(o.kvCache ? 'keys' : 'new')]);
+    const positions = g.input('position_ids', 'int64', [this.dim('batch'), this.dim('new')]);
     if (o.interventions) this.declareInterventionInputs();
     this.btShape = g.op('Shape', [ids]);
     this.rotaryTables(positions);
@@ -79,19 +93,25 @@ class DecoderBuilder {
     const embedded = g.op('Reshape', [g.op('Gather', [this.weight('model.embed_tokens.weight'), ids]), g.ints([-1, c.hiddenSize])]);
     let x = this.toFloat32(embedded);
     for (let l = 0; l < c.numLayers; l++) x = this.layer(l, x); // [N, C] float32
-    this.head(x);
-    return g;
+    return { graph: g, logits: this.head(x) };
+  }
+
+  /** A symbolic dim, or its concrete size in a graph of fixed shape. */
+  private dim(name: 'batch' | 'new' | 'keys' | 'rows'): Dim {
+    const shape = this.options.shape;
+    if (!shape) return name;
+    return { batch: shape.batch, new: shape.tokens, keys: shape.tokens, rows: shape.rows }[name];
   }
 
   private declareInterventionInputs(): void {
     const { g, config: c } = this;
-    g.input('patch_source', 'int64', ['batch']);
-    g.input('patch_heads', 'bool', ['batch', c.numLayers, c.numHeads]);
-    g.input('patch_positions', 'bool', ['batch', 'new']);
-    g.input('ablate_heads', 'bool', ['batch', c.numLayers, c.numHeads]);
+    g.input('patch_source', 'int64', [this.dim('batch')]);
+    g.input('patch_heads', 'bool', [this.dim('batch'), c.numLayers, c.numHeads]);
+    g.input('patch_positions', 'bool', [this.dim('batch'), this.dim('new')]);
+    g.input('ablate_heads', 'bool', [this.dim('batch'), c.numLayers, c.numHeads]);
     g.input('ablate_values', this.dt, [c.numLayers, c.numHeads, c.headDim]);
-    g.input('hold_source', 'int64', ['batch']);
-    g.input('hold_layers', 'bool', ['batch', c.numLayers]);
+    g.input('hold_source', 'int64', [this.dim('batch')]);
+    g.input('hold_layers', 'bool', [this.dim('batch'), c.numLayers]);
   }
 
   private layer(l: number, x: string): string {
@@ -111,8 +131,8 @@ class DecoderBuilder {
     let k = this.heads(this.linear(x, `${p}.k_proj`, c.qkvBias), c.numKvHeads, c.qkNorm ? `${p}.k_norm.weight` : null);
     let v = this.heads(this.linear(x, `${p}.v_proj`, c.qkvBias), c.numKvHeads, null, false);
     if (o.kvCache) {
-      k = g.op('Concat', [g.input(`past_key.${l}`, this.dt, ['batch', c.numKvHeads, 'past', c.headDim]), k], { axis: 2 });
-      v = g.op('Concat', [g.input(`past_value.${l}`, this.dt, ['batch', c.numKvHeads, 'past', c.headDim]), v], { axis: 2 });
+      k = g.op('Concat', [g.input(`past_key.${l}`, this.dt, [this.dim('batch'), c.numKvHeads, 'past', c.headDim]), k], { axis: 2 });
+      v = g.op('Concat', [g.input(`past_value.${l}`, this.dt, [this.dim('batch'), c.numKvHeads, 'past', c.headDim]), v], { axis: 2 });
       g.output(`present_key.${l}`, k, this.dt, ['batch', c.numKvHeads, 'keys', c.headDim]);
       g.output(`present_value.${l}`, v, this.dt, ['batch', c.numKvHeads, 'keys', c.headDim]);
     }
@@ -186,17 +206,22 @@ class DecoderBuilder {
     return this.linear(g.op('Mul', [act, up]), `${p}.mlp.down_proj`, c.mlpBias);
   }
 
-  /** Final norm and lm_head, on the last position only unless every position's logits are asked for. */
-  private head(x: string): void {
+  /** Final norm and lm_head, only on the positions whose logits are asked for. */
+  private head(x: string): string {
     const { g, config: c, options: o } = this;
     const lmHead = this.weight(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
     const rows = g.op('Reshape', [x, g.op('Concat', [this.btShape, g.ints([c.hiddenSize])], { axis: 0 })]); // [B, T, C]
-    const selected = o.logits === 'last' ? g.op('Squeeze', [this.lastPosition(rows), g.ints([1])]) : x; // [B, C] | [N, C]
+    const selected = {
+      last: () => g.op('Squeeze', [this.lastPosition(rows), g.ints([1])]), // [B, C]
+      all: () => x, // [N, C]
+      rows: () => g.op('Gather', [x, g.input('loss_rows', 'int64', [this.dim('rows')])], { axis: 0 }), // [M, C]
+    }[o.logits]();
     const logits = this.toFloat32(g.op('Gemm', [this.rmsNorm(selected, 'model.norm.weight'), lmHead], { transB: 1 }));
+    if (o.logits === 'rows') return logits;
     if (o.logits === 'last') {
       g.output('logits', logits, 'float32', ['batch', c.vocabSize]);
       if (o.nextToken) g.output('next_token', g.op('ArgMax', [logits], { axis: -1, keepdims: 0 }), 'int64', ['batch']);
-      return;
+      return logits;
     }
     const all = g.op('Reshape', [logits, g.op('Concat', [this.btShape, g.ints([c.vocabSize])], { axis: 0 })]);
     g.output('logits', all, 'float32', ['batch', 'new', c.vocabSize]);
@@ -204,6 +229,7 @@ class DecoderBuilder {
       const last = g.op('Squeeze', [this.lastPosition(all), g.ints([1])]);
       g.output('next_token', g.op('ArgMax', [last], { axis: -1, keepdims: 0 }), 'int64', ['batch']);
     }
+    return logits;
   }
 
   /** [B, T, ...] -> [B, 1, ...] */
@@ -277,11 +303,7 @@ class DecoderBuilder {
   }
 
   private weight(name: string): string {
-    const { g } = this;
-    if (g.initializers.has(name)) return name;
-    const tensor = this.weights.tensors.get(name);
-    if (!tensor) throw new Error(`weight ${name} is not in the weight file`);
-    return g.initializer(name, tensor);
+    return this.bindWeight(this.g, name);
   }
 
   private constant(value: number): string {

@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint';
 import { float32ToFloat16 } from '../checkpoint/halfFloat';
-import { readTensor, readTensorBytes } from '../checkpoint/safetensors';
-import type { ExternalTensor } from '../onnx/graph';
+import { readTensor, readTensorBytes, type TensorInfo } from '../checkpoint/safetensors';
+import type { ExternalTensor, Graph } from '../onnx/graph';
 
 /**
  * The checkpoint's weights in the graph's dtype, laid out in one file that every graph of the model refers to as
@@ -72,7 +72,7 @@ function writeWeightFile(checkpoint: Checkpoint, dtype: GraphDtype, dir: string)
   writeFileAtomic(path.join(dir, INDEX), JSON.stringify(index));
 }
 
-function tensorBytes(info: Checkpoint['tensors'] extends Map<string, infer T> ? T : never, dtype: GraphDtype): Uint8Array {
+function tensorBytes(info: TensorInfo, dtype: GraphDtype): Uint8Array {
   if (dtype === 'float32' && info.dtype === 'F32') return readTensorBytes(info);
   const values = readTensor(info);
   const out = dtype === 'float32' ? values : float32ToFloat16(values);
@@ -83,4 +83,14 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, data);
   fs.renameSync(tmp, file);
+}
+
+/** Binds every parameter to its tensor in the weight file, once per graph. */
+export function fileWeights(weights: WeightFile): (g: Graph, name: string) => string {
+  return (g, name) => {
+    if (g.initializers.has(name)) return name;
+    const tensor = weights.tensors.get(name);
+    if (!tensor) throw new Error(`weight ${name} is not in the weight file`);
+    return g.initializer(name, tensor);
+  };
 }

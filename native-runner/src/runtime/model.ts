@@ -6,7 +6,7 @@ import { loadCheckpoint, type Checkpoint } from '../checkpoint/checkpoint';
 import type { ModelConfig } from '../checkpoint/config';
 import { ModelTokenizer } from '../checkpoint/tokenizer';
 import { buildDecoderGraph, type DecoderGraphOptions } from '../model/decoder';
-import { prepareWeightFile, writeFileAtomic, type GraphDtype, type WeightFile } from '../model/weightFile';
+import { fileWeights, prepareWeightFile, writeFileAtomic, type GraphDtype, type WeightFile } from '../model/weightFile';
 import { leftPadded, tokenFeeds } from './batch';
 import { interventionFeeds } from './interventions';
 import { createSession, type DeviceRequest, type PlacementReport } from './session';
@@ -68,7 +68,7 @@ export class Model {
   }
 
   private async compile(options: DecoderGraphOptions): Promise<CompiledGraph> {
-    const bytes = buildDecoderGraph(this.config, this.weights, options).serialize();
+    const bytes = buildDecoderGraph(this.config, fileWeights(this.weights), options).graph.serialize();
     const hash = crypto.createHash('sha256').update(bytes).digest('hex').slice(0, 16);
     const file = path.join(this.weights.dir, `graph-${hash}.onnx`);
     if (!fs.existsSync(file)) writeFileAtomic(file, bytes);
