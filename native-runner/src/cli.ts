@@ -5,6 +5,8 @@ import { Model } from './runtime/model';
 import type { DeviceRequest } from './runtime/session';
 import type { GraphDtype } from './model/weightFile';
 import { serve } from './server';
+import { count, oneOf, required, UsageError } from './cliOptions';
+import { TUNE_USAGE, tuneCommand } from './training/tuneCommand';
 
 /** `pinpoint <command>`: the runner's command line, for headless use and CI. */
 
@@ -17,10 +19,9 @@ commands:
       [--device auto|cpu|cuda] [--dtype float32|float16]
   generate --model <dir> (--prompt <text> | --chat <user message>)
       [--max-new-tokens N] [--device auto|cpu|cuda] [--dtype float32|float16]
+  ${TUNE_USAGE.replace(/\n/g, '\n  ')}
   serve                       speak JSON-RPC on stdin/stdout (used by the VS Code extension)
 `;
-
-class UsageError extends Error {}
 
 const DEVICE_DTYPE = {
   device: { type: 'string', default: 'auto' },
@@ -33,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
     case 'conformance': return conformance(rest);
     case 'info': return info(rest);
     case 'generate': return generate(rest);
+    case 'tune': return tuneCommand(rest);
     case 'serve': return serve();
     case undefined: case '--help': case '-h':
       process.stdout.write(USAGE);
@@ -73,31 +75,18 @@ async function generate(args: string[]): Promise<number> {
   const ids = values.chat !== undefined
     ? model.tokenizer.encodeChat([{ role: 'user', content: values.chat }], { addGenerationPrompt: true })
     : model.tokenizer.encode(values.prompt!);
-  const [out] = await greedyGenerate(model, [ids], { maxNewTokens: positiveInt(values['max-new-tokens']!, '--max-new-tokens') });
+  const [out] = await greedyGenerate(model, [ids], { maxNewTokens: count(values['max-new-tokens']!, '--max-new-tokens') });
   process.stdout.write(`${model.tokenizer.decode(out, { skipSpecialTokens: true })}\n`);
   await model.dispose();
   return 0;
 }
 
-function required(value: string | undefined, flag: string): string {
-  if (value === undefined) throw new UsageError(`${flag} is required`);
-  return value;
-}
-
 function device(value: string | undefined): DeviceRequest {
-  if (value === 'auto' || value === 'cpu' || value === 'cuda') return value;
-  throw new UsageError(`--device must be auto, cpu or cuda (got "${value}")`);
+  return oneOf<DeviceRequest>(value, ['auto', 'cpu', 'cuda'], '--device');
 }
 
 function dtype(value: string | undefined): GraphDtype {
-  if (value === 'float32' || value === 'float16') return value;
-  throw new UsageError(`--dtype must be float32 or float16 (got "${value}")`);
-}
-
-function positiveInt(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive integer (got "${value}")`);
-  return n;
+  return oneOf<GraphDtype>(value, ['float32', 'float16'], '--dtype');
 }
 
 main(process.argv.slice(2)).then(

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expectedTensorShapes } from './checkpoint';
 import { parseConfig } from './config';
+import { normalSampler } from '../seededRandom';
 import { writeSafetensors, writeShardedSafetensors, type TensorToWrite } from './safetensors';
 
 /**
@@ -42,17 +43,4 @@ export function writeRandomCheckpoint(dir: string, hubConfig: Record<string, unk
     const from = path.join(options.tokenizerFrom, file);
     if (fs.existsSync(from)) fs.copyFileSync(from, path.join(dir, file));
   }
-}
-
-/** Standard normal samples from a seeded generator (mulberry32 + Box-Muller), identical on every machine. */
-export function normalSampler(seed: number): () => number {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }

@@ -50,13 +50,19 @@ const PICKLE_EXTENSIONS = ['.bin', '.pt', '.pth'];
 const MAX_HEADER_BYTES = 100_000_000;
 
 export function readSafetensorsHeader(file: string): Map<string, TensorInfo> {
+  return readSafetensors(file).tensors;
+}
+
+/** The header's tensors and its `__metadata__` (string to string, as the format defines it). */
+export function readSafetensors(file: string): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
   const absolute = path.resolve(file);
   const fd = openForReading(absolute);
   try {
     const fileSize = fs.fstatSync(fd).size;
     const headerLength = readHeaderLength(fd, absolute, fileSize);
     const header = parseHeaderJson(readAt(fd, 8, headerLength), absolute);
-    return tensorsOfHeader(header, absolute, 8 + headerLength, fileSize);
+    const metadata = isRecord(header.__metadata__) ? (header.__metadata__ as Record<string, string>) : {};
+    return { tensors: tensorsOfHeader(header, absolute, 8 + headerLength, fileSize), metadata };
   } finally {
     fs.closeSync(fd);
   }

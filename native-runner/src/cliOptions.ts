@@ -1,0 +1,23 @@
+/** Checked values of command-line options, shared by every `pinpoint` command. */
+
+export class UsageError extends Error {}
+
+export function required(value: string | undefined, flag: string): string {
+  if (value === undefined) throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+export function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T {
+  if (!allowed.includes(value as T)) throw new UsageError(`${flag} must be one of ${allowed.join(', ')} (got "${value}")`);
+  return value as T;
+}
+
+function number(value: string, flag: string, ok: (n: number) => boolean, what: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new UsageError(`${flag} must be ${what} (got "${value}")`);
+  return n;
+}
+
+export const count = (value: string, flag: string) => number(value, flag, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+export const positive = (value: string, flag: string) => number(value, flag, (n) => n > 0, 'a positive number');
+export const nonNegative = (value: string, flag: string) => number(value, flag, (n) => n >= 0, 'a non-negative number');

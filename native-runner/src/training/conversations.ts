@@ -1,0 +1,85 @@
+import fs from 'node:fs';
+import type { ChatMessage, ModelTokenizer } from '../checkpoint/tokenizer';
+import { IGNORE_INDEX, type Example } from './lossBatch';
+
+/**
+ * Training data: JSONL, one conversation per line, `{"messages": [{"role": ..., "content": ...}, ...]}`,
+ * rendered with the checkpoint's chat template. The loss is taken on the last assistant message (or on every
+ * assistant message), including the template's end-of-turn tokens after it, so the model learns to stop.
+ */
+
+export type LossOn = 'last' | 'all';
+export type OnBadLine = 'skip' | 'stop';
+
+export interface DataProblem {
+  file: string;
+  line: number;
+  reason: string;
+}
+
+export interface TrainingData {
+  examples: Example[];
+  /** lines skipped, each with file:line and the reason */
+  skipped: DataProblem[];
+}
+
+export class DataError extends Error {
+  constructor(readonly problem: DataProblem) {
+    super(`${problem.file}:${problem.line}: ${problem.reason}`);
+  }
+}
+
+export function readConversations(file: string, tokenizer: ModelTokenizer, options: { lossOn: LossOn; onBadLine: OnBadLine }): TrainingData {
+  const examples: Example[] = [];
+  const skipped: DataProblem[] = [];
+  fs.readFileSync(file, 'utf8').split('\n').forEach((text, i) => {
+    if (text.trim() === '') return;
+    try {
+      examples.push(labelled(parseConversation(text), tokenizer, options.lossOn));
+    } catch (e) {
+      const problem = { file, line: i + 1, reason: (e as Error).message };
+      if (options.onBadLine === 'stop') throw new DataError(problem);
+      skipped.push(problem);
+    }
+  });
+  if (examples.length === 0) throw new DataError({ file, line: 0, reason: `no usable conversation (${skipped.length} lines skipped)` });
+  return { examples, skipped };
+}
+
+function parseConversation(text: string): ChatMessage[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`invalid JSON (${(e as Error).message})`);
+  }
+  const messages = (value as { messages?: unknown })?.messages;
+  if (!Array.isArray(messages) || messages.length === 0) throw new Error('expected {"messages": [...]} with at least one message');
+  return messages.map((m, i) => {
+    const { role, content } = (m ?? {}) as Record<string, unknown>;
+    if (typeof role !== 'string' || typeof content !== 'string') throw new Error(`messages[${i}] needs string "role" and "content"`);
+    return { role, content };
+  });
+}
+
+/** Token ids of the conversation up to its last assistant message, labelled on the assistant tokens. */
+function labelled(messages: ChatMessage[], tokenizer: ModelTokenizer, lossOn: LossOn): Example {
+  const assistant = messages.flatMap((m, i) => (m.role === 'assistant' ? [i] : []));
+  if (assistant.length === 0) throw new Error('no assistant message to learn from');
+  const last = assistant[assistant.length - 1];
+  const ids = tokenizer.encodeChat(messages.slice(0, last + 1), { addGenerationPrompt: false });
+  const labels = new Array<number>(ids.length).fill(IGNORE_INDEX);
+  for (const i of lossOn === 'last' ? [last] : assistant) {
+    const prefix = tokenizer.encodeChat(messages.slice(0, i), { addGenerationPrompt: true });
+    if (!startsWith(ids, prefix)) {
+      throw new Error(`the chat template renders the turns before message ${i} differently inside the whole conversation`);
+    }
+    const end = i === last ? ids.length : tokenizer.encodeChat(messages.slice(0, i + 1), { addGenerationPrompt: false }).length;
+    for (let t = prefix.length; t < end; t++) labels[t] = ids[t];
+  }
+  return { ids, labels };
+}
+
+function startsWith(ids: number[], prefix: number[]): boolean {
+  return prefix.length <= ids.length && prefix.every((id, i) => ids[i] === id);
+}

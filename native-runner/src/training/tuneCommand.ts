@@ -1,0 +1,94 @@
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { HeadRef } from '../runtime/interventions';
+import type { DeviceRequest } from '../runtime/session';
+import { ADAMW_DEFAULTS } from './adamw';
+import type { LossOn, OnBadLine } from './conversations';
+import type { TuneMode } from './parameters';
+import { SCHEDULES, type ScheduleKind } from './schedule';
+import { tune, type TuneConfig, type TuneProgress } from './tuneRun';
+import { count, nonNegative, oneOf, positive, required, UsageError } from '../cliOptions';
+
+export const TUNE_USAGE = `tune --model <dir> --data <file.jsonl> --out <dir>
+      [--heads <heads.json | l.h,l.h,...>] [--mode heads|attention|full] [--include-kv]
+      [--steps N] [--lr X] [--batch N] [--grad-accum N] [--weight-decay X] [--max-grad-norm X]
+      [--schedule constant|linear|cosine|polynomial] [--warmup N] [--seed N] [--save-every N]
+      [--loss-on last|all] [--on-bad-line skip|stop] [--device auto|cpu|cuda] [--resume]`;
+
+/** `pinpoint tune`: progress on stderr, the final checkpoint's folder on stdout. */
+export async function tuneCommand(args: string[]): Promise<number> {
+  const config = parseTuneArgs(args);
+  const result = await tune(config.config, config.resume, (p) => process.stderr.write(`${progressLine(p)}\n`));
+  for (const s of result.skipped) process.stderr.write(`skipped ${s.file}:${s.line}: ${s.reason}\n`);
+  process.stderr.write(`tuned on ${result.provider}; ${result.skipped.length} bad lines skipped\n`);
+  process.stdout.write(`${result.dir}\n`);
+  return 0;
+}
+
+function progressLine(p: TuneProgress): string {
+  const eta = p.etaSeconds >= 60 ? `${Math.floor(p.etaSeconds / 60)}m${Math.round(p.etaSeconds % 60)}s` : `${p.etaSeconds.toFixed(0)}s`;
+  return `step ${p.step}/${p.steps}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  grad-norm ${p.gradNorm.toFixed(3)}  ${Math.round(p.tokensPerSecond)} tokens/s  ETA ${eta}`;
+}
+
+export function parseTuneArgs(args: string[]): { config: TuneConfig; resume: boolean } {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, heads: { type: 'string' },
+      mode: { type: 'string', default: 'heads' }, 'include-kv': { type: 'boolean', default: false },
+      steps: { type: 'string', default: '100' }, lr: { type: 'string', default: '1e-4' }, batch: { type: 'string', default: '8' },
+      'grad-accum': { type: 'string', default: '1' }, 'weight-decay': { type: 'string', default: String(ADAMW_DEFAULTS.weightDecay) },
+      'max-grad-norm': { type: 'string', default: '1' }, schedule: { type: 'string', default: 'linear' },
+      warmup: { type: 'string', default: '0' }, seed: { type: 'string', default: '0' }, 'save-every': { type: 'string', default: '50' },
+      'loss-on': { type: 'string', default: 'last' }, 'on-bad-line': { type: 'string', default: 'skip' },
+      device: { type: 'string', default: 'auto' }, resume: { type: 'boolean', default: false },
+    },
+  });
+  const mode = oneOf<TuneMode>(v.mode, ['heads', 'attention', 'full'], '--mode');
+  if (mode === 'heads' && !v.heads) throw new UsageError('--mode heads needs --heads');
+  const steps = count(v.steps!, '--steps');
+  return {
+    resume: v.resume!,
+    config: {
+      model: required(v.model, '--model'),
+      data: required(v.data, '--data'),
+      out: required(v.out, '--out'),
+      device: oneOf<DeviceRequest>(v.device, ['auto', 'cpu', 'cuda'], '--device'),
+      spec: { mode, heads: mode === 'heads' ? parseHeads(v.heads!) : [], includeKeyValue: v['include-kv']! },
+      steps,
+      batchSize: count(v.batch!, '--batch'),
+      gradAccum: count(v['grad-accum']!, '--grad-accum'),
+      adamw: { ...ADAMW_DEFAULTS, lr: positive(v.lr!, '--lr'), weightDecay: nonNegative(v['weight-decay']!, '--weight-decay') },
+      schedule: oneOf<ScheduleKind>(v.schedule, SCHEDULES, '--schedule'),
+      warmupSteps: nonNegative(v.warmup!, '--warmup'),
+      maxGradNorm: nonNegative(v['max-grad-norm']!, '--max-grad-norm'),
+      seed: nonNegative(v.seed!, '--seed'),
+      saveEvery: count(v['save-every']!, '--save-every'),
+      lossOn: oneOf<LossOn>(v['loss-on'], ['last', 'all'], '--loss-on'),
+      onBadLine: oneOf<OnBadLine>(v['on-bad-line'], ['skip', 'stop'], '--on-bad-line'),
+    },
+  };
+}
+
+/**
+ * Heads as `layer.head` pairs separated by commas, or a JSON file: a list of [layer, head] pairs or
+ * {layer, head} objects, or an object whose `heads` holds such a list (what `pinpoint locate` writes).
+ */
+export function parseHeads(text: string): HeadRef[] {
+  if (fs.existsSync(text)) return headsFromJson(JSON.parse(fs.readFileSync(text, 'utf8')), text);
+  return text.split(',').map((pair) => {
+    const m = /^\s*(\d+)\.(\d+)\s*$/.exec(pair);
+    if (!m) throw new UsageError(`--heads: "${pair}" is not layer.head (e.g. 12.3), and no file of that name exists`);
+    return { layer: Number(m[1]), head: Number(m[2]) };
+  });
+}
+
+function headsFromJson(value: unknown, file: string): HeadRef[] {
+  const list = Array.isArray(value) ? value : (value as { heads?: unknown })?.heads;
+  if (!Array.isArray(list) || list.length === 0) throw new UsageError(`${file}: expected a non-empty list of heads, or {"heads": [...]}`);
+  return list.map((h, i) => {
+    const [layer, head] = Array.isArray(h) ? h : [(h as HeadRef)?.layer, (h as HeadRef)?.head];
+    if (!Number.isInteger(layer) || !Number.isInteger(head)) throw new UsageError(`${file}: heads[${i}] is not [layer, head] or {"layer", "head"}`);
+    return { layer, head };
+  });
+}

@@ -1,0 +1,161 @@
+import path from 'node:path';
+import { Model } from '../runtime/model';
+import { shuffled } from '../seededRandom';
+import type { DeviceRequest } from '../runtime/session';
+import type { AdamWHyper } from './adamw';
+import { readConversations, type DataProblem, type LossOn, type OnBadLine } from './conversations';
+import type { Example } from './lossBatch';
+import type { TuneSpec } from './parameters';
+import type { ScheduleKind } from './schedule';
+import { Trainer } from './trainer';
+import { latestCheckpoint, loadState, saveCheckpoint, sha256File, weightsSha256, type Manifest } from './tunedCheckpoint';
+
+/** A tuning run from data file to checkpoints: the `pinpoint tune` command and the extension's Tune job. */
+
+export interface TuneConfig {
+  model: string;
+  data: string;
+  out: string;
+  device: DeviceRequest;
+  spec: TuneSpec;
+  steps: number;
+  /** examples per micro-batch, and micro-batches accumulated per optimizer step */
+  batchSize: number;
+  gradAccum: number;
+  adamw: AdamWHyper;
+  schedule: ScheduleKind;
+  warmupSteps: number;
+  maxGradNorm: number;
+  seed: number;
+  saveEvery: number;
+  lossOn: LossOn;
+  onBadLine: OnBadLine;
+}
+
+export interface TuneProgress {
+  step: number;
+  steps: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSecond: number;
+  etaSeconds: number;
+}
+
+export interface TuneResult {
+  /** the newest checkpoint: a Hub checkpoint of the tuned model */
+  dir: string;
+  losses: number[];
+  skipped: DataProblem[];
+  provider: string;
+}
+
+export class TuneError extends Error {}
+
+export async function tune(config: TuneConfig, resume: boolean, onProgress: (p: TuneProgress) => void): Promise<TuneResult> {
+  const model = Model.load(config.model, { device: config.device, dtype: 'float32' });
+  const trainer = new Trainer(model, {
+    spec: config.spec,
+    adamw: config.adamw,
+    schedule: { kind: config.schedule, warmupSteps: config.warmupSteps, totalSteps: config.steps },
+    maxGradNorm: config.maxGradNorm,
+    tokenQuantum: 32,
+    rowQuantum: 32,
+  });
+  try {
+    const data = readConversations(config.data, model.tokenizer, { lossOn: config.lossOn, onBadLine: config.onBadLine });
+    const manifest = newManifest(config, model, trainer);
+    restore(config, trainer, manifest, resume);
+    const order = new DataOrder(data.examples.length, config.seed);
+    let dir = latestCheckpoint(config.out) ?? '';
+    const started = Date.now();
+    const firstStep = trainer.step;
+    while (trainer.step < config.steps) {
+      const micro = Array.from({ length: config.gradAccum }, (_, j) =>
+        order.batch(trainer.step * config.gradAccum + j, config.batchSize).map((i) => data.examples[i]));
+      const report = await trainer.train(micro);
+      record(manifest, report);
+      const done = trainer.step - firstStep;
+      const seconds = (Date.now() - started) / 1000;
+      onProgress({
+        step: trainer.step, steps: config.steps, loss: report.loss, lr: report.lr, gradNorm: report.gradNorm,
+        tokensPerSecond: tokensSeen(micro) / Math.max(1e-9, seconds / done),
+        etaSeconds: (seconds / done) * (config.steps - trainer.step),
+      });
+      if (trainer.step % config.saveEvery === 0 || trainer.step === config.steps) {
+        manifest.step = trainer.step;
+        dir = saveCheckpoint(config.out, model.checkpoint, trainer.slices, { params: trainer.params, states: trainer.states, manifest });
+      }
+    }
+    return { dir, losses: manifest.metrics.losses, skipped: data.skipped, provider: trainer.placement?.provider ?? 'cpu' };
+  } finally {
+    await trainer.dispose();
+    await model.dispose();
+  }
+}
+
+function tokensSeen(micro: Example[][]): number {
+  return micro.flat().reduce((n, e) => n + e.ids.length, 0);
+}
+
+function record(manifest: Manifest, report: { loss: number; lr: number; gradNorm: number }): void {
+  manifest.metrics.losses.push(report.loss);
+  manifest.metrics.lrs.push(report.lr);
+  manifest.metrics.gradNorms.push(report.gradNorm);
+}
+
+function newManifest(config: TuneConfig, model: Model, trainer: Trainer): Manifest {
+  return {
+    format: 'pinpoint-tune/1',
+    step: 0,
+    mode: config.spec.mode,
+    heads: config.spec.heads,
+    includeKeyValue: config.spec.includeKeyValue,
+    hyperparameters: {
+      steps: config.steps, batchSize: config.batchSize, gradAccum: config.gradAccum, ...config.adamw,
+      schedule: config.schedule, warmupSteps: config.warmupSteps, maxGradNorm: config.maxGradNorm, seed: config.seed, lossOn: config.lossOn,
+    },
+    data: [{ file: path.resolve(config.data), sha256: sha256File(config.data) }],
+    base: { dir: path.resolve(config.model), weightsSha256: weightsSha256(model.checkpoint) },
+    metrics: { losses: [], lrs: [], gradNorms: [] },
+    blocks: trainer.slices.map((s) => s.id),
+  };
+}
+
+/** Continues from the newest checkpoint when asked to, after checking it belongs to this very run. */
+function restore(config: TuneConfig, trainer: Trainer, manifest: Manifest, resume: boolean): void {
+  const latest = latestCheckpoint(config.out);
+  if (!latest) return;
+  if (!resume) throw new TuneError(`${config.out} already holds a tuning run (${latest}); pass --resume to continue it, or choose another --out`);
+  const saved = loadState(latest, trainer.slices);
+  const differences = (['mode', 'includeKeyValue', 'heads', 'hyperparameters', 'data', 'base', 'blocks'] as const)
+    .filter((key) => JSON.stringify(saved.manifest[key]) !== JSON.stringify(manifest[key]));
+  if (differences.length) throw new TuneError(`${latest}/pinpoint.json differs from this run in: ${differences.join(', ')}; resume with the same model, data and settings`);
+  for (const [id, values] of saved.params) trainer.params.get(id)!.set(values);
+  for (const [id, state] of saved.states) Object.assign(trainer.states.get(id)!, state);
+  trainer.step = saved.manifest.step;
+  Object.assign(manifest.metrics, saved.manifest.metrics);
+}
+
+/** Epoch after epoch of seeded permutations: which examples a micro-batch holds depends only on its index. */
+class DataOrder {
+  private readonly epochs = new Map<number, number[]>();
+
+  constructor(private readonly size: number, private readonly seed: number) {}
+
+  batch(index: number, batchSize: number): number[] {
+    return Array.from({ length: batchSize }, (_, k) => {
+      const position = index * batchSize + k;
+      return this.epoch(Math.floor(position / this.size))[position % this.size];
+    });
+  }
+
+  private epoch(e: number): number[] {
+    let order = this.epochs.get(e);
+    if (!order) {
+      order = shuffled(this.size, this.seed * 1_000_003 + e);
+      this.epochs.set(e, order);
+    }
+    return order;
+  }
+}
