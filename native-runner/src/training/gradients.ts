@@ -132,7 +132,8 @@ function sliceGradient(c: RuleContext): Grads {
     const axis = a < 0 ? a + input.length : a;
     const clamp = (x: number) => Math.min(Math.max(x < 0 ? x + input[axis] : x, 0), input[axis]);
     pads[axis] = clamp(starts[i]);
-    pads[axis + input.length] = input[axis] - clamp(ends[i]);
+    // an empty slice (end <= start) still pads back to the full extent
+    pads[axis + input.length] = input[axis] - Math.max(clamp(starts[i]), clamp(ends[i]));
   });
   return [g.op('Pad', [c.dy, g.ints(pads)])];
 }
@@ -161,6 +162,8 @@ function gatherGradient(c: RuleContext): Grads {
 function gemmGradient(c: RuleContext): Grads {
   const { g, node, dy } = c;
   if (node.attrs.transA) throw new Error('Gemm gradients are written for transA=0');
+  const scale = (name: string) => (node.attrs[name] as { float: number } | undefined)?.float ?? 1;
+  if (scale('alpha') !== 1 || scale('beta') !== 1) throw new Error('Gemm gradients are written for alpha = beta = 1');
   const [a, b] = node.inputs;
   const transB = node.attrs.transB === 1;
   const da = c.wanted[0] ? g.op('Gemm', [dy, b], transB ? {} : { transB: 1 }) : undefined;
