@@ -48,7 +48,6 @@ async function child(run: Run): Promise<void> {
   const ms = Number(process.hrtime.bigint() - start) / 1e6 / run.steps;
   const trainable = trainer.slices.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   process.stdout.write(JSON.stringify({ ms, maxRssMb: process.resourceUsage().maxRSS / 1024, provider: trainer.placement?.provider, trainable, heads: run.mode === 'heads' ? count : undefined }));
-  await trainer.dispose();
   await model.dispose();
 }
 

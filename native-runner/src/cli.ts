@@ -7,6 +7,7 @@ import type { GraphDtype } from './model/weightFile';
 import { serve } from './server';
 import { count, oneOf, required, UsageError } from './cliOptions';
 import { TUNE_USAGE, tuneCommand } from './training/tuneCommand';
+import { LOCATE_USAGE, locateCommand } from './localisation/locateCommand';
 
 /** `pinpoint <command>`: the runner's command line, for headless use and CI. */
 
@@ -20,6 +21,7 @@ commands:
   generate --model <dir> (--prompt <text> | --chat <user message>)
       [--max-new-tokens N] [--device auto|cpu|cuda] [--dtype float32|float16]
   ${TUNE_USAGE.replace(/\n/g, '\n  ')}
+  ${LOCATE_USAGE.replace(/\n/g, '\n  ')}
   serve                       speak JSON-RPC on stdin/stdout (used by the VS Code extension)
 `;
 
@@ -35,6 +37,7 @@ async function main(argv: string[]): Promise<number> {
     case 'info': return info(rest);
     case 'generate': return generate(rest);
     case 'tune': return tuneCommand(rest);
+    case 'locate': return locateCommand(rest);
     case 'serve': return serve();
     case undefined: case '--help': case '-h':
       process.stdout.write(USAGE);

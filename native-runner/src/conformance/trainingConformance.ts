@@ -35,25 +35,21 @@ function example(c: ReferenceCase): Example[][] {
 /** The loss and the gradient of every attention projection of every layer, from one training graph. */
 export async function checkGradients(model: Model, c: ReferenceCase): Promise<Record<string, Check>> {
   const t = trainer(model, { mode: 'attention', heads: [], includeKeyValue: false }, 0);
-  try {
-    const loss = await t.loss(example(c));
-    const grads = await t.gradientsByTensor(example(c));
-    const expected = [...attentionGradients(c)];
-    const missing = expected.filter(([name]) => !grads.has(name));
-    let err = missing.length ? Infinity : 0;
-    let pass = missing.length === 0 && grads.size === expected.length;
-    for (const [name, g] of expected) {
-      const r = compareGrad(grads.get(name) ?? new Float32Array(), g);
-      err = Math.max(err, r.err);
-      pass &&= r.pass;
-    }
-    return {
-      loss: { max_abs_err: Math.abs(loss - c.reference.loss), pass: Math.abs(loss - c.reference.loss) <= LOSS_TOL },
-      attn_grads: { max_abs_err: err, pass },
-    };
-  } finally {
-    await t.dispose();
+  const loss = await t.loss(example(c));
+  const grads = await t.gradientsByTensor(example(c));
+  const expected = [...attentionGradients(c)];
+  const missing = expected.filter(([name]) => !grads.has(name));
+  let err = missing.length ? Infinity : 0;
+  let pass = missing.length === 0 && grads.size === expected.length;
+  for (const [name, g] of expected) {
+    const r = compareGrad(grads.get(name) ?? new Float32Array(), g);
+    err = Math.max(err, r.err);
+    pass &&= r.pass;
   }
+  return {
+    loss: { max_abs_err: Math.abs(loss - c.reference.loss), pass: Math.abs(loss - c.reference.loss) <= LOSS_TOL },
+    attn_grads: { max_abs_err: err, pass },
+  };
 }
 
 /** Elementwise: within 1e-4 absolute, 1e-3 relative, or the element's own extra tolerance. */
@@ -82,25 +78,21 @@ export async function checkAdamW(model: Model, c: ReferenceCase, withKeyValue: b
   const changed = withKeyValue ? c.reference.adamw_qkvo_changed_params : c.reference.adamw_qo_changed_params;
   const heads = c.reference.tuned_heads.map(([layer, head]) => ({ layer, head }));
   const t = trainer(model, { mode: 'heads', heads, includeKeyValue: withKeyValue }, run.lr, run.betas, run.eps, run.weight_decay);
-  try {
-    const losses: number[] = [];
-    for (let i = 0; i < run.steps; i++) losses.push((await t.train(example(c))).loss);
-    losses.push(await t.loss(example(c)));
-    let err = Math.max(...losses.map((l, i) => Math.abs(l - run.losses[i])));
-    let pass = losses.length === run.losses.length && err <= LOSS_TOL;
-    const tuned = new Set(t.slices.map((s) => s.tensor));
-    pass &&= tuned.size === Object.keys(changed).length;
-    const initialGrad = attentionGradients(c);
-    const noiseTolerance = 0.01 * run.steps * run.lr;
-    for (const [name, values] of Object.entries(changed)) {
-      const grad = initialGrad.get(name)!;
-      const tolerance = (i: number) => (Math.abs(grad[i]) < ILL_CONDITIONED ? noiseTolerance : 0);
-      const r = compareGrad(tuned.has(name) ? t.tunedTensor(name) : new Float32Array(), (values as number[]).flat(), tolerance);
-      err = Math.max(err, r.err);
-      pass &&= r.pass;
-    }
-    return { max_abs_err: err, pass };
-  } finally {
-    await t.dispose();
+  const losses: number[] = [];
+  for (let i = 0; i < run.steps; i++) losses.push((await t.train(example(c))).loss);
+  losses.push(await t.loss(example(c)));
+  let err = Math.max(...losses.map((l, i) => Math.abs(l - run.losses[i])));
+  let pass = losses.length === run.losses.length && err <= LOSS_TOL;
+  const tuned = new Set(t.slices.map((s) => s.tensor));
+  pass &&= tuned.size === Object.keys(changed).length;
+  const initialGrad = attentionGradients(c);
+  const noiseTolerance = 0.01 * run.steps * run.lr;
+  for (const [name, values] of Object.entries(changed)) {
+    const grad = initialGrad.get(name)!;
+    const tolerance = (i: number) => (Math.abs(grad[i]) < ILL_CONDITIONED ? noiseTolerance : 0);
+    const r = compareGrad(tuned.has(name) ? t.tunedTensor(name) : new Float32Array(), (values as number[]).flat(), tolerance);
+    err = Math.max(err, r.err);
+    pass &&= r.pass;
   }
+  return { max_abs_err: err, pass };
 }

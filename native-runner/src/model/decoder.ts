@@ -64,9 +64,10 @@ export function buildDecoderGraph(config: ModelConfig, weights: WeightBinder, op
   return new DecoderBuilder(config, weights, options).build();
 }
 
-class DecoderBuilder {
-  private readonly g = new Graph('pinpoint_decoder');
-  private readonly dt: ElemType;
+/** The decoder's graph builder; subclasses add to the graph around what `tap` reports of each layer. */
+export class DecoderBuilder {
+  protected readonly g = new Graph('pinpoint_decoder');
+  protected readonly dt: ElemType;
   /** [B, T] and [B, K] shapes, and the masks per distinct sliding window */
   private btShape = '';
   private readonly masks = new Map<number | null, string>();
@@ -74,9 +75,9 @@ class DecoderBuilder {
   private sin = '';
 
   constructor(
-    private readonly config: ModelConfig,
+    protected readonly config: ModelConfig,
     private readonly bindWeight: WeightBinder,
-    private readonly options: DecoderGraphOptions,
+    protected readonly options: DecoderGraphOptions,
   ) {
     this.dt = options.dtype;
   }
@@ -96,6 +97,12 @@ class DecoderBuilder {
     return { graph: g, logits: this.head(x) };
   }
 
+  /**
+   * Values of layer l for subclasses: `z` [B, T, H, D] (the o_proj input, after interventions), `attnOut` [N, C]
+   * (the attention block's output, in the graph dtype) and `residMid` [N, C] (float32 residual after it).
+   */
+  protected tap(_layer: number, _values: { z?: string; attnOut?: string; residMid?: string }): void {}
+
   /** A symbolic dim, or its concrete size in a graph of fixed shape. */
   private dim(name: 'batch' | 'new' | 'keys' | 'rows'): Dim {
     const shape = this.options.shape;
@@ -114,12 +121,14 @@ class DecoderBuilder {
     g.input('hold_layers', 'bool', [this.dim('batch'), c.numLayers]);
   }
 
-  private layer(l: number, x: string): string {
+  protected layer(l: number, x: string): string {
     const { g } = this;
     const p = `model.layers.${l}`;
     let attnIn = this.rmsNorm(x, `${p}.input_layernorm.weight`); // [N, C]
     if (this.options.interventions) attnIn = this.hold(l, attnIn);
-    x = g.op('Add', [x, this.toFloat32(this.attention(l, attnIn))]);
+    const attnOut = this.attention(l, attnIn);
+    x = g.op('Add', [x, this.toFloat32(attnOut)]);
+    this.tap(l, { attnOut, residMid: x });
     const mlpIn = this.rmsNorm(x, `${p}.post_attention_layernorm.weight`);
     return g.op('Add', [x, this.toFloat32(this.mlp(p, mlpIn))]);
   }
@@ -138,6 +147,7 @@ class DecoderBuilder {
     }
     let z = this.scaledDotProduct(q, k, v, c.slidingWindows[l]); // [B, T, H, D]
     if (o.interventions) z = this.interveneOnHeads(l, z);
+    this.tap(l, { z });
     const zFlat = g.op('Reshape', [z, g.ints([0, 0, c.numHeads * c.headDim])]); // [B, T, H*D]
     if (o.z !== 'none') this.emitZ(l, zFlat);
     return this.linear(g.op('Reshape', [zFlat, g.ints([-1, c.numHeads * c.headDim])]), `${p}.o_proj`, c.oBias);
@@ -198,7 +208,7 @@ class DecoderBuilder {
     g.output(`z.${l}`, this.toFloat32(last), 'float32', ['batch', width]);
   }
 
-  private mlp(p: string, x: string): string {
+  protected mlp(p: string, x: string): string {
     const { g, config: c } = this;
     const gate = this.linear(x, `${p}.mlp.gate_proj`, c.mlpBias);
     const up = this.linear(x, `${p}.mlp.up_proj`, c.mlpBias);
@@ -233,13 +243,13 @@ class DecoderBuilder {
   }
 
   /** [B, T, ...] -> [B, 1, ...] */
-  private lastPosition(t: string): string {
+  protected lastPosition(t: string): string {
     const { g } = this;
     return g.op('Slice', [t, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])]);
   }
 
   /** y = x / sqrt(mean(x^2) + eps) * w over the last axis, in float32 whatever the graph's dtype. */
-  private rmsNorm(x: string, weightName: string): string {
+  protected rmsNorm(x: string, weightName: string): string {
     const { g, config: c } = this;
     const xf = this.toFloat32(x);
     const variance = g.op('ReduceMean', [g.op('Mul', [xf, xf]), g.ints([-1])], { keepdims: 1 });
@@ -249,7 +259,7 @@ class DecoderBuilder {
   }
 
   /** x W^T + b for x [N, in] and W [out, in] as stored in the checkpoint. */
-  private linear(x: string, prefix: string, bias: boolean): string {
+  protected linear(x: string, prefix: string, bias: boolean): string {
     const inputs = [x, this.weight(`${prefix}.weight`)];
     if (bias) inputs.push(this.weight(`${prefix}.bias`));
     return this.g.op('Gemm', inputs, { transB: 1 });
@@ -302,7 +312,7 @@ class DecoderBuilder {
     return mask;
   }
 
-  private weight(name: string): string {
+  protected weight(name: string): string {
     return this.bindWeight(this.g, name);
   }
 
@@ -310,11 +320,11 @@ class DecoderBuilder {
     return this.fromFloat32(this.g.scalar(value));
   }
 
-  private toFloat32(x: string): string {
+  protected toFloat32(x: string): string {
     return this.dt === 'float32' ? x : this.g.op('Cast', [x], { to: 1 });
   }
 
-  private fromFloat32(x: string): string {
+  protected fromFloat32(x: string): string {
     return this.dt === 'float32' ? x : this.g.op('Cast', [x], { to: 10 });
   }
 }

@@ -16,10 +16,13 @@ export interface TokenBatch {
   keys: number;
 }
 
-export function leftPadded(prompts: number[][], padId: number): TokenBatch {
+/** `length` pads to a fixed size (graphs compiled for one shape); by default to the longest prompt. */
+export function leftPadded(prompts: number[][], padId: number, length?: number): TokenBatch {
   if (prompts.length === 0) throw new Error('a batch needs at least one prompt');
-  const T = Math.max(...prompts.map((p) => p.length));
-  if (T === 0) throw new Error('a prompt must have at least one token');
+  const longest = Math.max(...prompts.map((p) => p.length));
+  if (longest === 0) throw new Error('a prompt must have at least one token');
+  if (length !== undefined && length < longest) throw new RangeError(`a prompt of ${longest} tokens does not fit ${length}`);
+  const T = length ?? longest;
   const B = prompts.length;
   const inputIds = new BigInt64Array(B * T).fill(BigInt(padId));
   const attentionMask = new BigInt64Array(B * T);

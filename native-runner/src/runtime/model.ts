@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { loadCheckpoint, type Checkpoint } from '../checkpoint/checkpoint';
 import type { ModelConfig } from '../checkpoint/config';
 import { ModelTokenizer } from '../checkpoint/tokenizer';
+import type { Graph } from '../onnx/graph';
 import { buildDecoderGraph, type DecoderGraphOptions } from '../model/decoder';
 import { fileWeights, prepareWeightFile, writeFileAtomic, type GraphDtype, type WeightFile } from '../model/weightFile';
 import { leftPadded, tokenFeeds } from './batch';
@@ -18,7 +19,6 @@ export interface LoadOptions {
 }
 
 export interface CompiledGraph {
-  options: DecoderGraphOptions;
   session: ort.InferenceSession;
   placement: PlacementReport;
 }
@@ -56,24 +56,33 @@ export class Model {
   }
 
   /** Compiles (once per distinct options) and opens the decoder graph. */
-  graph(options: DecoderGraphOptions): Promise<CompiledGraph> {
-    const key = JSON.stringify(options);
+  async graph(options: DecoderGraphOptions): Promise<CompiledGraph & { options: DecoderGraphOptions }> {
+    const compiled = await this.session(`decoder ${JSON.stringify(options)}`,
+      () => buildDecoderGraph(this.config, fileWeights(this.weights), options).graph,
+      (s) => this.probe(s, options));
+    return { ...compiled, options };
+  }
+
+  /**
+   * Opens a graph built over this model's weights, once per key. `probe` runs it once, with profiling on, so
+   * that the placement report says where its nodes actually ran.
+   */
+  session(key: string, build: () => Graph, probe: (s: ort.InferenceSession) => Promise<void>): Promise<CompiledGraph> {
     let compiled = this.graphs.get(key);
     if (!compiled) {
-      compiled = this.compile(options);
+      compiled = this.compile(build(), probe);
       this.graphs.set(key, compiled);
       compiled.catch(() => this.graphs.delete(key));
     }
     return compiled;
   }
 
-  private async compile(options: DecoderGraphOptions): Promise<CompiledGraph> {
-    const bytes = buildDecoderGraph(this.config, fileWeights(this.weights), options).graph.serialize();
+  private async compile(graph: Graph, probe: (s: ort.InferenceSession) => Promise<void>): Promise<CompiledGraph> {
+    const bytes = graph.serialize();
     const hash = crypto.createHash('sha256').update(bytes).digest('hex').slice(0, 16);
     const file = path.join(this.weights.dir, `graph-${hash}.onnx`);
     if (!fs.existsSync(file)) writeFileAtomic(file, bytes);
-    const { session, placement } = await createSession(file, this.device, (s) => this.probe(s, options));
-    return { options, session, placement };
+    return createSession(file, this.device, probe);
   }
 
   /** One tiny run, to measure where ORT placed the nodes. */

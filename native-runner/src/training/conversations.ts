@@ -23,9 +23,12 @@ export interface TrainingData {
   skipped: DataProblem[];
 }
 
+/** bad lines quoted when a file has no usable line at all */
+const MAX_LISTED = 10;
+
 export class DataError extends Error {
   constructor(readonly problem: DataProblem) {
-    super(`${problem.file}:${problem.line}: ${problem.reason}`);
+    super(problem.line > 0 ? `${problem.file}:${problem.line}: ${problem.reason}` : `${problem.file}: ${problem.reason}`);
   }
 }
 
@@ -42,7 +45,12 @@ export function readConversations(file: string, tokenizer: ModelTokenizer, optio
       skipped.push(problem);
     }
   });
-  if (examples.length === 0) throw new DataError({ file, line: 0, reason: `no usable conversation (${skipped.length} lines skipped)` });
+  if (examples.length === 0) {
+    // the file as a whole is unusable (line 0); say why each line was, since these lines are never reported otherwise
+    const listed = skipped.slice(0, MAX_LISTED).map((p) => `\n  ${p.file}:${p.line}: ${p.reason}`).join('');
+    const more = skipped.length > MAX_LISTED ? `\n  ... and ${skipped.length - MAX_LISTED} more` : '';
+    throw new DataError({ file, line: 0, reason: `no usable conversation (${skipped.length} lines skipped)${listed}${more}` });
+  }
   return { examples, skipped };
 }
 

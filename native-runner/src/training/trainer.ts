@@ -104,10 +104,6 @@ export class Trainer {
     for (const s of this.slices) if (s.tensor === name) writeBlock(tensor, s, this.params.get(s.id)!);
     return tensor;
   }
-
-  async dispose(): Promise<void> {
-    await this.session.dispose();
-  }
 }
 
 function addInto(sum: Float32Array, x: Float32Array): void {

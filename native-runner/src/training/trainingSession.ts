@@ -1,10 +1,7 @@
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { fileWeights, writeFileAtomic } from '../model/weightFile';
+import { fileWeights } from '../model/weightFile';
 import type { Model } from '../runtime/model';
-import { createSession, type PlacementReport } from '../runtime/session';
+import type { PlacementReport } from '../runtime/session';
 import type { LossBatch } from './lossBatch';
 import type { ParamSlice } from './parameters';
 import { buildTrainingGraph, type TrainingShape } from './trainingGraph';
@@ -19,7 +16,6 @@ export interface StepResult {
  * are the model's weight file; the blocks' current values are fed each step.
  */
 export class TrainingSession {
-  private readonly sessions = new Map<string, Promise<{ session: ort.InferenceSession; placement: PlacementReport }>>();
   placement: PlacementReport | undefined;
 
   constructor(readonly model: Model, readonly slices: ParamSlice[]) {
@@ -35,23 +31,10 @@ export class TrainingSession {
     return { loss: (out.loss.data as Float32Array)[0], grads };
   }
 
-  private session(shape: TrainingShape) {
-    const key = `${shape.batch}x${shape.tokens}x${shape.rows}`;
-    let s = this.sessions.get(key);
-    if (!s) {
-      s = this.compile(shape);
-      this.sessions.set(key, s);
-    }
-    return s;
-  }
-
-  private async compile(shape: TrainingShape) {
-    const graph = buildTrainingGraph(this.model.config, fileWeights(this.model.weights), this.slices, shape);
-    const bytes = graph.serialize();
-    const hash = crypto.createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-    const file = path.join(this.model.weights.dir, `train-${hash}.onnx`);
-    if (!fs.existsSync(file)) writeFileAtomic(file, bytes);
-    const compiled = await createSession(file, this.model.device, async (session) => { await session.run(this.placeholderFeeds(shape)); });
+  private async session(shape: TrainingShape) {
+    const compiled = await this.model.session(`train ${JSON.stringify(shape)} ${this.slices.map((s) => s.id).join(' ')}`,
+      () => buildTrainingGraph(this.model.config, fileWeights(this.model.weights), this.slices, shape),
+      async (session) => { await session.run(this.placeholderFeeds(shape)); });
     this.placement = compiled.placement;
     return compiled;
   }
@@ -69,10 +52,5 @@ export class TrainingSession {
     };
     for (const s of this.slices) feeds[s.id] = new ort.Tensor('float32', new Float32Array(s.shape.reduce((a, b) => a * b, 1)), s.shape);
     return feeds;
-  }
-
-  async dispose(): Promise<void> {
-    for (const s of await Promise.allSettled(this.sessions.values())) if (s.status === 'fulfilled') await s.value.session.release();
-    this.sessions.clear();
   }
 }

@@ -89,7 +89,6 @@ export async function tune(config: TuneConfig, resume: boolean, onProgress: (p: 
     }
     return { dir, losses: manifest.metrics.losses, skipped: data.skipped, provider: trainer.placement?.provider ?? 'cpu' };
   } finally {
-    await trainer.dispose();
     await model.dispose();
   }
 }

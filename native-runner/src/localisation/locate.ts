@@ -1,0 +1,136 @@
+import * as ort from 'onnxruntime-node';
+import type { HeadsFile, ItemScores, LocateMethod, LocateMetric } from '../../../src/protocol/heads';
+import type { EvalItem } from '../evaluation/item';
+import { fileWeights } from '../model/weightFile';
+import { leftPadded, tokenFeeds } from '../runtime/batch';
+import type { Model } from '../runtime/model';
+import { bucket } from '../training/lossBatch';
+import { weightsSha256 } from '../training/tunedCheckpoint';
+import { buildAttributionGraph } from './attributionGraph';
+import { metricGradient, metricValue, PAPER_RATIO_NOTE, relativeChange } from './metric';
+import { activationPatching, pathPatching, type PatchedLogits, type Positions } from './pathPatching';
+import { firstReplyToken, promptPair, type PromptPair } from './patchingPrompts';
+import { defaultTopK, rankHeads, spearman } from './ranking';
+
+export interface LocateOptions {
+  method: LocateMethod;
+  positions: Positions;
+  metric: LocateMetric;
+  challenge: string;
+  counterfactual: string;
+  targets: [string, string];
+  topK?: number;
+}
+
+interface ItemResult {
+  id: string;
+  reference: number;
+  /** [L][H] metric patched - metric reference */
+  effects: number[][];
+}
+
+/** Localisation scores of every head over the items, as heads.json holds them. */
+export async function locate(model: Model, items: EvalItem[], o: LocateOptions, onItem: (done: number, total: number) => void): Promise<HeadsFile> {
+  const started = Date.now();
+  const { numLayers: L, numHeads: H } = model.config;
+  const results: ItemResult[] = [];
+  const pathResults: ItemResult[] = [];
+  const skipped: { id: string; reason: string }[] = [];
+  let targetIds: [number, number] = [-1, -1];
+  for (const [i, item] of items.entries()) {
+    try {
+      const pair = promptPair(model.tokenizer, item, o.challenge, o.counterfactual);
+      targetIds = [firstReplyToken(model.tokenizer, pair.text, o.targets[0]), firstReplyToken(model.tokenizer, pair.text, o.targets[1])];
+      if (targetIds[0] === targetIds[1]) throw new Error(`targets ${o.targets.join(' and ')} start with the same token`);
+      results.push(await scoreItem(model, pair, targetIds, o, o.method));
+      if (o.method !== 'path') pathResults.push(await scoreItem(model, pair, targetIds, o, 'path'));
+    } catch (e) {
+      skipped.push({ id: item.id, reason: (e as Error).message });
+    }
+    onItem(i + 1, items.length);
+  }
+  if (results.length === 0) throw new Error(`no item could be localised: ${skipped.map((s) => `${s.id}: ${s.reason}`).slice(0, 3).join('; ')}`);
+  const scores = meanOver(results, L, H, (r, l, h) => relativeChange(r.reference + r.effects[l][h], r.reference));
+  const ranking = rankHeads(scores);
+  const topK = o.topK ?? defaultTopK(L, H);
+  const { placement } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: false, z: 'none', interventions: true, kvCache: false });
+  return {
+    format: 'pinpoint-heads/1',
+    method: o.method,
+    positions: o.method === 'activation' ? o.positions : 'last',
+    metric: o.metric,
+    notes: o.metric === 'paper_ratio' ? [PAPER_RATIO_NOTE] : [],
+    targets: { a: { text: o.targets[0], id: targetIds[0] }, b: { text: o.targets[1], id: targetIds[1] } },
+    challenge: o.challenge,
+    counterfactual: o.counterfactual,
+    layers: L,
+    heads: H,
+    scores,
+    effects: meanOver(results, L, H, (r, l, h) => r.effects[l][h]),
+    ranking,
+    topK,
+    selected: ranking.slice(0, topK).map(({ layer, head }) => ({ layer, head })),
+    items: results.map((r): ItemScores => ({ id: r.id, reference: r.reference, scores: r.effects.map((row) => row.map((e) => relativeChange(r.reference + e, r.reference))) })),
+    skipped,
+    comparison: o.method === 'path' ? undefined : comparison(scores, pathResults, L, H),
+    model: { dir: model.checkpoint.dir, weightsSha256: weightsSha256(model.checkpoint) },
+    provider: placement.provider,
+    seconds: (Date.now() - started) / 1000,
+  };
+}
+
+function comparison(scores: number[][], pathResults: ItemResult[], L: number, H: number): HeadsFile['comparison'] {
+  const path = meanOver(pathResults, L, H, (r, l, h) => relativeChange(r.reference + r.effects[l][h], r.reference));
+  return { method: 'path', scores: path, spearman: spearman(scores.flat(), path.flat()) };
+}
+
+function meanOver(results: ItemResult[], L: number, H: number, value: (r: ItemResult, l: number, h: number) => number): number[][] {
+  return Array.from({ length: L }, (_, l) => Array.from({ length: H }, (_, h) =>
+    results.reduce((s, r) => s + value(r, l, h), 0) / results.length));
+}
+
+async function scoreItem(model: Model, pair: PromptPair, targets: [number, number], o: LocateOptions, method: LocateMethod): Promise<ItemResult> {
+  if (method === 'attribution') return attribution(model, pair, targets, o.metric);
+  const logits = method === 'path' ? await pathPatching(model, pair, targets) : await activationPatching(model, pair, targets, o.positions);
+  return effectsOf(pair.id, logits, model.config.numLayers, model.config.numHeads, o.metric);
+}
+
+/** Per-head metric changes from the target logits of the patched runs. */
+export function effectsOf(id: string, logits: PatchedLogits, L: number, H: number, metric: LocateMetric): ItemResult {
+  const reference = metricValue(metric, logits.reference[0], logits.reference[1]);
+  const effects = Array.from({ length: L }, (_, l) => Array.from({ length: H }, (_, h) => {
+    const at = (l * H + h) * 2;
+    return metricValue(metric, logits.patched[at], logits.patched[at + 1]) - reference;
+  }));
+  return { id, reference, effects };
+}
+
+async function attribution(model: Model, pair: PromptPair, targets: [number, number], metric: LocateMetric): Promise<ItemResult> {
+  if (model.dtype !== 'float32') throw new Error('attribution patching runs in float32');
+  const tokens = bucket(Math.max(pair.reference.length, pair.counterfactual.length), 32);
+  const { session } = await model.session(`attribution ${tokens}`,
+    () => buildAttributionGraph(model.config, fileWeights(model.weights), tokens),
+    async (s) => { await s.run(attributionFeeds(model, [[model.padId], [model.padId]], tokens, new Float32Array(2 * model.config.vocabSize))); });
+  const V = model.config.vocabSize;
+  const first = await session.run(attributionFeeds(model, [pair.reference, pair.counterfactual], tokens, new Float32Array(2 * V)));
+  const logits = first.logits.data as Float32Array;
+  const [ga, gb] = metricGradient(metric, logits[targets[0]], logits[targets[1]]);
+  const seed = new Float32Array(2 * V);
+  seed[targets[0]] = ga;
+  seed[targets[1]] = gb;
+  const estimate = (await session.run(attributionFeeds(model, [pair.reference, pair.counterfactual], tokens, seed))).attribution.data as Float32Array;
+  const { numLayers: L, numHeads: H } = model.config;
+  return {
+    id: pair.id,
+    reference: metricValue(metric, logits[targets[0]], logits[targets[1]]),
+    effects: Array.from({ length: L }, (_, l) => Array.from({ length: H }, (_, h) => estimate[l * H + h])),
+  };
+}
+
+/** Both rows left-padded to the graph's fixed length. */
+function attributionFeeds(model: Model, prompts: number[][], tokens: number, seed: Float32Array): Record<string, ort.Tensor> {
+  return {
+    ...tokenFeeds(leftPadded(prompts, model.padId, tokens)),
+    metric_grad: new ort.Tensor('float32', seed, [2, model.config.vocabSize]),
+  };
+}

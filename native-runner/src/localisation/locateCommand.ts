@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { LocateMethod, LocateMetric } from '../../../src/protocol/heads';
+import { count, oneOf, required, UsageError } from '../cliOptions';
+import { describeProblem, readEvaluationFile } from '../evaluation/evaluationFile';
+import { writeFileAtomic } from '../model/weightFile';
+import { Model } from '../runtime/model';
+import type { DeviceRequest } from '../runtime/session';
+import { locate } from './locate';
+import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, DEFAULT_TARGETS } from './patchingPrompts';
+
+export const LOCATE_USAGE = `locate --model <dir> --data <file.jsonl> --out <dir>
+      [--method path|activation|attribution] [--positions last|all] [--metric logit_diff|paper_ratio]
+      [--top-k N] [--challenge <text>] [--counterfactual <text>] [--targets <a>,<b>] [--max-items N]
+      [--device auto|cpu|cuda]`;
+
+/** `pinpoint locate`: writes <out>/heads.json and prints the top heads. */
+export async function locateCommand(args: string[]): Promise<number> {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' },
+      method: { type: 'string', default: 'path' }, positions: { type: 'string', default: 'last' },
+      metric: { type: 'string', default: 'logit_diff' }, 'top-k': { type: 'string' },
+      challenge: { type: 'string', default: DEFAULT_CHALLENGE }, counterfactual: { type: 'string', default: DEFAULT_COUNTERFACTUAL },
+      targets: { type: 'string', default: DEFAULT_TARGETS.join(',') }, 'max-items': { type: 'string' },
+      device: { type: 'string', default: 'auto' },
+    },
+  });
+  const out = required(v.out, '--out');
+  const targets = v.targets!.split(',');
+  if (targets.length !== 2 || targets.some((t) => t === '')) throw new UsageError('--targets must be two words separated by a comma, e.g. Apologies,Yes');
+  const evaluation = readEvaluationFile(required(v.data, '--data'));
+  for (const p of evaluation.problems) process.stderr.write(`skipped ${describeProblem(p)}\n`);
+  const items = v['max-items'] ? evaluation.items.slice(0, count(v['max-items'], '--max-items')) : evaluation.items;
+  const model = Model.load(required(v.model, '--model'), { device: oneOf<DeviceRequest>(v.device, ['auto', 'cpu', 'cuda'], '--device') });
+  try {
+    const heads = await locate(model, items, {
+      method: oneOf<LocateMethod>(v.method, ['path', 'activation', 'attribution'], '--method'),
+      positions: oneOf<'last' | 'all'>(v.positions, ['last', 'all'], '--positions'),
+      metric: oneOf<LocateMetric>(v.metric, ['logit_diff', 'paper_ratio'], '--metric'),
+      challenge: v.challenge!,
+      counterfactual: v.counterfactual!,
+      targets: [targets[0], targets[1]],
+      topK: v['top-k'] ? count(v['top-k'], '--top-k') : undefined,
+    }, (done, total) => process.stderr.write(`item ${done}/${total}\n`));
+    fs.mkdirSync(out, { recursive: true });
+    writeFileAtomic(path.join(out, 'heads.json'), JSON.stringify(heads, null, 1));
+    for (const s of heads.skipped) process.stderr.write(`skipped item ${s.id}: ${s.reason}\n`);
+    const top = heads.selected.map(({ layer, head }) => `${layer}.${head}`).join(', ');
+    process.stdout.write(`${heads.items.length} items, ${heads.method} patching on ${heads.provider} in ${heads.seconds.toFixed(1)} s; top ${heads.topK}: ${top}\n`);
+    if (heads.comparison) process.stdout.write(`Spearman rank correlation with exact path patching: ${heads.comparison.spearman.toFixed(3)}\n`);
+    return 0;
+  } finally {
+    await model.dispose();
+  }
+}

@@ -1,0 +1,83 @@
+import * as ort from 'onnxruntime-node';
+import type { HeadsFile } from '../../../src/protocol/heads';
+import { fileWeights } from '../model/weightFile';
+import { leftPadded, tokenFeeds } from '../runtime/batch';
+import { interventionFeeds, type RowIntervention } from '../runtime/interventions';
+import type { Model } from '../runtime/model';
+import { buildPathPatchingGraph } from './pathPatchingGraph';
+import type { PromptPair } from './patchingPrompts';
+
+/**
+ * Target-token logits of every head's patched run, for one prompt pair: `reference` [K] from the unpatched
+ * reference prompt and `patched` [L*H*K], row l*H + h for head (l, h).
+ */
+export interface PatchedLogits {
+  reference: Float32Array;
+  patched: Float32Array;
+}
+
+export type Positions = HeadsFile['positions'];
+
+function targetFeed(targets: number[]): ort.Tensor {
+  return new ort.Tensor('int64', BigInt64Array.from(targets, BigInt), [targets.length]);
+}
+
+/** Path patching of all heads in one run of the path-patching graph (see pathPatchingGraph.ts). */
+export async function pathPatching(model: Model, pair: PromptPair, targets: number[]): Promise<PatchedLogits> {
+  const { session } = await model.session(`path-patching ${model.dtype}`,
+    () => buildPathPatchingGraph(model.config, fileWeights(model.weights), model.dtype),
+    async (s) => { await s.run({ ...tokenFeeds(leftPadded([[model.padId], [model.padId]], model.padId)), target_ids: targetFeed([model.padId]) }); });
+  const batch = leftPadded([pair.reference, pair.counterfactual], model.padId);
+  const out = await session.run({ ...tokenFeeds(batch), target_ids: targetFeed(targets) });
+  const logits = out.logits.data as Float32Array;
+  return { reference: Float32Array.from(targets, (t) => logits[t]), patched: out.patched_targets.data as Float32Array };
+}
+
+/**
+ * The reference method: one full forward pass per head with the runtime's interventions (rows: reference,
+ * counterfactual, patched), `path` holding later layers' attention inputs at the reference's values.
+ */
+export async function naivePatching(model: Model, pair: PromptPair, targets: number[], kind: 'path' | 'activation', positions: Positions): Promise<PatchedLogits> {
+  const { numLayers: L, numHeads: H } = model.config;
+  const patched = new Float32Array(L * H * targets.length);
+  let reference = new Float32Array(targets.length);
+  for (let layer = 0; layer < L; layer++) {
+    for (let head = 0; head < H; head++) {
+      const rows = await interventionRuns(model, pair, targets, [variant(kind, positions, layer, head, L)]);
+      reference = rows.slice(0, targets.length);
+      patched.set(rows.subarray(2 * targets.length), (layer * H + head) * targets.length);
+    }
+  }
+  return { reference, patched };
+}
+
+/** Activation patching of every head, exact: full forward passes, `chunk` heads per batch. */
+export async function activationPatching(model: Model, pair: PromptPair, targets: number[], positions: Positions, chunk = 16): Promise<PatchedLogits> {
+  const { numLayers: L, numHeads: H } = model.config;
+  const all = Array.from({ length: L * H }, (_, i) => variant('activation', positions, Math.floor(i / H), i % H, L));
+  const patched = new Float32Array(L * H * targets.length);
+  let reference = new Float32Array(targets.length);
+  for (let start = 0; start < all.length; start += chunk) {
+    const rows = await interventionRuns(model, pair, targets, all.slice(start, start + chunk));
+    reference = rows.slice(0, targets.length);
+    patched.set(rows.subarray(2 * targets.length), start * targets.length);
+  }
+  return { reference, patched };
+}
+
+function variant(kind: 'path' | 'activation', positions: Positions, layer: number, head: number, layers: number): RowIntervention {
+  const row: RowIntervention = { patch: { from: 1, heads: [{ layer, head }], positions } };
+  if (kind === 'path') row.hold = { from: 0, layers: Array.from({ length: layers - layer - 1 }, (_, i) => layer + 1 + i) };
+  return row;
+}
+
+/** Target logits [(2 + variants) * K] of one batch: reference, counterfactual, then the variants. */
+async function interventionRuns(model: Model, pair: PromptPair, targets: number[], variants: RowIntervention[]): Promise<Float32Array> {
+  const { session } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: false, z: 'none', interventions: true, kvCache: false });
+  const rows: RowIntervention[] = [{}, {}, ...variants];
+  const batch = leftPadded(rows.map((_, i) => (i === 1 ? pair.counterfactual : pair.reference)), model.padId);
+  const out = await session.run({ ...tokenFeeds(batch), ...interventionFeeds(model.config, rows, batch.newPositions, model.dtype) });
+  const logits = out.logits.data as Float32Array;
+  const V = model.config.vocabSize;
+  return Float32Array.from({ length: rows.length * targets.length }, (_, i) => logits[Math.floor(i / targets.length) * V + targets[i % targets.length]]);
+}

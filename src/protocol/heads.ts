@@ -1,0 +1,54 @@
+/**
+ * `heads.json`, written by `pinpoint locate` and read by `pinpoint tune`, `pinpoint knockout` and the Head Map
+ * webview: the localisation score of every (layer, head) and the heads chosen for tuning.
+ */
+
+export type LocateMethod = 'path' | 'activation' | 'attribution';
+
+/** log p(a) - log p(b) (the default), or the paper's logit(a) / (logit(a) + logit(b)). */
+export type LocateMetric = 'logit_diff' | 'paper_ratio';
+
+export interface HeadScore {
+  layer: number;
+  head: number;
+  score: number;
+}
+
+export interface ItemScores {
+  id: string;
+  /** the metric on the unpatched reference prompt */
+  reference: number;
+  /** [L][H] relative change of the metric when the head is patched */
+  scores: number[][];
+}
+
+export interface HeadsFile {
+  format: 'pinpoint-heads/1';
+  method: LocateMethod;
+  /** which positions activation patching replaced; path and attribution use the last one */
+  positions: 'last' | 'all';
+  metric: LocateMetric;
+  /** caveats a reader of the numbers must see (e.g. the paper ratio's instability) */
+  notes: string[];
+  targets: { a: { text: string; id: number }; b: { text: string; id: number } };
+  challenge: string;
+  counterfactual: string;
+  layers: number;
+  heads: number;
+  /** [L][H]: (metric patched - metric reference) / |metric reference|, averaged over items */
+  scores: number[][];
+  /** [L][H]: metric patched - metric reference, averaged over items */
+  effects: number[][];
+  /** every head, largest |score| first */
+  ranking: HeadScore[];
+  topK: number;
+  /** the top-K heads of the ranking: what tuning and knockout take */
+  selected: { layer: number; head: number }[];
+  items: ItemScores[];
+  skipped: { id: string; reason: string }[];
+  /** for approximate methods: exact path patching's scores and the Spearman rank correlation with them */
+  comparison?: { method: 'path'; scores: number[][]; spearman: number };
+  model: { dir: string; weightsSha256: string };
+  provider: string;
+  seconds: number;
+}
