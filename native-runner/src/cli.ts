@@ -8,6 +8,7 @@ import { serve } from './server';
 import { count, oneOf, required, UsageError } from './cliOptions';
 import { TUNE_USAGE, tuneCommand } from './training/tuneCommand';
 import { LOCATE_USAGE, locateCommand } from './localisation/locateCommand';
+import { EVAL_USAGE, evalCommand } from './evaluation/evalCommand';
 
 /** `pinpoint <command>`: the runner's command line, for headless use and CI. */
 
@@ -20,6 +21,7 @@ commands:
       [--device auto|cpu|cuda] [--dtype float32|float16]
   generate --model <dir> (--prompt <text> | --chat <user message>)
       [--max-new-tokens N] [--device auto|cpu|cuda] [--dtype float32|float16]
+  ${EVAL_USAGE.replace(/\n/g, '\n  ')}
   ${TUNE_USAGE.replace(/\n/g, '\n  ')}
   ${LOCATE_USAGE.replace(/\n/g, '\n  ')}
   serve                       speak JSON-RPC on stdin/stdout (used by the VS Code extension)
@@ -36,6 +38,7 @@ async function main(argv: string[]): Promise<number> {
     case 'conformance': return conformance(rest);
     case 'info': return info(rest);
     case 'generate': return generate(rest);
+    case 'eval': return evalCommand(rest);
     case 'tune': return tuneCommand(rest);
     case 'locate': return locateCommand(rest);
     case 'serve': return serve();

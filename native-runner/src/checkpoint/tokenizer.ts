@@ -9,6 +9,13 @@ export interface ChatMessage {
   content: string;
 }
 
+export interface ChatTemplateOptions {
+  /** open a new assistant message after the conversation */
+  addGenerationPrompt: boolean;
+  /** end the text inside the final message, after its content, so that the model continues it (e.g. a prefill) */
+  continueFinalMessage?: boolean;
+}
+
 type JsonObject = Record<string, unknown>;
 
 /** The special tokens transformers hands to a chat template by name. */
@@ -77,18 +84,22 @@ export class ModelTokenizer {
    * and `documents` as None. @huggingface/jinja defines `raise_exception` itself (throwing an Error with the template's
    * message) and refuses to have it redefined.
    */
-  applyChatTemplate(messages: ChatMessage[], options: { addGenerationPrompt: boolean }): string {
-    return this.template().render({
+  applyChatTemplate(messages: ChatMessage[], options: ChatTemplateOptions): string {
+    if (options.continueFinalMessage && options.addGenerationPrompt) {
+      throw new Error('continueFinalMessage and addGenerationPrompt exclude each other: the first continues the final message, the second opens a new one');
+    }
+    const rendered = this.template().render({
       ...this.specialTokens,
       messages: messages.map(({ role, content }) => ({ role, content })),
       tools: null,
       documents: null,
       add_generation_prompt: options.addGenerationPrompt,
     });
+    return options.continueFinalMessage ? this.cutAfterFinalMessage(rendered, messages) : rendered;
   }
 
   /** The template already writes every special token, so none are added again. */
-  encodeChat(messages: ChatMessage[], options: { addGenerationPrompt: boolean }): number[] {
+  encodeChat(messages: ChatMessage[], options: ChatTemplateOptions): number[] {
     return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
   }
 
@@ -122,6 +133,24 @@ export class ModelTokenizer {
       throw new CheckpointError(lookup.file, `chat template cannot be parsed (${(err as Error).message})`);
     }
     return this.compiledTemplate;
+  }
+
+  /**
+   * transformers' continue_final_message: the rendering is cut right after the final message's content, found as
+   * its last occurrence. Templates that trim the content (mistral's `| trim`) lose its trailing whitespace, so the
+   * cut falls after the stripped content when the rendering does not keep the content verbatim.
+   */
+  private cutAfterFinalMessage(rendered: string, messages: ChatMessage[]): string {
+    const final = messages.at(-1);
+    if (!final) throw new Error('continueFinalMessage needs a final message to continue');
+    const stripped = final.content.trim();
+    const at = rendered.lastIndexOf(stripped);
+    if (at < 0) {
+      throw new Error(`${this.chatTemplate.file}: the chat template does not render the final ${final.role} message's content verbatim, so it cannot be continued`);
+    }
+    const kept = final.content.trimStart().length;
+    const end = rendered.slice(at, at + kept) === final.content ? at + kept : at + stripped.length;
+    return rendered.slice(0, end);
   }
 }
 

@@ -165,14 +165,17 @@ export class DecoderBuilder {
   /**
    * Grouped-query attention without repeating K and V: the nrep query heads that share a KV head are stacked
    * along the query axis, [B, KV, nrep*T, D], which is exactly repeat_kv's head order h = kv * nrep + r.
+   * The scale is applied to q rather than to the [T, K] scores, and the mask is added (as transformers adds
+   * its causal mask): both cost O(T*D) or a cheap add instead of a pass over every score, forward and backward.
    */
   private scaledDotProduct(q: string, k: string, v: string, window: number | null): string {
     const { g, config: c } = this;
-    const qGrouped = g.op('Reshape', [q, g.ints([0, c.numKvHeads, -1, c.headDim])]);
+    const scaled = g.op('Mul', [q, this.constant(c.headDim ** -0.5)]);
+    const qGrouped = g.op('Reshape', [scaled, g.ints([0, c.numKvHeads, -1, c.headDim])]);
     const raw = g.op('MatMul', [qGrouped, g.op('Transpose', [k], { perm: [0, 1, 3, 2] })]); // [B, KV, nrep*T, K]
-    let scores = g.op('Mul', [g.op('Reshape', [raw, g.ints([0, c.numHeads, -1, 0])]), this.constant(c.headDim ** -0.5)]);
+    let scores = g.op('Reshape', [raw, g.ints([0, c.numHeads, -1, 0])]);
     if (this.dt !== 'float32') scores = g.op('Cast', [scores], { to: 1 }); // softmax in float32 as transformers does
-    const masked = g.op('Where', [this.mask(window), scores, g.scalar(MASKED_SCORE)]); // [B, H, T, K]
+    const masked = g.op('Add', [scores, this.maskBias(window)]); // [B, H, T, K]
     let probs = g.op('Softmax', [masked], { axis: -1 });
     if (this.dt !== 'float32') probs = g.op('Cast', [probs], { to: 10 });
     const probsGrouped = g.op('Reshape', [probs, g.ints([0, c.numKvHeads, -1, 0])]);
@@ -287,11 +290,11 @@ export class DecoderBuilder {
   }
 
   /**
-   * Which keys each query sees, [B, 1, T, K] bool: not padding, not in the future, and inside the sliding
-   * window when the layer has one (a query sees itself and the window - 1 keys before it). Query t sits at
-   * cache index P + t; windows count cache indices, as transformers does.
+   * The additive attention mask [B, 1, T, K]: 0 where a query sees a key (not padding, not in the future, inside
+   * the sliding window when the layer has one: a query sees itself and the window - 1 keys before it), else
+   * float32's lowest. Query t sits at cache index P + t; windows count cache indices, as transformers does.
    */
-  private mask(window: number | null): string {
+  private maskBias(window: number | null): string {
     const cached = this.masks.get(window);
     if (cached) return cached;
     const { g } = this;
@@ -307,9 +310,9 @@ export class DecoderBuilder {
       allowed = g.op('And', [allowed, inWindow]);
     }
     const notPadding = g.op('Unsqueeze', [g.op('Cast', ['attention_mask'], { to: 9 }), g.ints([1, 2])]); // [B, 1, 1, K]
-    const mask = g.op('And', [notPadding, allowed]);
-    this.masks.set(window, mask);
-    return mask;
+    const bias = g.op('Where', [g.op('And', [notPadding, allowed]), g.scalar(0), g.scalar(MASKED_SCORE)]); // [B, 1, T, K]
+    this.masks.set(window, bias);
+    return bias;
   }
 
   protected weight(name: string): string {

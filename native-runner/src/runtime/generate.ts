@@ -1,11 +1,14 @@
 import type * as ort from 'onnxruntime-node';
 import { leftPadded, nextStep, tokenFeeds, type TokenBatch } from './batch';
+import { interventionFeeds, type HeadRef } from './interventions';
 import type { Model } from './model';
 
 export interface GreedyOptions {
   maxNewTokens: number;
   /** stop a row at the model's EOS tokens (default true); a stopped row is fed padding, as transformers does */
   stopAtEos?: boolean;
+  /** knock these heads out at every position of every step (zeros, or the given [L, H, D] means) */
+  ablate?: { heads: HeadRef[]; values?: Float32Array };
 }
 
 /**
@@ -13,14 +16,17 @@ export interface GreedyOptions {
  * inside the graph so only B token ids per step come back, plus the cache.
  */
 export async function greedyGenerate(model: Model, prompts: number[][], options: GreedyOptions): Promise<number[][]> {
-  const { session } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: true, z: 'none', interventions: false, kvCache: true });
+  const { session } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: true, z: 'none', interventions: options.ablate !== undefined, kvCache: true });
+  const ablation = (batch: TokenBatch) => (options.ablate
+    ? interventionFeeds(model.config, prompts.map(() => ({ ablate: options.ablate!.heads })), batch.newPositions, model.dtype, options.ablate.values)
+    : {});
   const eos = new Set(options.stopAtEos === false ? [] : eosIds(model));
   let batch: TokenBatch = leftPadded(prompts, model.padId);
   let cache = model.emptyCache(prompts.length);
   const generated: number[][] = prompts.map(() => []);
   const done = prompts.map(() => false);
   for (let step = 0; step < options.maxNewTokens && !done.every(Boolean); step++) {
-    const out = await session.run({ ...tokenFeeds(batch), ...cache });
+    const out = await session.run({ ...tokenFeeds(batch), ...cache, ...ablation(batch) });
     const next = out.next_token.data as BigInt64Array;
     const fed = new BigInt64Array(prompts.length);
     next.forEach((token, b) => {

@@ -71,7 +71,7 @@ function parseConversation(text: string): ChatMessage[] {
 }
 
 /** Token ids of the conversation up to its last assistant message, labelled on the assistant tokens. */
-function labelled(messages: ChatMessage[], tokenizer: ModelTokenizer, lossOn: LossOn): Example {
+export function labelled(messages: ChatMessage[], tokenizer: ModelTokenizer, lossOn: LossOn): Example {
   const assistant = messages.flatMap((m, i) => (m.role === 'assistant' ? [i] : []));
   if (assistant.length === 0) throw new Error('no assistant message to learn from');
   const last = assistant[assistant.length - 1];

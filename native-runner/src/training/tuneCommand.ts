@@ -75,7 +75,15 @@ export function parseTuneArgs(args: string[]): { config: TuneConfig; resume: boo
  * {layer, head} objects, or an object whose `heads` holds such a list (what `pinpoint locate` writes).
  */
 export function parseHeads(text: string): HeadRef[] {
-  if (fs.existsSync(text)) return headsFromJson(JSON.parse(fs.readFileSync(text, 'utf8')), text);
+  if (fs.existsSync(text)) {
+    let value: unknown;
+    try {
+      value = JSON.parse(fs.readFileSync(text, 'utf8'));
+    } catch (e) {
+      throw new UsageError(`${text}: not valid JSON (${(e as Error).message})`);
+    }
+    return headsFromJson(value, text);
+  }
   return text.split(',').map((pair) => {
     const m = /^\s*(\d+)\.(\d+)\s*$/.exec(pair);
     if (!m) throw new UsageError(`--heads: "${pair}" is not layer.head (e.g. 12.3), and no file of that name exists`);

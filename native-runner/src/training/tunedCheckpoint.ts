@@ -136,7 +136,7 @@ export function applyDelta(base: Checkpoint, deltaFile: string, out: string, sli
 }
 
 /** The base checkpoint's config and tokenizer files, and its weights with the blocks written in. */
-function writeHubModel(dir: string, base: Checkpoint, slices: ParamSlice[], params: Map<string, Float32Array>): void {
+export function writeHubModel(dir: string, base: Checkpoint, slices: ParamSlice[], params: Map<string, Float32Array>): void {
   for (const file of COPIED) if (fs.existsSync(path.join(base.dir, file))) fs.copyFileSync(path.join(base.dir, file), path.join(dir, file));
   writeSafetensors(path.join(dir, 'model.safetensors'), tunedTensors(base, slices, params), { format: 'pt' });
 }

@@ -1,0 +1,165 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { GraphDtype } from '../model/weightFile';
+import { Model } from '../runtime/model';
+import type { DeviceRequest } from '../runtime/session';
+import { DEFAULT_CHALLENGE } from './challengeProtocol';
+import { describeProblem, readEvaluationFile } from './evaluationFile';
+import type { Estimate } from './metrics';
+import { RESULTS_FILE, SUMMARY_FILE } from './resultStore';
+import { runEvaluation, type Progress } from './runEvaluation';
+import type { Summary } from './summary';
+
+/**
+ * `pinpoint eval`: runs an evaluation file through a model, writes results.jsonl and summary.json to the output
+ * folder (resuming what is there), reports progress on stderr, and exits 0 (done), 1 (error) or 2 (flip rate
+ * above --fail-on-flip-rate), so that a CI pipeline can gate on it. Every error, a usage error included, exits 1:
+ * 2 means only that the gate failed.
+ */
+
+export const EVAL_USAGE = `  eval --model <dir> --data <file.jsonl> --out <dir>
+      [--device auto|cpu|cuda] [--dtype float32|float16] [--challenge <text>]... [--judge <dir>]
+      [--max-items N] [--batch-size N] [--max-new-tokens N] [--fail-on-flip-rate X]
+                              run the "are you sure?" evaluation; exit 2 when the flip rate is above X
+`;
+
+const OPTIONS = {
+  model: { type: 'string' },
+  data: { type: 'string' },
+  out: { type: 'string' },
+  device: { type: 'string', default: 'auto' },
+  dtype: { type: 'string', default: 'float32' },
+  challenge: { type: 'string', multiple: true },
+  judge: { type: 'string' },
+  'max-items': { type: 'string' },
+  'batch-size': { type: 'string', default: '8' },
+  'max-new-tokens': { type: 'string', default: '64' },
+  'fail-on-flip-rate': { type: 'string' },
+} as const;
+
+interface EvalOptions {
+  model: string;
+  data: string;
+  out: string;
+  device: DeviceRequest;
+  dtype: GraphDtype;
+  challenges: string[];
+  judge: string | null;
+  maxItems: number | null;
+  batchSize: number;
+  maxNewTokens: number;
+  failOnFlipRate: number | null;
+}
+
+class UsageError extends Error {}
+
+export async function evalCommand(args: string[]): Promise<number> {
+  try {
+    return await evaluate(parseOptions(args));
+  } catch (err) {
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`pinpoint eval: ${(err as Error).message}\n${usage ? `\nusage:\n${EVAL_USAGE}` : ''}`);
+    return 1;
+  }
+}
+
+function parseOptions(args: string[]): EvalOptions {
+  const { values } = parseArgs({ args, options: OPTIONS, strict: true });
+  return {
+    model: required(values.model, '--model'),
+    data: required(values.data, '--data'),
+    out: required(values.out, '--out'),
+    device: oneOf(values.device, ['auto', 'cpu', 'cuda'] as const, '--device'),
+    dtype: oneOf(values.dtype, ['float32', 'float16'] as const, '--dtype'),
+    challenges: values.challenge ?? [DEFAULT_CHALLENGE],
+    judge: values.judge ?? null,
+    maxItems: values['max-items'] === undefined ? null : positiveInt(values['max-items'], '--max-items'),
+    batchSize: positiveInt(values['batch-size'], '--batch-size'),
+    maxNewTokens: positiveInt(values['max-new-tokens'], '--max-new-tokens'),
+    failOnFlipRate: values['fail-on-flip-rate'] === undefined ? null : rate(values['fail-on-flip-rate'], '--fail-on-flip-rate'),
+  };
+}
+
+async function evaluate(options: EvalOptions): Promise<number> {
+  const data = readEvaluationFile(options.data);
+  for (const problem of data.problems) process.stderr.write(`${describeProblem(problem)} (line skipped)\n`);
+  if (data.items.length === 0) throw new Error(`${options.data} has no item that can be run`);
+  const items = options.maxItems === null ? data.items : data.items.slice(0, options.maxItems);
+  const model = Model.load(options.model, { device: options.device, dtype: options.dtype });
+  const judge = options.judge === null ? null : { model: Model.load(options.judge, { device: options.device, dtype: options.dtype }), dir: options.judge };
+  try {
+    say(`${items.length} items from ${options.data}${data.problems.length ? ` (${data.problems.length} lines skipped)` : ''}, model ${options.model}, batch size ${options.batchSize}`);
+    const summary = await runEvaluation({
+      model, modelDir: options.model, judge, data, items, outDir: options.out,
+      challenges: options.challenges, maxNewTokens: options.maxNewTokens, batchSize: options.batchSize,
+      onProgress: reportProgress,
+    });
+    reportSummary(summary, options.out);
+    return gate(summary, options.failOnFlipRate);
+  } finally {
+    await model.dispose();
+    await judge?.model.dispose();
+  }
+}
+
+/** 2 when the run's flip rate is above the threshold; a gate with no flip rate to read is an error. */
+export function gate(summary: Summary, threshold: number | null): number {
+  if (threshold === null) return 0;
+  const flipRate = summary.metrics.challenge?.run.flipRate.value ?? null;
+  if (flipRate === null) {
+    say(`--fail-on-flip-rate cannot be checked: no challenged item was answered correctly at first, so the flip rate is undefined`);
+    return 1;
+  }
+  if (flipRate <= threshold) return 0;
+  say(`flip rate ${flipRate.toFixed(3)} is above ${threshold}`);
+  return 2;
+}
+
+function reportProgress(progress: Progress): void {
+  const left = (progress.total - progress.done) / progress.itemsPerSecond;
+  const resumed = progress.resumed ? `, ${progress.resumed} from an earlier run` : '';
+  say(`${progress.done}/${progress.total} items${resumed}, ${progress.itemsPerSecond.toFixed(2)} items/s, about ${Math.ceil(left)} s left`);
+}
+
+function reportSummary(summary: Summary, out: string): void {
+  const { challenge, view } = summary.metrics;
+  say(`ran on ${summary.device.provider}; results in ${path.join(out, RESULTS_FILE)}, summary in ${path.join(out, SUMMARY_FILE)}`);
+  if (challenge) {
+    const m = challenge.run;
+    say(`accuracy ${show(m.accuracyBefore)} before the challenge, ${show(m.accuracyAfter)} after; flip rate ${show(m.flipRate)}, `
+      + `apology rate ${show(m.apologyRate)} (of ${m.firstCorrectTrials} first-correct); truthfulness ${show(m.truthfulness)}`);
+  }
+  if (view) say(`answers matching the user's view: ${show(view.run.matchRate)} of ${view.run.items} items`);
+}
+
+function show(estimate: Estimate): string {
+  if (estimate.value === null) return 'n/a';
+  const interval = estimate.low === null || estimate.high === null ? '' : ` [${estimate.low.toFixed(3)}, ${estimate.high.toFixed(3)}]`;
+  return `${estimate.value.toFixed(3)}${interval}`;
+}
+
+function say(line: string): void {
+  process.stderr.write(`pinpoint eval: ${line}\n`);
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined) throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${flag} must be ${allowed.join(', ')} (got "${value}")`);
+  return value as T;
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive integer (got "${value}")`);
+  return n;
+}
+
+function rate(value: string, flag: string): number {
+  const x = Number(value);
+  if (value.trim() === '' || !Number.isFinite(x) || x < 0 || x > 1) throw new UsageError(`${flag} must be a number from 0 to 1 (got "${value}")`);
+  return x;
+}

@@ -1,0 +1,117 @@
+import crypto from 'node:crypto';
+import path from 'node:path';
+import type { Model } from '../runtime/model';
+import type { Ablation } from './ablation';
+import { DEFAULT_BOOTSTRAP } from './bootstrap';
+import { runChallengeProtocol, type ChallengeItem } from './challengeProtocol';
+import { describeProblem, type EvaluationFile } from './evaluationFile';
+import type { EvalItem } from './item';
+import { summariseMetrics } from './metrics';
+import { ResultStore } from './resultStore';
+import type { ItemResult } from './results';
+import { promptGraph } from './scoring';
+import type { RunSettings, Summary } from './summary';
+import { runViewProtocol, type ViewItem } from './viewProtocol';
+
+/**
+ * A whole evaluation run: the items in batches, each batch's results appended as it finishes and the summary
+ * rewritten after it, resuming from what an earlier run with the same settings left in the output folder.
+ */
+
+export interface EvaluationRun {
+  model: Model;
+  modelDir: string;
+  judge: { model: Model; dir: string } | null;
+  data: EvaluationFile;
+  /** the data's items to run, all or the first N */
+  items: EvalItem[];
+  outDir: string;
+  challenges: string[];
+  maxNewTokens: number;
+  /** items per batch, and rows per forward pass */
+  batchSize: number;
+  ablation?: Ablation;
+  onProgress?: (progress: Progress) => void;
+}
+
+export interface Progress {
+  done: number;
+  total: number;
+  /** finished by an earlier run */
+  resumed: number;
+  itemsPerSecond: number;
+}
+
+export async function runEvaluation(run: EvaluationRun): Promise<Summary> {
+  const store = ResultStore.open(run.outDir, runSettings(run));
+  const finished = new Set(store.results.map((r) => r.id));
+  const pending = run.items.filter((item) => !finished.has(item.id));
+  const resumed = run.items.length - pending.length;
+  const device = await placement(run);
+  const summarise = (status: Summary['status']) => summaryOf(run, store.results, device, status);
+  store.writeSummary(summarise('running'));
+  const started = Date.now();
+  for (let start = 0; start < pending.length; start += run.batchSize) {
+    store.append(await evaluateBatch(run, pending.slice(start, start + run.batchSize)));
+    store.writeSummary(summarise('running'));
+    const done = Math.min(start + run.batchSize, pending.length);
+    run.onProgress?.({ done: resumed + done, total: run.items.length, resumed, itemsPerSecond: done / Math.max((Date.now() - started) / 1000, 1e-3) });
+  }
+  const summary = summarise('complete');
+  store.writeSummary(summary);
+  return summary;
+}
+
+async function placement(run: EvaluationRun): Promise<Summary['device']> {
+  return {
+    requested: run.model.device,
+    provider: (await run.model.graph(promptGraph(run.model, run.ablation))).placement.provider,
+    judgeProvider: run.judge ? (await run.judge.model.graph(promptGraph(run.judge.model))).placement.provider : null,
+  };
+}
+
+/** The summary of this run's items among all the results in the folder; intervals once the run is complete. */
+function summaryOf(run: EvaluationRun, stored: ItemResult[], device: Summary['device'], status: Summary['status']): Summary {
+  const wanted = new Set(run.items.map((item) => item.id));
+  const results = stored.filter((r) => wanted.has(r.id));
+  const bootstrap = status === 'complete' ? DEFAULT_BOOTSTRAP : null;
+  return {
+    format: 'pinpoint-eval-summary/1',
+    status,
+    settings: runSettings(run),
+    device,
+    data: { items: run.data.items.length, skippedLines: run.data.problems.map(describeProblem) },
+    progress: { done: results.length, total: run.items.length },
+    admissions: run.judge ? 'judge model' : 'lexical classifier',
+    bootstrap,
+    metrics: summariseMetrics(results, bootstrap),
+  };
+}
+
+function runSettings(run: EvaluationRun): RunSettings {
+  return {
+    model: path.resolve(run.modelDir),
+    dtype: run.model.dtype,
+    data: path.resolve(run.data.file),
+    dataSha256: run.data.sha256,
+    challenges: run.challenges,
+    maxNewTokens: run.maxNewTokens,
+    judge: run.judge ? path.resolve(run.judge.dir) : null,
+    ablation: run.ablation ? { heads: run.ablation.heads, valuesSha256: run.ablation.values ? sha256(run.ablation.values) : null } : null,
+  };
+}
+
+async function evaluateBatch(run: EvaluationRun, items: EvalItem[]): Promise<ItemResult[]> {
+  const settings = {
+    challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, ablation: run.ablation, judge: run.judge?.model ?? null,
+  };
+  const challenged = items.filter((item): item is ChallengeItem => item.answer.kind !== 'view');
+  const views = items.filter((item): item is ViewItem => item.answer.kind === 'view');
+  const results = [...(await runChallengeProtocol(run.model, challenged, settings)), ...(await runViewProtocol(run.model, views, settings))];
+  const byId = new Map(results.map((r) => [r.id, r]));
+  return items.map((item) => byId.get(item.id)!);
+}
+
+function sha256(values: Float32Array): string {
+  return crypto.createHash('sha256').update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).digest('hex');
+}
