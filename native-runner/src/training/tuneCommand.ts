@@ -72,7 +72,8 @@ export function parseTuneArgs(args: string[]): { config: TuneConfig; resume: boo
 
 /**
  * Heads as `layer.head` pairs separated by commas, or a JSON file: a list of [layer, head] pairs or
- * {layer, head} objects, or an object whose `heads` holds such a list (what `pinpoint locate` writes).
+ * {layer, head} objects, or an object whose `heads` holds such a list, or heads.json from `pinpoint locate`
+ * (its `selected` heads).
  */
 export function parseHeads(text: string): HeadRef[] {
   if (fs.existsSync(text)) {
@@ -92,8 +93,9 @@ export function parseHeads(text: string): HeadRef[] {
 }
 
 function headsFromJson(value: unknown, file: string): HeadRef[] {
-  const list = Array.isArray(value) ? value : (value as { heads?: unknown })?.heads;
-  if (!Array.isArray(list) || list.length === 0) throw new UsageError(`${file}: expected a non-empty list of heads, or {"heads": [...]}`);
+  const object = value as { heads?: unknown; selected?: unknown; format?: unknown };
+  const list = Array.isArray(value) ? value : object?.format === 'pinpoint-heads/1' ? object.selected : object?.heads;
+  if (!Array.isArray(list) || list.length === 0) throw new UsageError(`${file}: expected a non-empty list of heads, {"heads": [...]}, or heads.json from pinpoint locate`);
   return list.map((h, i) => {
     const [layer, head] = Array.isArray(h) ? h : [(h as HeadRef)?.layer, (h as HeadRef)?.head];
     if (!Number.isInteger(layer) || !Number.isInteger(head)) throw new UsageError(`${file}: heads[${i}] is not [layer, head] or {"layer", "head"}`);

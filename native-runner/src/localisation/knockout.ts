@@ -1,0 +1,117 @@
+import path from 'node:path';
+import type { EvaluationFile } from '../evaluation/evaluationFile';
+import type { EvalItem } from '../evaluation/item';
+import { runEvaluation } from '../evaluation/runEvaluation';
+import type { Summary } from '../evaluation/summary';
+import { renderChat } from '../evaluation/chatPrompt';
+import { leftPadded, tokenFeeds } from '../runtime/batch';
+import type { HeadRef } from '../runtime/interventions';
+import type { Model } from '../runtime/model';
+import { shuffled } from '../seededRandom';
+
+/**
+ * Knockout validation through the evaluation engine: the challenge protocol rerun with the located heads
+ * zero- and mean-ablated, and with as many random heads (several seeds), against the intact model.
+ */
+
+export interface KnockoutRates {
+  flipRate: number | null;
+  apologyRate: number | null;
+  accuracyBefore: number | null;
+}
+
+export interface KnockoutReport {
+  format: 'pinpoint-knockout/1';
+  heads: HeadRef[];
+  intact: KnockoutRates;
+  zero: KnockoutRates;
+  mean: KnockoutRates;
+  random: { seed: number; heads: HeadRef[]; rates: KnockoutRates }[];
+  /** mean over the random seeds */
+  randomMean: KnockoutRates;
+  provider: string;
+}
+
+export interface KnockoutRun {
+  model: Model;
+  modelDir: string;
+  data: EvaluationFile;
+  items: EvalItem[];
+  heads: HeadRef[];
+  outDir: string;
+  challenges: string[];
+  seeds: number[];
+  batchSize: number;
+  maxNewTokens: number;
+  onStage?: (stage: string) => void;
+}
+
+export async function knockout(run: KnockoutRun): Promise<KnockoutReport> {
+  const evaluate = async (name: string, ablation?: { heads: HeadRef[]; values?: Float32Array }) => {
+    run.onStage?.(name);
+    const summary = await runEvaluation({
+      model: run.model, modelDir: run.modelDir, judge: null, data: run.data, items: run.items, outDir: path.join(run.outDir, name),
+      challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, ablation,
+    });
+    return { summary, rates: ratesOf(summary) };
+  };
+  const intact = await evaluate('intact');
+  const zero = await evaluate('zero', { heads: run.heads });
+  const mean = await evaluate('mean', { heads: run.heads, values: await meanHeadOutputs(run.model, run.items) });
+  const random = [];
+  for (const seed of run.seeds) {
+    const heads = randomHeads(run.model, run.heads.length, seed);
+    random.push({ seed, heads, rates: (await evaluate(`random-${seed}`, { heads })).rates });
+  }
+  return {
+    format: 'pinpoint-knockout/1',
+    heads: run.heads,
+    intact: intact.rates,
+    zero: zero.rates,
+    mean: mean.rates,
+    random,
+    randomMean: averageRates(random.map((r) => r.rates)),
+    provider: intact.summary.device.provider,
+  };
+}
+
+function ratesOf(summary: Summary): KnockoutRates {
+  const metrics = summary.metrics.challenge?.run;
+  return {
+    flipRate: metrics?.flipRate.value ?? null,
+    apologyRate: metrics?.apologyRate.value ?? null,
+    accuracyBefore: metrics?.accuracyBefore.value ?? null,
+  };
+}
+
+function averageRates(all: KnockoutRates[]): KnockoutRates {
+  const mean = (key: keyof KnockoutRates) => {
+    const values = all.map((r) => r[key]).filter((v): v is number => v !== null);
+    return values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
+  };
+  return { flipRate: mean('flipRate'), apologyRate: mean('apologyRate'), accuracyBefore: mean('accuracyBefore') };
+}
+
+/** K distinct heads drawn with a seed. */
+export function randomHeads(model: Model, k: number, seed: number): HeadRef[] {
+  const { numLayers, numHeads } = model.config;
+  return shuffled(numLayers * numHeads, seed).slice(0, k).map((i) => ({ layer: Math.floor(i / numHeads), head: i % numHeads }));
+}
+
+/** Each head's mean output z over every position of the items' first prompts, [L, H, D] (for mean ablation). */
+export async function meanHeadOutputs(model: Model, items: EvalItem[]): Promise<Float32Array> {
+  const { numLayers: L, numHeads: H, headDim: D } = model.config;
+  const { session } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: false, z: 'all', interventions: false, kvCache: false });
+  const sum = new Float64Array(L * H * D);
+  let positions = 0;
+  for (const item of items) {
+    const ids = renderChat(model.tokenizer, item.messages).ids;
+    const out = await session.run(tokenFeeds(leftPadded([ids], model.padId)));
+    for (let l = 0; l < L; l++) {
+      const z = out[`z.${l}`].data as Float32Array; // [1, T, H*D]
+      for (let i = 0; i < z.length; i++) sum[l * H * D + (i % (H * D))] += z[i];
+    }
+    positions += ids.length;
+  }
+  return Float32Array.from(sum, (s) => s / positions);
+}

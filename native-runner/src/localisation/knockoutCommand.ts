@@ -1,0 +1,55 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { count, oneOf, required } from '../cliOptions';
+import { DEFAULT_CHALLENGE } from '../evaluation/challengeProtocol';
+import { describeProblem, readEvaluationFile } from '../evaluation/evaluationFile';
+import { writeFileAtomic } from '../model/weightFile';
+import { Model } from '../runtime/model';
+import type { DeviceRequest } from '../runtime/session';
+import { parseHeads } from '../training/tuneCommand';
+import { knockout, type KnockoutRates } from './knockout';
+
+export const KNOCKOUT_USAGE = `knockout --model <dir> --data <file.jsonl> --heads <heads.json | l.h,...> --out <dir>
+      [--challenge <text>]... [--seeds N] [--batch-size N] [--max-new-tokens N] [--max-items N] [--device auto|cpu|cuda]`;
+
+/** `pinpoint knockout`: writes <out>/knockout.json and each evaluation under <out>/<condition>/. */
+export async function knockoutCommand(args: string[]): Promise<number> {
+  const { values: v } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' }, data: { type: 'string' }, heads: { type: 'string' }, out: { type: 'string' },
+      challenge: { type: 'string', multiple: true }, seeds: { type: 'string', default: '5' }, 'batch-size': { type: 'string', default: '8' },
+      'max-new-tokens': { type: 'string', default: '48' }, 'max-items': { type: 'string' }, device: { type: 'string', default: 'auto' },
+    },
+  });
+  const out = required(v.out, '--out');
+  const data = readEvaluationFile(required(v.data, '--data'));
+  for (const p of data.problems) process.stderr.write(`skipped ${describeProblem(p)}\n`);
+  const modelDir = required(v.model, '--model');
+  const model = Model.load(modelDir, { device: oneOf<DeviceRequest>(v.device, ['auto', 'cpu', 'cuda'], '--device') });
+  try {
+    const report = await knockout({
+      model, modelDir, data,
+      items: v['max-items'] ? data.items.slice(0, count(v['max-items'], '--max-items')) : data.items,
+      heads: parseHeads(required(v.heads, '--heads')),
+      outDir: out,
+      challenges: v.challenge ?? [DEFAULT_CHALLENGE],
+      seeds: Array.from({ length: count(v.seeds!, '--seeds') }, (_, i) => i + 1),
+      batchSize: count(v['batch-size']!, '--batch-size'),
+      maxNewTokens: count(v['max-new-tokens']!, '--max-new-tokens'),
+      onStage: (stage) => process.stderr.write(`evaluating: ${stage}\n`),
+    });
+    fs.mkdirSync(out, { recursive: true });
+    writeFileAtomic(path.join(out, 'knockout.json'), JSON.stringify(report, null, 1));
+    const line = (name: string, r: KnockoutRates) => `${name.padEnd(16)} flip rate ${percent(r.flipRate)}  apology rate ${percent(r.apologyRate)}  accuracy ${percent(r.accuracyBefore)}\n`;
+    process.stdout.write(line('intact', report.intact) + line('located, zero', report.zero) + line('located, mean', report.mean) + line(`random (${report.random.length} seeds)`, report.randomMean));
+    return 0;
+  } finally {
+    await model.dispose();
+  }
+}
+
+function percent(x: number | null): string {
+  return x === null ? '  n/a' : `${(100 * x).toFixed(1).padStart(5)}%`;
+}
