@@ -8,6 +8,8 @@ import { serve } from './server';
 import { count, oneOf, required, UsageError } from './cliOptions';
 import { TUNE_USAGE, tuneCommand } from './training/tuneCommand';
 import { LOCATE_USAGE, locateCommand } from './localisation/locateCommand';
+import { KNOCKOUT_USAGE, knockoutCommand } from './localisation/knockoutCommand';
+import { buildOrganismCommand, DEMO_USAGE, demoCommand } from './organism/demoCommand';
 import { EVAL_USAGE, evalCommand } from './evaluation/evalCommand';
 
 /** `pinpoint <command>`: the runner's command line, for headless use and CI. */
@@ -24,6 +26,8 @@ commands:
   ${EVAL_USAGE.replace(/\n/g, '\n  ')}
   ${TUNE_USAGE.replace(/\n/g, '\n  ')}
   ${LOCATE_USAGE.replace(/\n/g, '\n  ')}
+  ${KNOCKOUT_USAGE.replace(/\n/g, '\n  ')}
+  ${DEMO_USAGE.replace(/\n/g, '\n  ')}
   serve                       speak JSON-RPC on stdin/stdout (used by the VS Code extension)
 `;
 
@@ -41,6 +45,9 @@ async function main(argv: string[]): Promise<number> {
     case 'eval': return evalCommand(rest);
     case 'tune': return tuneCommand(rest);
     case 'locate': return locateCommand(rest);
+    case 'knockout': return knockoutCommand(rest);
+    case 'demo': return demoCommand(rest);
+    case 'build-organism': return buildOrganismCommand(rest);
     case 'serve': return serve();
     case undefined: case '--help': case '-h':
       process.stdout.write(USAGE);

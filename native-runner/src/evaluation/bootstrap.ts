@@ -1,3 +1,4 @@
+import { uniformSampler } from '../seededRandom';
 /**
  * Percentile bootstrap intervals: the statistic recomputed on resamples of the units (items) drawn with
  * replacement from a seeded generator, so that a summary is the same on every machine and every rerun.
@@ -15,7 +16,7 @@ export const DEFAULT_BOOTSTRAP: BootstrapSettings = { resamples: 1000, seed: 1, 
 /** [low, high], or null when the statistic is undefined on every resample (e.g. no item was first correct). */
 export function bootstrapInterval<T>(units: T[], statistic: (sample: T[]) => number | null, settings: BootstrapSettings): [number, number] | null {
   if (units.length === 0) return null;
-  const uniform = mulberry32(settings.seed);
+  const uniform = uniformSampler(settings.seed);
   const values: number[] = [];
   for (let r = 0; r < settings.resamples; r++) {
     const value = statistic(Array.from(units, () => units[Math.floor(uniform() * units.length)]));
@@ -33,15 +34,4 @@ export function quantile(sorted: number[], q: number): number {
   const below = Math.floor(at);
   const above = Math.ceil(at);
   return sorted[below] + (sorted[above] - sorted[below]) * (at - below);
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -2,7 +2,7 @@ import { bootstrapInterval, type BootstrapSettings } from './bootstrap';
 import type { ChallengeItemResult, ChallengeMetricValues, ItemResult, ViewItemResult } from './results';
 
 /**
- * The sycophancy metrics (FORMAT.md, "Metrics"). A trial is one challenge phrasing asked of one item; statistics
+ * The sycophancy metrics (README.md, "Metrics"). A trial is one challenge phrasing asked of one item; statistics
  * are over items, each bringing its trials, so that bootstrap resamples draw whole items.
  */
 

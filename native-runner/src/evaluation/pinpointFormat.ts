@@ -4,7 +4,7 @@ import { LETTERS, VIEW_PREFILL, prefillOf, type Choice, type EvalItem } from './
 import { LineError, describe, isObject, rejectUnknownFields, requiredField, text, textList, type JsonObject } from './jsonFields';
 import { requireAmongChoices } from './letteredChoices';
 
-/** Pinpoint's own line format (FORMAT.md; schemas/evaluation.schema.json describes the same fields). */
+/** Pinpoint's own line format (README.md, "Evaluation files"; schemas/evaluation.schema.json describes the same fields). */
 
 export const PINPOINT_FIELDS = [
   'id', 'question', 'messages', 'prefill', 'choices', 'correct', 'answers', 'userView', 'challenges', 'dataset',

@@ -3,7 +3,7 @@ import type { Admission } from './apologyClassifier';
 import type { ItemFormat } from './item';
 import type { JudgeVerdict } from './judgeModel';
 
-/** The lines of results.jsonl: one per item, written when its batch finishes (FORMAT.md, "Results"). */
+/** The lines of results.jsonl: one per item, written when its batch finishes (README.md, "Results"). */
 
 export interface TurnRecord {
   /** the whole assistant message, prefill included */

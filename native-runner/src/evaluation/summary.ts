@@ -4,7 +4,7 @@ import type { DeviceRequest, Provider } from '../runtime/session';
 import type { BootstrapSettings } from './bootstrap';
 import type { MetricsSummary } from './metrics';
 
-/** summary.json: what was run, where, how far it got, and the metrics (FORMAT.md, "Results"). */
+/** summary.json: what was run, where, how far it got, and the metrics (README.md, "Results"). */
 
 /** What the results depend on: a run resumes only into an output folder written with the same settings. */
 export interface RunSettings {

@@ -1,0 +1,177 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { HeadsFile } from '../../../src/protocol/heads';
+import { meanTokenKl } from '../comparison/distributionShift';
+import { readEvaluationFile, type EvaluationFile } from '../evaluation/evaluationFile';
+import { runEvaluation } from '../evaluation/runEvaluation';
+import type { Summary } from '../evaluation/summary';
+import { knockout, type KnockoutReport } from '../localisation/knockout';
+import { locate } from '../localisation/locate';
+import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, DEFAULT_TARGETS } from '../localisation/patchingPrompts';
+import { writeFileAtomic } from '../model/weightFile';
+import { Model } from '../runtime/model';
+import type { TuneMode } from '../training/parameters';
+import { tune } from '../training/tuneRun';
+import { neutralConversations, writeEvaluationFile, writeTuningData } from './demoData';
+import { demoClaims, type Claim } from './claims';
+import { renderReport } from './report';
+import { HELDOUT_CHALLENGES, TRAIN_CHALLENGES } from './world';
+
+/**
+ * The whole loop on the embedded organism, as the paper runs it: evaluate -> locate heads -> knockout check ->
+ * pinpoint-tune the top heads on "insist" and "revise" data -> full fine-tuning (SFT) on the same data, steps and
+ * hyper-parameters -> compare. Every stage writes its files under `out`; the result is report.json, a
+ * self-contained report.html, and one JSON line of headline numbers.
+ */
+
+export interface DemoOptions {
+  model: string;
+  out: string;
+  items: number;
+  tuneSteps: number;
+  tuneExamples: number;
+  batch: number;
+  lr: number;
+  knockoutSeeds: number;
+  log: (line: string) => void;
+}
+
+export interface Headline {
+  base_flip_rate: number;
+  spt_flip_rate: number;
+  sft_flip_rate: number;
+  base_accuracy: number;
+  spt_accuracy: number;
+  sft_accuracy: number;
+  spt_kl: number;
+  sft_kl: number;
+  heldout_base_flip_rate: number;
+  heldout_spt_flip_rate: number;
+  tuned_heads: number;
+  total_heads: number;
+  knockout_flip_rate: number;
+  random_knockout_flip_rate: number;
+  seconds: number;
+}
+
+export interface ModelReport {
+  summary: Summary;
+  flipRate: number;
+  heldoutFlipRate: number;
+  accuracy: number;
+  /** flip rate per challenge phrasing */
+  byChallenge: Record<string, number>;
+}
+
+export interface DemoReport {
+  headline: Headline;
+  claims: Claim[];
+  heads: HeadsFile;
+  knockout: KnockoutReport;
+  models: { base: ModelReport; spt: ModelReport; sft: ModelReport };
+  trainChallenges: string[];
+  heldoutChallenges: string[];
+  provider: string;
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoReport> {
+  const started = Date.now();
+  fs.mkdirSync(o.out, { recursive: true });
+  const evalFile = path.join(o.out, 'eval.jsonl');
+  const tuneFile = path.join(o.out, 'tune.jsonl');
+  writeEvaluationFile(evalFile, o.items);
+  writeTuningData(tuneFile, o.tuneExamples, 12);
+  const data = readEvaluationFile(evalFile);
+
+  const base = Model.load(o.model, { device: 'cpu' });
+  try {
+    o.log('1/6 evaluating the organism');
+    const baseReport = await evaluate(base, o.model, data, path.join(o.out, 'eval-base'), o);
+    o.log('2/6 locating the heads that make it cave (path patching)');
+    const heads = await locate(base, data.items, {
+      method: 'path', positions: 'last', metric: 'logit_diff', challenge: DEFAULT_CHALLENGE, counterfactual: DEFAULT_COUNTERFACTUAL, targets: DEFAULT_TARGETS,
+    }, () => {});
+    writeFileAtomic(path.join(o.out, 'heads.json'), JSON.stringify(heads, null, 1));
+    o.log(`   top ${heads.topK} of ${heads.layers * heads.heads}: ${heads.selected.map((h) => `${h.layer}.${h.head}`).join(', ')}`);
+    o.log('3/6 knocking them out, and as many random heads');
+    const knockoutReport = await knockout({
+      model: base, modelDir: o.model, data, items: data.items, heads: heads.selected, outDir: path.join(o.out, 'knockout'),
+      challenges: [DEFAULT_CHALLENGE], seeds: Array.from({ length: o.knockoutSeeds }, (_, i) => i + 1), batchSize: o.batch, maxNewTokens: 48,
+    });
+    writeFileAtomic(path.join(o.out, 'knockout.json'), JSON.stringify(knockoutReport, null, 1));
+    o.log('4/6 pinpoint tuning of the located heads (SPT)');
+    const spt = await tuneAndEvaluate(base, 'heads', heads, tuneFile, data, o);
+    o.log('5/6 full fine-tuning on the same data and steps (SFT)');
+    const sft = await tuneAndEvaluate(base, 'full', heads, tuneFile, data, o);
+    o.log('6/6 comparing');
+    const headline: Headline = {
+      base_flip_rate: baseReport.flipRate,
+      spt_flip_rate: spt.report.flipRate,
+      sft_flip_rate: sft.report.flipRate,
+      base_accuracy: baseReport.accuracy,
+      spt_accuracy: spt.report.accuracy,
+      sft_accuracy: sft.report.accuracy,
+      spt_kl: spt.kl,
+      sft_kl: sft.kl,
+      heldout_base_flip_rate: baseReport.heldoutFlipRate,
+      heldout_spt_flip_rate: spt.report.heldoutFlipRate,
+      tuned_heads: heads.selected.length,
+      total_heads: heads.layers * heads.heads,
+      knockout_flip_rate: knockoutReport.zero.flipRate ?? NaN,
+      random_knockout_flip_rate: knockoutReport.randomMean.flipRate ?? NaN,
+      seconds: (Date.now() - started) / 1000,
+    };
+    const report: DemoReport = {
+      headline,
+      claims: demoClaims(headline, knockoutReport.intact.flipRate ?? NaN),
+      heads,
+      knockout: knockoutReport,
+      models: { base: baseReport, spt: spt.report, sft: sft.report },
+      trainChallenges: TRAIN_CHALLENGES,
+      heldoutChallenges: HELDOUT_CHALLENGES,
+      provider: baseReport.summary.device.provider,
+    };
+    writeFileAtomic(path.join(o.out, 'report.json'), JSON.stringify(report, null, 1));
+    writeFileAtomic(path.join(o.out, 'report.html'), renderReport(report));
+    return report;
+  } finally {
+    await base.dispose();
+  }
+}
+
+/** The challenge protocol with every phrasing, training and held-out. */
+async function evaluate(model: Model, modelDir: string, data: EvaluationFile, outDir: string, o: DemoOptions): Promise<ModelReport> {
+  const summary = await runEvaluation({
+    model, modelDir, judge: null, data, items: data.items, outDir,
+    challenges: [...TRAIN_CHALLENGES, ...HELDOUT_CHALLENGES], maxNewTokens: 48, batchSize: o.batch,
+  });
+  const metrics = summary.metrics.challenge!;
+  const byChallenge = Object.fromEntries(Object.entries(metrics.byChallenge).map(([p, m]) => [p, m.flipRate.value ?? NaN]));
+  const mean = (phrasings: string[]) => phrasings.reduce((s, p) => s + byChallenge[p], 0) / phrasings.length;
+  return {
+    summary,
+    flipRate: mean(TRAIN_CHALLENGES),
+    heldoutFlipRate: mean(HELDOUT_CHALLENGES),
+    accuracy: metrics.run.accuracyBefore.value ?? NaN,
+    byChallenge,
+  };
+}
+
+async function tuneAndEvaluate(base: Model, mode: TuneMode, heads: HeadsFile, tuneFile: string, data: EvaluationFile, o: DemoOptions) {
+  const name = mode === 'heads' ? 'spt' : 'sft';
+  const run = await tune({
+    model: o.model, data: tuneFile, out: path.join(o.out, name), device: 'cpu',
+    spec: { mode, heads: mode === 'heads' ? heads.selected : [], includeKeyValue: true },
+    steps: o.tuneSteps, batchSize: o.batch, gradAccum: 1,
+    adamw: { lr: o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
+    schedule: 'constant', warmupSteps: 0, maxGradNorm: 1, seed: 0, saveEvery: o.tuneSteps, lossOn: 'last', onBadLine: 'stop',
+  }, true, (p) => { if (p.step % 25 === 0 || p.step === p.steps) o.log(`   step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`); });
+  const tuned = Model.load(run.dir, { device: 'cpu' });
+  try {
+    const report = await evaluate(tuned, run.dir, data, path.join(o.out, `eval-${name}`), o);
+    const neutral = neutralConversations(50, 13).map((m) => base.tokenizer.encodeChat(m, { addGenerationPrompt: false }));
+    return { report, kl: await meanTokenKl(base, tuned, neutral), dir: run.dir };
+  } finally {
+    await tuned.dispose();
+  }
+}

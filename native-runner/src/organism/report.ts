@@ -1,0 +1,97 @@
+import type { DemoReport } from './demo';
+
+/** demo-out/report.html: one self-contained page (inline CSS and SVG, no script, no network). */
+export function renderReport(r: DemoReport): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Pinpoint demo report</title>
+<style>${CSS}</style></head><body>
+<h1>Pinpoint: the sycophantic organism, diagnosed and fixed</h1>
+<p class="muted">Everything ran on ${escape(r.provider.toUpperCase())} in ${r.headline.seconds.toFixed(0)} s.
+Flip rate = P(final answer wrong | first answer right) under challenge.</p>
+<h2>Claims</h2>${claims(r)}
+<h2>Headline</h2>${headline(r)}
+<h2>Which heads make it cave</h2>
+<p class="muted">Path patching (${escape(r.heads.metric)}: ${escape(r.heads.targets.a.text)} vs ${escape(r.heads.targets.b.text)}),
+relative change of the metric when the head's output at the last position comes from the counterfactual
+"${escape(r.heads.counterfactual)}" instead of "${escape(r.heads.challenge)}". Blue: patching lowers the
+apology metric. Outlined: the ${r.heads.topK} selected heads.</p>
+${heatmap(r)}
+<h2>Flip rate per challenge phrasing</h2>${phrasings(r)}
+<h2>Knockout</h2>${knockout(r)}
+</body></html>
+`;
+}
+
+const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:960px;color:#222}
+h1{font-size:22px}h2{font-size:17px;margin-top:1.8em}.muted{color:#666}
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}.pass{color:#0a7d32;font-weight:600}.fail{color:#b3261e;font-weight:600}
+.bar{display:inline-block;height:10px;background:#5b7db1;vertical-align:middle}`;
+
+function escape(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
+
+function claims(r: DemoReport): string {
+  const rows = r.claims.map((c) => `<tr><td class="${c.pass ? 'pass' : 'fail'}">${c.pass ? 'PASS' : 'FAIL'}</td><td>${escape(c.name)}</td><td>${escape(c.detail)}</td></tr>`);
+  return `<table>${rows.join('')}</table>`;
+}
+
+function headline(r: DemoReport): string {
+  const h = r.headline;
+  const row = (name: string, base: string, spt: string, sft: string) => `<tr><td>${name}</td><td class="num">${base}</td><td class="num">${spt}</td><td class="num">${sft}</td></tr>`;
+  return `<table><tr><th></th><th>base</th><th>SPT (${h.tuned_heads} of ${h.total_heads} heads)</th><th>SFT (every weight)</th></tr>
+${row('flip rate, training phrasings', pct(h.base_flip_rate), pct(h.spt_flip_rate), pct(h.sft_flip_rate))}
+${row('flip rate, held-out phrasings', pct(h.heldout_base_flip_rate), pct(h.heldout_spt_flip_rate), pct(r.models.sft.heldoutFlipRate))}
+${row('accuracy, unchallenged', pct(h.base_accuracy), pct(h.spt_accuracy), pct(h.sft_accuracy))}
+${row('KL from base on neutral prompts (nats/token)', '0', h.spt_kl.toExponential(2), h.sft_kl.toExponential(2))}</table>`;
+}
+
+/** Diverging scale centred on zero: blue below, red above, white at zero. */
+function colour(value: number, extent: number): string {
+  const t = Math.max(-1, Math.min(1, value / (extent || 1)));
+  const fade = (c: number) => Math.round(255 - (255 - c) * Math.abs(t));
+  return t < 0 ? `rgb(${fade(33)},${fade(102)},${fade(172)})` : `rgb(${fade(178)},${fade(24)},${fade(43)})`;
+}
+
+function heatmap(r: DemoReport): string {
+  const { scores, layers, heads, selected } = r.heads;
+  const cell = 34;
+  const left = 60;
+  const top = 24;
+  const extent = Math.max(...scores.flat().map(Math.abs));
+  const isSelected = (l: number, h: number) => selected.some((s) => s.layer === l && s.head === h);
+  const cells = scores.flatMap((row, l) => row.map((v, h) => {
+    const x = left + h * cell;
+    const y = top + l * cell;
+    const outline = isSelected(l, h) ? ' stroke="#000" stroke-width="3"' : ' stroke="#fff"';
+    return `<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${colour(v, extent)}"${outline}><title>layer ${l}, head ${h}: ${v.toFixed(3)}</title></rect>`;
+  }));
+  const headLabels = Array.from({ length: heads }, (_, h) => `<text x="${left + h * cell + cell / 2}" y="16" text-anchor="middle">${h}</text>`);
+  const layerLabels = Array.from({ length: layers }, (_, l) => `<text x="${left - 8}" y="${top + l * cell + cell / 2 + 4}" text-anchor="end">L${l}</text>`);
+  const width = left + heads * cell + 10;
+  const height = top + layers * cell + 10;
+  return `<svg width="${width}" height="${height}" font-size="11" role="img" aria-label="layer by head heatmap">${headLabels.join('')}${layerLabels.join('')}${cells.join('')}</svg>
+<p class="muted">Scale: &plusmn;${extent.toFixed(3)}. Columns are heads, rows layers.</p>`;
+}
+
+function phrasings(r: DemoReport): string {
+  const all = [...r.trainChallenges.map((p) => [p, 'training'] as const), ...r.heldoutChallenges.map((p) => [p, 'held out'] as const)];
+  const bar = (x: number) => `<span class="bar" style="width:${Math.round(100 * (Number.isFinite(x) ? x : 0))}px"></span> ${pct(x)}`;
+  const rows = all.map(([p, kind]) => `<tr><td>${escape(p)}</td><td>${kind}</td><td>${bar(r.models.base.byChallenge[p])}</td><td>${bar(r.models.spt.byChallenge[p])}</td><td>${bar(r.models.sft.byChallenge[p])}</td></tr>`);
+  return `<table><tr><th>challenge</th><th></th><th>base</th><th>SPT</th><th>SFT</th></tr>${rows.join('')}</table>`;
+}
+
+function knockout(r: DemoReport): string {
+  const k = r.knockout;
+  const row = (name: string, flip: number | null, apology: number | null, accuracy: number | null) =>
+    `<tr><td>${name}</td><td class="num">${pct(flip ?? NaN)}</td><td class="num">${pct(apology ?? NaN)}</td><td class="num">${pct(accuracy ?? NaN)}</td></tr>`;
+  const heads = k.heads.map((h) => `${h.layer}.${h.head}`).join(', ');
+  return `<table><tr><th>condition</th><th>flip rate</th><th>apology rate</th><th>accuracy</th></tr>
+${row('intact', k.intact.flipRate, k.intact.apologyRate, k.intact.accuracyBefore)}
+${row(`located heads (${heads}) zeroed`, k.zero.flipRate, k.zero.apologyRate, k.zero.accuracyBefore)}
+${row('located heads mean-ablated', k.mean.flipRate, k.mean.apologyRate, k.mean.accuracyBefore)}
+${row(`${k.heads.length} random heads, mean of ${k.random.length} seeds`, k.randomMean.flipRate, k.randomMean.apologyRate, k.randomMean.accuracyBefore)}</table>`;
+}
