@@ -149,11 +149,11 @@ function concat(n: Node, s: ShapeState): number[] {
 
 const RULES: Record<string, Rule> = {
   Add: elementwise, Sub: elementwise, Mul: elementwise, Div: elementwise, Where: elementwise, And: elementwise,
-  Less: elementwise, LessOrEqual: elementwise, Equal: elementwise, Pow: elementwise,
+  Less: elementwise, LessOrEqual: elementwise,
   Identity: same, Neg: same, Sqrt: same, Reciprocal: same, Sigmoid: same, Cos: same, Sin: same, Cast: same,
-  Softmax: same, LogSoftmax: same, Exp: same, Log: same, Not: same,
+  Softmax: same, LogSoftmax: same,
   Reshape: reshape, Slice: sliceShape, Gather: gather, Unsqueeze: unsqueeze, Squeeze: squeeze,
-  ReduceMean: reduce, ReduceSum: reduce, ReduceMax: reduce, MatMul: matmul, Gemm: gemm, Concat: concat,
+  ReduceMean: reduce, ReduceSum: reduce, MatMul: matmul, Gemm: gemm, Concat: concat,
   Transpose: (n, s) => (ints(n.attrs.perm) ?? []).map((p) => s.shape(n.inputs[0])[p]),
   Shape: (n, s) => [shapeOf(n, s).length],
   Range: (n, s) => [Math.max(0, Math.ceil((s.value(n.inputs[1])[0] - s.value(n.inputs[0])[0]) / s.value(n.inputs[2])[0]))],
@@ -162,16 +162,8 @@ const RULES: Record<string, Rule> = {
     const ax = axis(attr(n, 'axis', 0), input.length);
     return input.flatMap((d, i) => (i !== ax ? [d] : attr(n, 'keepdims', 1) ? [1] : []));
   },
-  Expand: (n, s) => broadcast(s.shape(n.inputs[0]), s.value(n.inputs[1])),
-  ConstantOfShape: (n, s) => s.value(n.inputs[0]),
   OneHot: (n, s) => [...s.shape(n.inputs[0]), s.value(n.inputs[1])[0]],
   GatherElements: (n, s) => s.shape(n.inputs[1]),
-  ScatterND: same,
-  Pad: (n, s) => {
-    const pads = s.value(n.inputs[1]);
-    const input = s.shape(n.inputs[0]);
-    return input.map((d, i) => d + pads[i] + pads[i + input.length]);
-  },
 };
 
 function shapeOf(n: Node, s: ShapeState): number[] {
