@@ -23,6 +23,17 @@ await Promise.all([
     platform: 'node',
     target: 'node20',
     format: 'cjs',
+    // jsonc-parser's "main" is a UMD build whose dynamic requires esbuild cannot follow; its ES module build it can
+    mainFields: ['module', 'main'],
     external: ['vscode'],
+  }),
+  esbuild.build({
+    ...common,
+    // the panels' scripts run in the webview, a browser page with no Node and no vscode module
+    entryPoints: ['src/webview/headMap.ts', 'src/webview/tuning.ts', 'src/webview/compare.ts'],
+    outdir: 'dist/webview',
+    platform: 'browser',
+    target: 'es2022',
+    format: 'iife',
   }),
 ]);

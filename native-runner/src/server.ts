@@ -1,4 +1,6 @@
 import { Console } from 'node:console';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import {
   createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter,
   type CancellationToken, type MessageConnection,
@@ -8,10 +10,30 @@ import {
   GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest,
   type ChatMessage, type GenerateParams, type GenerateResult, type LoadModelParams, type ModelInfo, type RuntimeInfo,
 } from '../../src/protocol/protocol';
+import {
+  CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
+  type CompareParams, type CompareResult, type EvaluateParams, type EvaluateResult, type ExportParams, type ExportResult,
+  type JobProgress, type KnockoutParams, type KnockoutResult, type LocateParams, type LocateResult, type ModelSpec,
+  type TuneParams, type TuneResult,
+} from '../../src/protocol/jobs';
+import type { HeadRef } from '../../src/protocol/heads';
 import { CheckpointError } from './checkpoint/safetensors';
+import { meanTokenKl } from './comparison/distributionShift';
+import { renderChat } from './evaluation/chatPrompt';
+import { readEvaluationFile } from './evaluation/evaluationFile';
+import type { EvalItem } from './evaluation/item';
+import { runEvaluation } from './evaluation/runEvaluation';
+import { knockout } from './localisation/knockout';
+import { locate } from './localisation/locate';
+import { writeFileAtomic } from './model/weightFile';
 import { greedyGenerate } from './runtime/generate';
 import { Model } from './runtime/model';
 import { cudaProviderInstalled, DeviceError } from './runtime/session';
+import { ADAMW_DEFAULTS } from './training/adamw';
+import { DataError } from './training/conversations';
+import { SCHEDULES } from './training/schedule';
+import { latestCheckpoint } from './training/tunedCheckpoint';
+import { tune, TuneError } from './training/tuneRun';
 
 /** `pinpoint serve`: the runner as the extension's child process, speaking JSON-RPC (src/protocol) on stdin/stdout. */
 
@@ -27,6 +49,12 @@ export async function serve(): Promise<number> {
   connection.onRequest(RuntimeInfoRequest, () => answer(async () => runtimeInfo()));
   connection.onRequest(LoadModelRequest, (params) => answer(() => runner.load(params)));
   connection.onRequest(GenerateRequest, (params, token) => answer(() => runner.generate(params, token)));
+  connection.onRequest(EvaluateRequest, (params, token) => answer(() => runner.evaluate(params, token)));
+  connection.onRequest(LocateRequest, (params, token) => answer(() => runner.locate(params, token)));
+  connection.onRequest(TuneRequest, (params, token) => answer(() => runner.tune(params, token)));
+  connection.onRequest(KnockoutRequest, (params, token) => answer(() => runner.knockout(params, token)));
+  connection.onRequest(CompareRequest, (params, token) => answer(() => runner.compare(params, token)));
+  connection.onRequest(ExportRequest, (params, token) => answer(() => runner.export(params, token)));
   const exitCode = await new Promise<number>((resolve) => {
     connection.onClose(() => resolve(0));
     connection.onError(([error]) => {
@@ -46,6 +74,7 @@ function runtimeInfo(): RuntimeInfo {
     onnxruntimeVersion: (require('onnxruntime-node/package.json') as { version: string }).version,
     cudaProviderInstalled: cudaProviderInstalled(),
     node: process.version,
+    pid: process.pid,
   };
 }
 
@@ -95,8 +124,168 @@ class Runner {
     });
   }
 
+  /** The challenge protocol over an evaluation file. */
+  evaluate(params: EvaluateParams, token: CancellationToken): Promise<EvaluateResult> {
+    checkEvaluateParams(params);
+    return this.exclusive(async () => {
+      throwIfCancelled(token);
+      const data = readEvaluationFile(params.data);
+      const items = chosenItems(data.items, params.items, params.data);
+      this.progress({ job: params.job, message: `${items.length} items`, done: 0, total: items.length });
+      const model = await this.use(params.model);
+      const summary = await runEvaluation({
+        model, modelDir: params.model.dir, judge: null, data, items, outDir: params.out,
+        challenges: params.challenges, maxNewTokens: params.maxNewTokens, batchSize: params.batchSize,
+        onProgress: this.itemProgress(params.job, token),
+      });
+      return { out: params.out, summary };
+    });
+  }
+
+  /** The located heads knocked out (zero and mean) and random ones, each condition a resumable evaluation. */
+  knockout(params: KnockoutParams, token: CancellationToken): Promise<KnockoutResult> {
+    checkKnockoutParams(params);
+    return this.exclusive(async () => {
+      throwIfCancelled(token);
+      const data = readEvaluationFile(params.data);
+      const items = chosenItems(data.items, undefined, params.data);
+      const stages = 3 + params.seeds.length;
+      let stage = 0;
+      const model = await this.use(params.model);
+      const report = await knockout({
+        model, modelDir: params.model.dir, data, items, heads: params.heads, outDir: params.out, challenges: params.challenges,
+        seeds: params.seeds, batchSize: params.batchSize, maxNewTokens: params.maxNewTokens,
+        // knockout reports stages, not items: a stop takes effect when the condition running finishes
+        onStage: (name) => {
+          throwIfCancelled(token);
+          this.progress({ job: params.job, message: `evaluating ${name}`, done: stage++, total: stages });
+        },
+      });
+      const file = path.join(params.out, 'knockout.json');
+      writeFileAtomic(file, JSON.stringify(report, null, 1));
+      return { file, report };
+    });
+  }
+
+  /**
+   * The base and the tuned model through the evaluation, then the mean per-token KL between them over the items'
+   * first prompts. The tuned model is loaded beside the held base model for this job only.
+   */
+  compare(params: CompareParams, token: CancellationToken): Promise<CompareResult> {
+    checkCompareParams(params);
+    return this.exclusive(async () => {
+      throwIfCancelled(token);
+      const data = readEvaluationFile(params.data);
+      const items = chosenItems(data.items, undefined, params.data);
+      const settings = { judge: null, data, items, challenges: params.challenges, maxNewTokens: params.maxNewTokens, batchSize: params.batchSize };
+      const base = await this.use(params.base);
+      const baseSummary = await runEvaluation({
+        ...settings, model: base, modelDir: params.base.dir, outDir: params.out.base, onProgress: this.itemProgress(params.job, token, 'base model'),
+      });
+      const tuned = Model.load(params.tuned.dir, { device: params.tuned.device, dtype: params.tuned.dtype });
+      try {
+        const tunedSummary = await runEvaluation({
+          ...settings, model: tuned, modelDir: params.tuned.dir, outDir: params.out.tuned, onProgress: this.itemProgress(params.job, token, 'tuned model'),
+        });
+        this.progress({ job: params.job, message: `KL shift over ${items.length} prompts`, done: 0, total: 1 });
+        const prompts = items.map((item) => renderChat(base.tokenizer, item.messages).ids);
+        return {
+          base: { out: params.out.base, summary: baseSummary },
+          tuned: { out: params.out.tuned, summary: tunedSummary },
+          klShift: await meanTokenKl(base, tuned, prompts),
+          prompts: prompts.length,
+        };
+      } finally {
+        await tuned.dispose();
+      }
+    });
+  }
+
+  /** Localisation scores of every head; heads.json is written to `out`. */
+  locate(params: LocateParams, token: CancellationToken): Promise<LocateResult> {
+    checkLocateParams(params);
+    return this.exclusive(async () => {
+      throwIfCancelled(token);
+      const items = chosenItems(readEvaluationFile(params.data).items, params.items, params.data);
+      this.progress({ job: params.job, message: `${items.length} items`, done: 0, total: items.length });
+      const model = await this.use(params.model);
+      const { method, metric, positions, challenge, counterfactual, targets, topK } = params;
+      const heads = await locate(model, items, { method, metric, positions, challenge, counterfactual, targets, topK }, (done, total) => {
+        this.progress({ job: params.job, message: `${done}/${total} items`, done, total });
+        throwIfCancelled(token);
+      });
+      fs.mkdirSync(params.out, { recursive: true });
+      const file = path.join(params.out, 'heads.json');
+      writeFileAtomic(file, JSON.stringify(heads, null, 1));
+      return { file, heads };
+    });
+  }
+
+  /** Pinpoint tuning of the given heads; the held model is dropped first, as tuning loads its own. */
+  tune(params: TuneParams, token: CancellationToken): Promise<TuneResult> {
+    checkTuneParams(params);
+    return this.exclusive(async () => {
+      throwIfCancelled(token);
+      await this.unload();
+      const h = params.hyperparameters;
+      const result = await tune({
+        model: params.model, data: params.data, out: params.out, device: params.device,
+        spec: { mode: 'heads', heads: params.heads, includeKeyValue: params.includeKeyValue },
+        steps: h.steps, batchSize: h.batchSize, gradAccum: h.gradAccum,
+        adamw: { ...ADAMW_DEFAULTS, lr: h.learningRate, weightDecay: h.weightDecay },
+        schedule: h.schedule, warmupSteps: h.warmupSteps, maxGradNorm: h.maxGradNorm, seed: h.seed,
+        saveEvery: h.saveEvery, lossOn: h.lossOn, onBadLine: 'skip',
+      }, params.resume, (step) => {
+        this.progress({ job: params.job, message: `step ${step.step}/${step.steps}, loss ${step.loss.toFixed(4)}`, done: step.step, total: step.steps, tune: step });
+        throwIfCancelled(token);
+      });
+      return { checkpoint: result.dir, losses: result.losses, provider: result.provider, skipped: result.skipped };
+    });
+  }
+
+  /** Copies a tuning run's newest checkpoint, less the optimizer state that only resuming needs. */
+  export(params: ExportParams, token: CancellationToken): Promise<ExportResult> {
+    check(typeof params?.run === 'string' && params.run !== '', 'job/export: run must be the folder of a tuning run');
+    check(typeof params.to === 'string' && params.to !== '', 'job/export: to must be a folder');
+    return this.exclusive(async () => {
+      throwIfCancelled(token);
+      const from = latestCheckpoint(params.run);
+      check(from !== undefined, `job/export: ${params.run} holds no checkpoint (no latest.json)`);
+      check(!fs.existsSync(params.to) || fs.readdirSync(params.to).length === 0, `job/export: ${params.to} is not empty`);
+      fs.mkdirSync(params.to, { recursive: true });
+      const files = fs.readdirSync(from).filter((file) => file !== OPTIMIZER_STATE);
+      files.forEach((file, i) => {
+        this.progress({ job: params.job, message: file, done: i, total: files.length });
+        fs.copyFileSync(path.join(from, file), path.join(params.to, file));
+      });
+      return { from, to: params.to, files };
+    });
+  }
+
   async dispose(): Promise<void> {
     await this.exclusive(() => this.unload());
+  }
+
+  /** The model a job names: the one held when it is the same checkpoint, device and dtype, else loaded in its place. */
+  private async use(spec: ModelSpec): Promise<Model> {
+    const held = this.model;
+    if (held && held.checkpoint.dir === path.resolve(spec.dir) && held.device === spec.device && held.dtype === spec.dtype) return held;
+    await this.unload();
+    this.model = Model.load(spec.dir, { device: spec.device, dtype: spec.dtype });
+    this.log(`loaded ${this.model.checkpoint.dir} (${spec.dtype}) for a job`);
+    return this.model;
+  }
+
+  /** Progress after each batch of an evaluation, where a stop takes effect: the batch's results are on disk by then. */
+  private itemProgress(job: string, token: CancellationToken, stage?: string): (p: { done: number; total: number }) => void {
+    return (p) => {
+      this.progress({ job, message: `${stage ? `${stage}: ` : ''}${p.done}/${p.total} items`, done: p.done, total: p.total });
+      throwIfCancelled(token);
+    };
+  }
+
+  private progress(progress: JobProgress): void {
+    void this.connection.sendNotification(JobProgressNotification, progress);
   }
 
   private loaded(): Model {
@@ -143,7 +332,8 @@ async function answer<T>(request: () => Promise<T>): Promise<T> {
 function toResponseError(err: unknown): ResponseError<void> {
   if (err instanceof ResponseError) return err;
   const error = err instanceof Error ? err : new Error(String(err));
-  if (error instanceof CheckpointError || error instanceof RangeError) return new ResponseError(RunnerErrorCode.BadInput, error.message);
+  const badInput = [CheckpointError, RangeError, TuneError, DataError].some((kind) => error instanceof kind);
+  if (badInput) return new ResponseError(RunnerErrorCode.BadInput, error.message);
   if (error instanceof DeviceError) return new ResponseError(RunnerErrorCode.Device, error.message);
   // anything else is a runner bug: keep the stack in the runner's log, which the extension shows
   console.error(error.stack);
@@ -156,6 +346,10 @@ function throwIfCancelled(token: CancellationToken): void {
 
 const DEVICES: readonly unknown[] = ['auto', 'cpu', 'cuda'];
 const DTYPES: readonly unknown[] = ['float32', 'float16'];
+const LOCATE_METHODS: readonly unknown[] = ['path', 'activation', 'attribution'];
+const LOCATE_METRICS: readonly unknown[] = ['logit_diff', 'paper_ratio'];
+/** tunedCheckpoint's optimizer state: what `--resume` needs, no part of the tuned model */
+const OPTIMIZER_STATE = 'optimizer.safetensors';
 
 /** Params come from another process as JSON, so their types are checked rather than trusted. */
 function checkLoadParams(params: LoadModelParams): void {
@@ -181,4 +375,103 @@ function isChatMessage(message: unknown): message is ChatMessage {
 
 function check(ok: boolean, message: string): asserts ok {
   if (!ok) throw new RangeError(message);
+}
+
+/** The items a job asked for by id, in the file's order; every id must name an item of the file. */
+function chosenItems(items: EvalItem[], ids: string[] | undefined, file: string): EvalItem[] {
+  check(items.length > 0, `${file} has no item that can be run`);
+  if (ids === undefined) return items;
+  const known = new Set(items.map((item) => item.id));
+  const unknown = ids.filter((id) => !known.has(id));
+  check(unknown.length === 0, `${file} has no item ${unknown.map((id) => JSON.stringify(id)).join(', ')}`);
+  const wanted = new Set(ids);
+  return items.filter((item) => wanted.has(item.id));
+}
+
+function checkModelSpec(spec: ModelSpec, method: string): void {
+  check(typeof spec?.dir === 'string' && spec.dir !== '', `${method}: model.dir must be the path of a checkpoint folder`);
+  check(DEVICES.includes(spec.device), `${method}: model.device must be auto, cpu or cuda (got ${JSON.stringify(spec.device)})`);
+  check(DTYPES.includes(spec.dtype), `${method}: model.dtype must be float32 or float16 (got ${JSON.stringify(spec.dtype)})`);
+}
+
+function checkJob(params: { job: string; data: string; out: string; items?: string[] }, method: string): void {
+  check(typeof params?.job === 'string' && params.job !== '', `${method}: job must be a non-empty id`);
+  check(typeof params.data === 'string' && fs.existsSync(params.data), `${method}: data must name an existing file (got ${JSON.stringify(params.data)})`);
+  check(typeof params.out === 'string' && params.out !== '', `${method}: out must be a folder`);
+  check(params.items === undefined || isStringList(params.items), `${method}: items must be a list of item ids`);
+}
+
+interface GenerationParams {
+  challenges: string[];
+  maxNewTokens: number;
+  batchSize: number;
+}
+
+function checkGeneration(params: GenerationParams, method: string): void {
+  check(isStringList(params.challenges) && params.challenges.length > 0, `${method}: challenges must list at least one phrasing`);
+  checkCount(params.maxNewTokens, `${method}: maxNewTokens`);
+  checkCount(params.batchSize, `${method}: batchSize`);
+}
+
+function checkEvaluateParams(params: EvaluateParams): void {
+  checkJob(params, 'job/evaluate');
+  checkModelSpec(params.model, 'job/evaluate');
+  checkGeneration(params, 'job/evaluate');
+}
+
+function checkKnockoutParams(params: KnockoutParams): void {
+  checkJob(params, 'job/knockout');
+  checkModelSpec(params.model, 'job/knockout');
+  checkGeneration(params, 'job/knockout');
+  check(isHeadList(params.heads), 'job/knockout: heads must be a non-empty list of {layer, head}');
+  check(Array.isArray(params.seeds) && params.seeds.every(Number.isSafeInteger), 'job/knockout: seeds must be a list of integers');
+}
+
+function checkCompareParams(params: CompareParams): void {
+  check(typeof params?.out === 'object' && params.out !== null, 'job/compare: out must name the base and tuned folders');
+  checkJob({ ...params, out: params.out.base }, 'job/compare');
+  check(typeof params.out.tuned === 'string' && params.out.tuned !== '' && params.out.tuned !== params.out.base, 'job/compare: out.tuned must be a folder other than out.base');
+  checkModelSpec(params.base, 'job/compare: base');
+  checkModelSpec(params.tuned, 'job/compare: tuned');
+  checkGeneration(params, 'job/compare');
+}
+
+function checkLocateParams(params: LocateParams): void {
+  checkJob(params, 'job/locate');
+  checkModelSpec(params.model, 'job/locate');
+  check(LOCATE_METHODS.includes(params.method), `job/locate: method must be path, activation or attribution (got ${JSON.stringify(params.method)})`);
+  check(LOCATE_METRICS.includes(params.metric), `job/locate: metric must be logit_diff or paper_ratio (got ${JSON.stringify(params.metric)})`);
+  check(params.positions === 'last' || params.positions === 'all', 'job/locate: positions must be last or all');
+  check(typeof params.challenge === 'string' && params.challenge !== '', 'job/locate: challenge must be a phrasing');
+  check(typeof params.counterfactual === 'string' && params.counterfactual !== '', 'job/locate: counterfactual must be a phrasing');
+  check(isStringList(params.targets) && params.targets.length === 2 && params.targets.every((t) => t !== ''), 'job/locate: targets must be two words');
+  if (params.topK !== undefined) checkCount(params.topK, 'job/locate: topK');
+}
+
+function checkTuneParams(params: TuneParams): void {
+  checkJob(params, 'job/tune');
+  check(typeof params.model === 'string' && params.model !== '', 'job/tune: model must be the path of a checkpoint folder');
+  check(DEVICES.includes(params.device), `job/tune: device must be auto, cpu or cuda (got ${JSON.stringify(params.device)})`);
+  check(isHeadList(params.heads), 'job/tune: heads must be a non-empty list of {layer, head}');
+  const h = params.hyperparameters;
+  for (const key of ['steps', 'batchSize', 'gradAccum', 'saveEvery'] as const) checkCount(h?.[key], `job/tune: hyperparameters.${key}`);
+  for (const key of ['learningRate', 'weightDecay', 'maxGradNorm', 'warmupSteps', 'seed'] as const) {
+    check(Number.isFinite(h[key]) && h[key] >= 0, `job/tune: hyperparameters.${key} must be a non-negative number (got ${JSON.stringify(h[key])})`);
+  }
+  check(h.learningRate > 0, 'job/tune: hyperparameters.learningRate must be positive');
+  check((SCHEDULES as readonly unknown[]).includes(h.schedule), `job/tune: hyperparameters.schedule must be one of ${SCHEDULES.join(', ')}`);
+  check(h.lossOn === 'last' || h.lossOn === 'all', 'job/tune: hyperparameters.lossOn must be last or all');
+}
+
+function checkCount(value: number, what: string): void {
+  check(Number.isSafeInteger(value) && value > 0, `${what} must be a positive integer (got ${JSON.stringify(value)})`);
+}
+
+function isStringList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((entry) => typeof entry === 'string');
+}
+
+function isHeadList(value: unknown): value is HeadRef[] {
+  return Array.isArray(value) && value.length > 0
+    && value.every((h: Partial<HeadRef> | null) => Number.isInteger(h?.layer) && Number.isInteger(h?.head));
 }

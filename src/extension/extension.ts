@@ -1,94 +1,78 @@
-import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { Device, Dtype, LoadModelParams, ModelInfo } from '../protocol/protocol';
+import { compareBaseTuned } from './compareCommand';
+import { openDemo } from './demo';
+import { EvaluationDocuments } from './evaluationDocuments';
+import { rerunItem, runEvaluation } from './evaluationCommands';
+import { ItemCodeLens } from './itemCodeLens';
+import { Jobs } from './jobs';
+import { knockout, locateHeads } from './localisationCommands';
+import { Models } from './models';
+import { ComparePanel } from './panels/comparePanel';
+import { HeadMapPanel } from './panels/headMapPanel';
+import { TuningPanel } from './panels/tuningPanel';
 import { RunnerClient } from './runnerClient';
+import type { Services } from './services';
 import { StatusBar } from './statusBar';
+import { TranscriptHover } from './transcriptHover';
+import { exportModel, resumeTuning, tuneHeads } from './tuningCommands';
+import { WorkspaceRuns } from './workspaceRuns';
 
-let runner: RunnerClient | undefined;
+let services: Services | undefined;
 
-export function activate(context: vscode.ExtensionContext): void {
+/** Returns the services, which the extension-host tests drive and observe (as rust-analyzer returns its Ctx). */
+export function activate(context: vscode.ExtensionContext): Services {
   const output = vscode.window.createOutputChannel('Pinpoint Runner');
   const statusBar = new StatusBar();
-  runner = new RunnerClient(context.asAbsolutePath('dist/runner.js'), output);
-  const client = runner;
+  const runner = new RunnerClient(context.asAbsolutePath('dist/runner.js'), output);
+  const runs = new WorkspaceRuns(context.workspaceState);
+  const s: Services = {
+    extensionUri: context.extensionUri,
+    storageUri: context.storageUri ?? context.globalStorageUri,
+    runner,
+    runs,
+    models: new Models(runner, statusBar),
+    jobs: new Jobs(runner, statusBar),
+    documents: new EvaluationDocuments(runs),
+    headMap: new HeadMapPanel(context.extensionUri, runs),
+    tuning: new TuningPanel(context.extensionUri),
+    compare: new ComparePanel(context.extensionUri),
+  };
+  services = s;
+  const evaluationFiles: vscode.DocumentSelector = [{ scheme: 'file', pattern: '**/*.jsonl' }];
   context.subscriptions.push(
-    output,
-    statusBar,
-    // a restarted runner holds no model
-    client.onDidRestart(() => statusBar.setModel(undefined)),
-    vscode.commands.registerCommand('pinpoint.selectModel', () => selectModel(client, statusBar)),
-    vscode.commands.registerCommand('pinpoint.showRunnerInfo', () => showRunnerInfo(client)),
+    output, statusBar, runner, runs, s.models, s.jobs, s.documents, s.headMap, s.tuning, s.compare,
+    vscode.window.registerWebviewPanelSerializer(HeadMapPanel.viewType, s.headMap),
+    vscode.window.registerWebviewPanelSerializer(TuningPanel.viewType, s.tuning),
+    vscode.window.registerWebviewPanelSerializer(ComparePanel.viewType, s.compare),
+    vscode.languages.registerHoverProvider(evaluationFiles, new TranscriptHover(s.documents)),
+    vscode.languages.registerCodeLensProvider(evaluationFiles, new ItemCodeLens(s.documents)),
+    ...registerCommands(s),
   );
+  return s;
 }
 
 export function deactivate(): void {
-  runner?.dispose();
-  runner = undefined;
+  services?.runner.dispose();
+  services = undefined;
 }
 
-async function selectModel(client: RunnerClient, statusBar: StatusBar): Promise<void> {
-  const dir = await pickModelFolder();
-  if (!dir) return;
-  const model = await loadModel(client, statusBar, dir);
-  if (model) await rememberModel(dir);
-}
-
-async function loadModel(client: RunnerClient, statusBar: StatusBar, dir: string): Promise<ModelInfo | undefined> {
-  statusBar.setBusy(true);
-  try {
-    const model = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Pinpoint: loading ${path.basename(dir)}…`, cancellable: false },
-      () => client.loadModel(loadParams(dir)),
-    );
-    statusBar.setModel(model);
-    return model;
-  } catch (err) {
-    // the runner drops its old model before loading a new one, so a failed load leaves none
-    statusBar.setModel(undefined);
-    void vscode.window.showErrorMessage(`Pinpoint could not load the model: ${errorMessage(err)}`);
-    return undefined;
-  } finally {
-    statusBar.setBusy(false);
-  }
-}
-
-async function pickModelFolder(): Promise<string | undefined> {
-  const current = vscode.workspace.getConfiguration('pinpoint').get<string>('model');
-  const picked = await vscode.window.showOpenDialog({
-    canSelectFolders: true,
-    canSelectFiles: false,
-    canSelectMany: false,
-    openLabel: 'Load Model',
-    title: 'Choose a Hugging Face checkpoint folder',
-    defaultUri: current ? vscode.Uri.file(current) : undefined,
-  });
-  return picked?.[0]?.fsPath;
-}
-
-/** The settings' enums are not enforced on what users type, but the runner checks them and says what is wrong. */
-function loadParams(dir: string): LoadModelParams {
-  const settings = vscode.workspace.getConfiguration('pinpoint');
-  return { dir, device: settings.get<Device>('device', 'auto'), dtype: settings.get<Dtype>('dtype', 'float32') };
-}
-
-/** The model belongs to the workspace; with no folder open there is no workspace setting, so it goes to the user's. */
-function rememberModel(dir: string): Thenable<void> {
-  const target = vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
-  return vscode.workspace.getConfiguration('pinpoint').update('model', dir, target);
-}
-
-async function showRunnerInfo(client: RunnerClient): Promise<void> {
-  try {
-    const info = await client.info();
-    const cuda = info.cudaProviderInstalled ? 'CUDA provider installed' : 'CUDA provider not installed (CPU only)';
-    void vscode.window.showInformationMessage(
-      `Pinpoint runner ${info.runnerVersion} · ONNX Runtime ${info.onnxruntimeVersion} · ${cuda} · Node ${info.node}`,
-    );
-  } catch (err) {
-    void vscode.window.showErrorMessage(`Pinpoint runner: ${errorMessage(err)}`);
-  }
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+function registerCommands(s: Services): vscode.Disposable[] {
+  const commands: Record<string, (...args: never[]) => unknown> = {
+    'pinpoint.selectModel': () => s.models.selectModel(),
+    'pinpoint.showRunnerInfo': () => s.models.showRunnerInfo(),
+    'pinpoint.runEvaluation': (uri?: vscode.Uri) => runEvaluation(s, uri),
+    'pinpoint.rerunItem': (uri: vscode.Uri, item: string) => rerunItem(s, uri, item),
+    'pinpoint.locateHeads': (uri?: vscode.Uri) => locateHeads(s, uri),
+    'pinpoint.locateItem': (uri: vscode.Uri, item: string) => locateHeads(s, uri, item),
+    'pinpoint.knockout': (heads?: Parameters<typeof knockout>[1]) => knockout(s, heads),
+    'pinpoint.tuneHeads': (heads?: Parameters<typeof tuneHeads>[1]) => tuneHeads(s, heads),
+    'pinpoint.resumeTuning': () => resumeTuning(s),
+    'pinpoint.compare': (uri?: vscode.Uri) => compareBaseTuned(s, uri),
+    'pinpoint.exportModel': (to?: string) => exportModel(s, to),
+    'pinpoint.openDemo': () => openDemo(s),
+    'pinpoint.stopJob': () => {
+      if (!s.jobs.stop()) void vscode.window.showInformationMessage('Pinpoint: no job is running.');
+    },
+  };
+  return Object.entries(commands).map(([id, run]) => vscode.commands.registerCommand(id, run));
 }

@@ -3,7 +3,13 @@ import * as readline from 'node:readline';
 import * as vscode from 'vscode';
 import {
   createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader, StreamMessageWriter, type MessageConnection,
+  type RequestType,
 } from 'vscode-jsonrpc/node';
+import {
+  CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
+  type CompareParams, type CompareResult, type EvaluateParams, type EvaluateResult, type ExportParams, type ExportResult,
+  type JobProgress, type KnockoutParams, type KnockoutResult, type LocateParams, type LocateResult, type TuneParams, type TuneResult,
+} from '../protocol/jobs';
 import {
   GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest,
   type GenerateParams, type GenerateResult, type LoadModelParams, type LogParams, type ModelInfo, type RuntimeInfo,
@@ -12,8 +18,11 @@ import {
 /**
  * The runner process (`dist/runner.js serve`) and the JSON-RPC connection to it. The runner is a separate process
  * because onnxruntime-node must never load in the extension host: a native crash there would take every extension
- * down with it. It starts on the first request and again on the next request after a crash.
+ * down with it. It starts on the first request, and again as soon as it stops unexpectedly.
  */
+
+type JobRequest<P, R> = RequestType<P & { job: string }, R, void>;
+export type OnJobProgress = (progress: JobProgress) => void;
 
 const MAX_RESTARTS_PER_MINUTE = 3;
 
@@ -22,6 +31,8 @@ interface Running {
   connection: MessageConnection;
   /** the runner's last words on stderr, for the message shown when it stops */
   lastStderrLine: string;
+  /** why the extension stopped it, when it did */
+  stopReason?: string;
 }
 
 export class RunnerClient implements vscode.Disposable {
@@ -29,9 +40,11 @@ export class RunnerClient implements vscode.Disposable {
   private crashTimes: number[] = [];
   private gaveUp = false;
   private disposed = false;
-  private readonly didRestart = new vscode.EventEmitter<void>();
+  private jobCount = 0;
+  private readonly jobListeners = new Map<string, OnJobProgress>();
+  private readonly didRestart = new vscode.EventEmitter<string>();
 
-  /** Fires when the runner stopped unexpectedly, taking its loaded model with it. */
+  /** Fires with what the user was told when the runner stopped unexpectedly, taking its loaded model with it. */
   readonly onDidRestart = this.didRestart.event;
 
   constructor(
@@ -51,6 +64,37 @@ export class RunnerClient implements vscode.Disposable {
     return this.request((c) => c.sendRequest(GenerateRequest, params, token));
   }
 
+  evaluate(params: Omit<EvaluateParams, 'job'>, onProgress: OnJobProgress, token: vscode.CancellationToken): Promise<EvaluateResult> {
+    return this.job(EvaluateRequest, params, onProgress, token);
+  }
+
+  locate(params: Omit<LocateParams, 'job'>, onProgress: OnJobProgress, token: vscode.CancellationToken): Promise<LocateResult> {
+    return this.job(LocateRequest, params, onProgress, token);
+  }
+
+  knockout(params: Omit<KnockoutParams, 'job'>, onProgress: OnJobProgress, token: vscode.CancellationToken): Promise<KnockoutResult> {
+    return this.job(KnockoutRequest, params, onProgress, token);
+  }
+
+  compare(params: Omit<CompareParams, 'job'>, onProgress: OnJobProgress, token: vscode.CancellationToken): Promise<CompareResult> {
+    return this.job(CompareRequest, params, onProgress, token);
+  }
+
+  tune(params: Omit<TuneParams, 'job'>, onProgress: OnJobProgress, token: vscode.CancellationToken): Promise<TuneResult> {
+    return this.job(TuneRequest, params, onProgress, token);
+  }
+
+  exportModel(params: Omit<ExportParams, 'job'>, onProgress: OnJobProgress, token: vscode.CancellationToken): Promise<ExportResult> {
+    return this.job(ExportRequest, params, onProgress, token);
+  }
+
+  /** Kills the runner, whatever it is doing, and starts another: for a job that does not stop when cancelled. */
+  restart(reason: string): void {
+    if (!this.running) return;
+    this.running.stopReason = reason;
+    this.running.process.kill('SIGKILL');
+  }
+
   dispose(): void {
     this.disposed = true;
     this.stop();
@@ -63,6 +107,16 @@ export class RunnerClient implements vscode.Disposable {
       return await send(running.connection);
     } catch (err) {
       throw translateError(err, running);
+    }
+  }
+
+  private async job<P, R>(type: JobRequest<P, R>, params: P, onProgress: OnJobProgress, token: vscode.CancellationToken): Promise<R> {
+    const job = `job-${++this.jobCount}`;
+    this.jobListeners.set(job, onProgress);
+    try {
+      return await this.request((c) => c.sendRequest(type, { ...params, job }, token));
+    } finally {
+      this.jobListeners.delete(job);
     }
   }
 
@@ -90,6 +144,7 @@ export class RunnerClient implements vscode.Disposable {
       if (line.trim() !== '') running.lastStderrLine = line;
     });
     connection.onNotification(LogNotification, (params) => this.output.appendLine(formatLog(params)));
+    connection.onNotification(JobProgressNotification, (progress) => this.jobListeners.get(progress.job)?.(progress));
     // 'close' rather than 'exit': it comes after stderr is drained, so the last line is the runner's last words
     child.on('close', (code, signal) => this.onStopped(running, `exit code ${code} / signal ${signal}`));
     // e.g. pinpoint.runner.nodePath names no executable
@@ -102,15 +157,25 @@ export class RunnerClient implements vscode.Disposable {
     if (running !== this.running) return;
     this.stop();
     if (this.disposed) return;
+    if (running.stopReason) {
+      this.output.appendLine(`Restarted the runner: ${running.stopReason}`);
+      this.running = this.start();
+      this.didRestart.fire(`Pinpoint restarted its runner: ${running.stopReason}.`);
+      return;
+    }
     const now = Date.now();
     this.crashTimes = [...this.crashTimes.filter((t) => now - t < 60_000), now];
     this.gaveUp = this.crashTimes.length > MAX_RESTARTS_PER_MINUTE;
     const next = this.gaveUp
       ? `It stopped ${this.crashTimes.length} times within a minute, so it stays stopped until the window is reloaded.`
-      : 'Restarting it.';
+      : 'It was restarted.';
     const lastWords = running.lastStderrLine || 'nothing on stderr';
-    void vscode.window.showErrorMessage(`Pinpoint runner stopped (${how}): ${lastWords}. ${next}`);
-    this.didRestart.fire();
+    const message = `Pinpoint runner stopped (${how}): ${lastWords}. ${next}`;
+    this.output.appendLine(message);
+    void vscode.window.showErrorMessage(message, 'Show Output').then((choice) => choice && this.output.show());
+    // started again now rather than on the next request, so that a broken runtime shows up at once
+    if (!this.gaveUp) this.running = this.start();
+    this.didRestart.fire(message);
   }
 
   /** Disposing the connection rejects the requests still waiting on this runner. */
@@ -131,6 +196,8 @@ function translateError(err: unknown, running: Running): unknown {
   if (!(err instanceof ResponseError)) return err;
   if (err.code === RunnerErrorCode.Cancelled) return new vscode.CancellationError();
   if (err.code === ErrorCodes.PendingResponseRejected) {
+    // killed by restart() because a cancelled job did not stop: that job was cancelled all the same
+    if (running.stopReason) return new vscode.CancellationError();
     return new Error(`the Pinpoint runner stopped before answering: ${running.lastStderrLine || 'nothing on stderr'}`);
   }
   return err;

@@ -52,3 +52,15 @@ export interface HeadsFile {
   provider: string;
   seconds: number;
 }
+
+/** One attention head, as tuning, knockout and the Head Map's selection name it. */
+export type HeadRef = Pick<HeadScore, 'layer' | 'head'>;
+
+/** How every view names a head: layer and head, 0-based as heads.json counts them. */
+export function headLabel({ layer, head }: HeadRef): string {
+  return `L${layer}.H${head}`;
+}
+
+export function sameHead(a: HeadRef, b: HeadRef): boolean {
+  return a.layer === b.layer && a.head === b.head;
+}

@@ -29,6 +29,8 @@ export interface RuntimeInfo {
   cudaProviderInstalled: boolean;
   /** the Node.js version running the runner (`process.version`) */
   node: string;
+  /** the runner's process id, shown so that a stuck runner can be found (and killed) */
+  pid: number;
 }
 
 export const RuntimeInfoRequest = new RequestType0<RuntimeInfo, void>('runtime/info');

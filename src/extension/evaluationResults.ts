@@ -1,0 +1,28 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RESULTS_FILE, SUMMARY_FILE, type ItemResult, type Summary } from '../protocol/evaluation';
+
+/** A finished (or stopped) evaluation run as its folder holds it: every item's result, and the summary. */
+export interface EvaluationRun {
+  out: string;
+  summary: Summary;
+  results: ItemResult[];
+}
+
+export function readEvaluationRun(out: string): EvaluationRun {
+  const summary = JSON.parse(fs.readFileSync(path.join(out, SUMMARY_FILE), 'utf8')) as Summary;
+  return { out, summary, results: readResults(out) };
+}
+
+/** The complete lines only: a run killed mid-write leaves a partial last line, which the runner drops on resume. */
+export function readResults(out: string): ItemResult[] {
+  const file = path.join(out, RESULTS_FILE);
+  if (!fs.existsSync(file)) return [];
+  const text = fs.readFileSync(file, 'utf8');
+  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as ItemResult);
+}
+
+/** The 1-based line of results.jsonl that holds each item, for links from a diagnostic to the raw result. */
+export function resultLines(results: ItemResult[]): Map<string, number> {
+  return new Map(results.map((r, i) => [r.id, i + 1]));
+}

@@ -1,0 +1,248 @@
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
+import { BarController, BarElement, CategoryScale, Chart, LinearScale, Tooltip, type ChartEvent, type TooltipItem } from 'chart.js';
+import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
+import type { KnockoutRates } from '../protocol/evaluation';
+import { headLabel, sameHead, type HeadRef, type HeadsFile } from '../protocol/heads';
+import type { HeadMapData, HeadMapFromView, HeadMapState, HeadMapToView } from '../protocol/views';
+import { divergingColour, maxAbs } from './divergingScale';
+import { h, replaceChildren } from './dom';
+import { onThemeChange, readTheme, rgb, type Theme } from './theme';
+import { connect } from './vscodeApi';
+
+/**
+ * The Head Map: the layer x head heatmap of the localisation score (heads.json), the ranking with the heads
+ * selected for tuning, the per-item effects of the head clicked, and the knockout check of the selection.
+ */
+
+Chart.register(MatrixController, MatrixElement, BarController, BarElement, LinearScale, CategoryScale, Tooltip);
+
+interface Cell {
+  x: number;
+  y: number;
+  v: number;
+}
+
+const TOP_HEADS = 10;
+
+let data: HeadMapData | undefined;
+let focus: HeadRef | undefined;
+let theme: Theme = readTheme();
+let map: Chart<'matrix', Cell[]> | undefined;
+let effects: Chart<'bar'> | undefined;
+
+const vscode = connect<HeadMapState, HeadMapFromView, HeadMapToView>((message) => {
+  data = message.data;
+  const state = vscode.getState();
+  // a restored panel keeps the user's selection and focus over what the file proposes
+  if (state?.file === data.file) {
+    data.selected = state.selected;
+    focus = state.focus;
+  }
+  render();
+});
+
+onThemeChange(() => {
+  theme = readTheme();
+  render();
+});
+
+vscode.postMessage({ type: 'ready' });
+
+function render(): void {
+  if (!data) return;
+  const { heads } = data;
+  const root = document.getElementById('root')!;
+  Chart.defaults.color = theme.foreground;
+  Chart.defaults.font.family = theme.font;
+  map?.destroy();
+  effects?.destroy();
+  const mapCanvas = h('canvas', { id: 'head-map', 'aria-label': `Localisation score of ${heads.layers} x ${heads.heads} heads` });
+  const effectsCanvas = h('canvas', { id: 'item-effects' });
+  replaceChildren(root,
+    h('header', {},
+      h('h1', {}, 'Head Map'),
+      h('p', { class: 'muted' }, describeRun(heads)),
+      ...heads.notes.map((note) => h('p', { class: 'note' }, note))),
+    h('section', { class: 'columns' },
+      h('div', { class: 'map' },
+        h('div', { class: 'map-canvas' }, mapCanvas),
+        legend(heads),
+        h('div', { class: 'focus' }, focusHeader(heads), h('div', { class: 'effects-canvas' }, effectsCanvas))),
+      h('div', { class: 'side' }, topHeads(heads), actions(), knockout())));
+  map = drawMap(mapCanvas, heads);
+  effects = drawEffects(effectsCanvas, heads);
+  saveState();
+}
+
+function describeRun(heads: HeadsFile): string {
+  const model = heads.model.dir.split(/[\\/]/).filter(Boolean).pop();
+  return `${model} · ${heads.layers} layers x ${heads.heads} heads · ${heads.method} patching, ${heads.metric} · `
+    + `${heads.items.length} items${heads.skipped.length ? ` (${heads.skipped.length} skipped)` : ''} · ${heads.provider.toUpperCase()} · ${heads.seconds.toFixed(1)} s`;
+}
+
+function drawMap(canvas: HTMLCanvasElement, heads: HeadsFile): Chart<'matrix', Cell[]> {
+  const cells = heads.scores.flatMap((row, layer) => row.map((v, head) => ({ x: head, y: layer, v })));
+  const scale = maxAbs(heads.scores);
+  const colours = { negative: theme.negative, zero: theme.background, positive: theme.positive };
+  const isSelected = (c: Cell) => data!.selected.some((s) => s.layer === c.y && s.head === c.x);
+  const isFocus = (c: Cell) => focus?.layer === c.y && focus.head === c.x;
+  return new Chart(canvas, {
+    type: 'matrix',
+    data: {
+      datasets: [{
+        data: cells,
+        backgroundColor: (ctx) => rgb(divergingColour((ctx.raw as Cell).v, scale, colours)),
+        borderColor: (ctx) => (isFocus(ctx.raw as Cell) ? theme.secondary : isSelected(ctx.raw as Cell) ? theme.foreground : 'transparent'),
+        borderWidth: (ctx) => (isFocus(ctx.raw as Cell) || isSelected(ctx.raw as Cell) ? 2 : 0),
+        width: ({ chart }) => Math.max(1, (chart.chartArea?.width ?? 0) / heads.heads - 2),
+        height: ({ chart }) => Math.max(1, (chart.chartArea?.height ?? 0) / heads.layers - 2),
+      }],
+    },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      onClick: (_event: ChartEvent, elements) => {
+        const hit = elements[0];
+        if (!hit) return;
+        const cell = cells[hit.index];
+        focus = { layer: cell.y, head: cell.x };
+        render();
+      },
+      plugins: {
+        legend: { display: false },
+        tooltip: {
+          callbacks: {
+            title: (items: TooltipItem<'matrix'>[]) => headLabel({ layer: (items[0].raw as Cell).y, head: (items[0].raw as Cell).x }),
+            label: (item: TooltipItem<'matrix'>) => {
+              const c = item.raw as Cell;
+              return [`score ${c.v.toFixed(4)}`, `effect ${heads.effects[c.y][c.x].toFixed(4)}`];
+            },
+          },
+        },
+      },
+      scales: {
+        x: axis('head', heads.heads - 1, false),
+        y: axis('layer', heads.layers - 1, true),
+      },
+    },
+  });
+}
+
+function axis(title: string, max: number, reverse: boolean) {
+  return {
+    type: 'linear' as const,
+    offset: true,
+    min: 0,
+    max,
+    reverse,
+    ticks: { stepSize: 1, color: theme.muted },
+    grid: { display: false },
+    title: { display: true, text: title, color: theme.foreground },
+  };
+}
+
+/** The colours of the scale, from the most negative score's magnitude to the same positive. */
+function legend(heads: HeadsFile): HTMLElement {
+  const scale = maxAbs(heads.scores);
+  const canvas = h('canvas', { class: 'legend-bar', width: '200', height: '10' });
+  const ctx = canvas.getContext('2d')!;
+  const colours = { negative: theme.negative, zero: theme.background, positive: theme.positive };
+  for (let x = 0; x < 200; x++) {
+    ctx.fillStyle = rgb(divergingColour(((x - 99.5) / 99.5) * scale, scale, colours));
+    ctx.fillRect(x, 0, 1, 10);
+  }
+  return h('div', { class: 'legend' }, h('span', {}, (-scale).toFixed(3)), canvas, h('span', {}, `+${scale.toFixed(3)}`),
+    h('span', { class: 'muted' }, ' relative change of the metric when the head is patched'));
+}
+
+function topHeads(heads: HeadsFile): HTMLElement {
+  const shown = heads.ranking.slice(0, Math.max(TOP_HEADS, heads.topK));
+  const rows = shown.map((entry, rank) => {
+    const box = h('vscode-checkbox', { 'aria-label': `select ${headLabel(entry)}` });
+    box.checked = data!.selected.some((s) => sameHead(s, entry));
+    box.addEventListener('change', () => toggle(entry, box.checked));
+    const name = h('a', { href: '#', class: 'head-link' }, headLabel(entry));
+    name.addEventListener('click', (event) => {
+      event.preventDefault();
+      focus = { layer: entry.layer, head: entry.head };
+      render();
+    });
+    return h('tr', {}, h('td', {}, box), h('td', {}, String(rank + 1)), h('td', {}, name), h('td', { class: 'number' }, entry.score.toFixed(4)));
+  });
+  return h('div', { class: 'top-heads' },
+    h('h2', {}, `Top heads (${data!.selected.length} selected of ${heads.layers * heads.heads})`),
+    h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, '#'), h('th', {}, 'head'), h('th', {}, 'score'))), h('tbody', {}, ...rows)));
+}
+
+function actions(): HTMLElement {
+  const heads = data!.selected;
+  const tune = h('vscode-button', {}, `Tune these heads (${heads.length})`);
+  const check = h('vscode-button', { secondary: '' }, 'Validate by knockout');
+  for (const button of [tune, check]) if (heads.length === 0) button.setAttribute('disabled', '');
+  tune.addEventListener('click', () => vscode.postMessage({ type: 'tune', heads }));
+  check.addEventListener('click', () => vscode.postMessage({ type: 'knockout', heads }));
+  return h('div', { class: 'actions' }, tune, check);
+}
+
+/** The knockout check: the rates of the intact model, with the heads knocked out two ways, and with random heads. */
+function knockout(): HTMLElement | null {
+  const k = data!.knockout;
+  if (!k) return null;
+  const row = (label: string, r: KnockoutRates) => h('tr', {}, h('td', {}, label),
+    ...[r.flipRate, r.apologyRate, r.accuracyBefore].map((x) => h('td', { class: 'number' }, x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`)));
+  return h('div', { class: 'knockout' },
+    h('h2', {}, `Knockout of ${k.heads.map(headLabel).join(', ')}`),
+    h('table', { id: 'knockout' },
+      h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, 'flip rate'), h('th', {}, 'apology rate'), h('th', {}, 'accuracy'))),
+      h('tbody', {},
+        row('intact model', k.intact),
+        row('heads zeroed', k.zero),
+        row('heads at their mean', k.mean),
+        row(`random heads (${k.random.length} seeds)`, k.randomMean))));
+}
+
+function focusHeader(heads: HeadsFile): HTMLElement {
+  if (!focus) return h('p', { class: 'muted' }, 'Click a head to see its effect on each item.');
+  const head = focus;
+  const box = h('vscode-checkbox', {}, 'selected for tuning');
+  box.checked = data!.selected.some((s) => sameHead(s, head));
+  box.addEventListener('change', () => toggle(head, box.checked));
+  return h('div', { class: 'focus-header' },
+    h('h2', {}, `${headLabel(head)}: score ${heads.scores[head.layer][head.head].toFixed(4)}, per item`), box);
+}
+
+function drawEffects(canvas: HTMLCanvasElement, heads: HeadsFile): Chart<'bar'> | undefined {
+  if (!focus) return undefined;
+  const { layer, head } = focus;
+  return new Chart(canvas, {
+    type: 'bar',
+    data: {
+      labels: heads.items.map((item) => item.id),
+      datasets: [{
+        data: heads.items.map((item) => item.scores[layer][head]),
+        backgroundColor: heads.items.map((item) => rgb(item.scores[layer][head] < 0 ? theme.negative : theme.positive)),
+      }],
+    },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      plugins: { legend: { display: false } },
+      scales: {
+        x: { ticks: { color: theme.muted }, grid: { display: false } },
+        y: { ticks: { color: theme.muted }, grid: { color: theme.grid }, title: { display: true, text: 'relative change', color: theme.foreground } },
+      },
+    },
+  });
+}
+
+function toggle(head: HeadRef, selected: boolean): void {
+  const rest = data!.selected.filter((s) => !sameHead(s, head));
+  data!.selected = selected ? [...rest, { layer: head.layer, head: head.head }] : rest;
+  vscode.postMessage({ type: 'select', heads: data!.selected });
+  render();
+}
+
+function saveState(): void {
+  vscode.setState({ file: data!.file, selected: data!.selected, focus });
+}
