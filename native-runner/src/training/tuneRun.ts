@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { TuneStep } from '../../../src/protocol/jobs';
 import { Model } from '../runtime/model';
 import { shuffled } from '../seededRandom';
 import type { DeviceRequest } from '../runtime/session';
@@ -32,15 +33,8 @@ export interface TuneConfig {
   onBadLine: OnBadLine;
 }
 
-export interface TuneProgress {
-  step: number;
-  steps: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  tokensPerSecond: number;
-  etaSeconds: number;
-}
+/** One optimizer step, as the extension's tuning view receives it. */
+export type TuneProgress = TuneStep;
 
 export interface TuneResult {
   /** the newest checkpoint: a Hub checkpoint of the tuned model */
