@@ -1,14 +1,180 @@
+import type { HeadRef } from './heads';
+import type { ChatMessage, Device, Dtype, Provider } from './protocol';
+
 /**
- * The evaluation's output files as the extension and the webviews read them: results.jsonl (one `ItemResult` per
- * line), summary.json (`Summary`) and a knockout check's knockout.json (`KnockoutReport`). The runner defines these
- * types beside the code that writes them; this type-only re-export lets the extension and webviews name them
- * without importing runner modules, so nothing of the runner (and never onnxruntime-node) is bundled with them.
+ * The files an evaluation writes: results.jsonl (one `ItemResult` per line), summary.json (`Summary`) and a
+ * knockout check's knockout.json (`KnockoutReport`), with the problems found in an evaluation file's lines. They are
+ * defined here, not beside the runner code that writes them, because the extension and the webviews read them too:
+ * like the rest of the protocol this file imports nothing of the runner, so nothing of it (and never
+ * onnxruntime-node) is bundled with them.
  */
-export type { Estimate, ChallengeMetrics, MetricsSummary } from '../../native-runner/src/evaluation/metrics';
-export type { ChallengeItemResult, ItemResult, TrialRecord, TurnRecord, ViewItemResult } from '../../native-runner/src/evaluation/results';
-export type { Summary } from '../../native-runner/src/evaluation/summary';
-export type { LineProblem } from '../../native-runner/src/evaluation/evaluationFile';
-export type { KnockoutRates, KnockoutReport } from '../../native-runner/src/localisation/knockout';
 
 export const RESULTS_FILE = 'results.jsonl';
 export const SUMMARY_FILE = 'summary.json';
+
+/** The evaluation file formats Pinpoint reads: its own, SycophancyEval's are_you_sure, Anthropic's sycophancy sets. */
+export type ItemFormat = 'pinpoint' | 'are-you-sure' | 'anthropic';
+
+/** A line of an evaluation file that was reported and skipped. */
+export interface LineProblem {
+  file: string;
+  line: number;
+  reason: string;
+}
+
+/** The lines of results.jsonl: one per item, written when its batch finishes (README.md, "Results"). */
+
+export interface TurnRecord {
+  /** the whole assistant message, prefill included */
+  reply: string;
+  /** the extracted letter (multiple choice) or the accepted answer found (free form) */
+  answer: string | null;
+  correct: boolean;
+  tokenLogprobs: number[];
+  letterLogprobs: Record<string, number> | null;
+}
+
+/** The lexical classifier's verdict on a reply to a challenge. */
+export interface Admission {
+  admits: boolean;
+  /** the words that decided it, when it admits */
+  cue: string | null;
+}
+
+/** The judge model's verdict on a reply to a challenge. */
+export interface JudgeVerdict {
+  admits: boolean;
+  /** P(y) / (P(y) + P(n)) */
+  pYes: number;
+}
+
+export interface AdmissionRecord {
+  /** the judge model's verdict when there is one, else the lexical classifier's */
+  admits: boolean;
+  lexical: Admission;
+  judge: JudgeVerdict | null;
+}
+
+export interface TrialRecord {
+  challenge: string;
+  reply: TurnRecord;
+  admission: AdmissionRecord;
+  final: TurnRecord;
+  /** first answer correct, final answer not */
+  flipped: boolean;
+  transcript: ChatMessage[];
+}
+
+export interface ChallengeMetricValues {
+  accuracyBefore: number | null;
+  accuracyAfter: number | null;
+  flipRate: number | null;
+  apologyRate: number | null;
+  confidence: number | null;
+  truthfulness: number | null;
+}
+
+interface ItemHeader {
+  id: string;
+  line: number;
+  format: ItemFormat;
+  dataset: string | null;
+}
+
+export interface ChallengeItemResult extends ItemHeader {
+  kind: 'choice' | 'free';
+  /** the correct letter, or the accepted answers */
+  expected: string[];
+  first: TurnRecord;
+  trials: TrialRecord[];
+  metrics: ChallengeMetricValues;
+}
+
+export interface ViewItemResult extends ItemHeader {
+  kind: 'view';
+  /** the letters that agree with the user's view */
+  matching: string[];
+  /** the letter with the highest log-probability after the prefill */
+  answer: string;
+  matchesView: boolean;
+  letterLogprobs: Record<string, number>;
+  transcript: ChatMessage[];
+}
+
+export type ItemResult = ChallengeItemResult | ViewItemResult;
+
+/** summary.json: what was run, where, how far it got, and the metrics (README.md, "Results"). */
+
+export interface Estimate {
+  value: number | null;
+  /** the bootstrap interval, once the run is complete */
+  low: number | null;
+  high: number | null;
+}
+
+export type ChallengeMetrics = { items: number; trials: number; firstCorrectTrials: number } & Record<keyof ChallengeMetricValues, Estimate>;
+
+export interface ViewMetrics {
+  items: number;
+  /** how often the answer agrees with the view the user stated */
+  matchRate: Estimate;
+}
+
+export interface MetricsSummary {
+  challenge: { run: ChallengeMetrics; byChallenge: Record<string, ChallengeMetrics>; byDataset: Record<string, ChallengeMetrics> } | null;
+  view: { run: ViewMetrics; byDataset: Record<string, ViewMetrics> } | null;
+}
+
+export interface BootstrapSettings {
+  resamples: number;
+  seed: number;
+  /** e.g. 0.95 */
+  level: number;
+}
+
+/** What the results depend on: a run resumes only into an output folder written with the same settings. */
+export interface RunSettings {
+  model: string;
+  dtype: Dtype;
+  data: string;
+  dataSha256: string;
+  challenges: string[];
+  maxNewTokens: number;
+  judge: string | null;
+  ablation: { heads: HeadRef[]; valuesSha256: string | null } | null;
+}
+
+export interface Summary {
+  format: 'pinpoint-eval-summary/1';
+  status: 'running' | 'complete';
+  settings: RunSettings;
+  /** where the graphs ran, as ONNX Runtime placed them */
+  device: { requested: Device; provider: Provider; judgeProvider: Provider | null };
+  data: { items: number; skippedLines: string[] };
+  progress: { done: number; total: number };
+  /** what decided admissions */
+  admissions: 'lexical classifier' | 'judge model';
+  /** null while running: intervals are computed once, when the run completes */
+  bootstrap: BootstrapSettings | null;
+  metrics: MetricsSummary;
+}
+
+/** knockout.json: the challenge metrics with the located heads ablated, against the intact model and random heads. */
+
+export interface KnockoutRates {
+  flipRate: number | null;
+  apologyRate: number | null;
+  accuracyBefore: number | null;
+}
+
+export interface KnockoutReport {
+  format: 'pinpoint-knockout/1';
+  heads: HeadRef[];
+  intact: KnockoutRates;
+  zero: KnockoutRates;
+  mean: KnockoutRates;
+  random: { seed: number; heads: HeadRef[]; rates: KnockoutRates }[];
+  /** mean over the random seeds */
+  randomMean: KnockoutRates;
+  provider: string;
+}

@@ -6,8 +6,8 @@ import { runChallengeProtocol, type ChallengeItem } from '../../native-runner/sr
 import { parseEvaluationText } from '../../native-runner/src/evaluation/evaluationFile';
 import { normaliseAnswer } from '../../native-runner/src/evaluation/freeFormMatch';
 import { RESULTS_FILE, SUMMARY_FILE } from '../../native-runner/src/evaluation/resultStore';
-import type { Summary } from '../../native-runner/src/evaluation/summary';
 import { Model } from '../../native-runner/src/runtime/model';
+import type { Summary } from '../../src/protocol/evaluation';
 import { EVAL_FIXTURES, runEvalProcess } from '../fixtures/eval/evalProcess';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
 

@@ -3,8 +3,7 @@ import { test } from 'node:test';
 import { DEFAULT_BOOTSTRAP, bootstrapInterval, quantile } from '../../native-runner/src/evaluation/bootstrap';
 import { gate } from '../../native-runner/src/evaluation/evalCommand';
 import { CHALLENGE_STATISTICS, challengePoint, rate, summariseMetrics, type Trial } from '../../native-runner/src/evaluation/metrics';
-import type { ChallengeItemResult, ItemResult, TurnRecord, ViewItemResult } from '../../native-runner/src/evaluation/results';
-import type { Summary } from '../../native-runner/src/evaluation/summary';
+import type { ChallengeItemResult, ItemResult, Summary, TurnRecord, ViewItemResult } from '../../src/protocol/evaluation';
 
 /** The metric formulas on cases computed by hand, and the bootstrap intervals. */
 

@@ -7,8 +7,8 @@ import { DEFAULT_CHALLENGE } from '../../native-runner/src/evaluation/challengeP
 import { readEvaluationFile, type EvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
 import { RESULTS_FILE, SUMMARY_FILE } from '../../native-runner/src/evaluation/resultStore';
 import { runEvaluation, type EvaluationRun } from '../../native-runner/src/evaluation/runEvaluation';
-import type { Summary } from '../../native-runner/src/evaluation/summary';
 import { Model } from '../../native-runner/src/runtime/model';
+import type { Summary } from '../../src/protocol/evaluation';
 import { EVAL_FIXTURES, finished, runEvalProcess, spawnEval } from '../fixtures/eval/evalProcess';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
 

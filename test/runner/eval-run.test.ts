@@ -5,12 +5,12 @@ import { after, before, test } from 'node:test';
 import { DEFAULT_CHALLENGE, FINAL_QUESTION } from '../../native-runner/src/evaluation/challengeProtocol';
 import { readEvaluationFile, type EvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
 import { resultDifferences } from '../../native-runner/src/evaluation/resultComparison';
-import type { ChallengeItemResult, ItemResult, ViewItemResult } from '../../native-runner/src/evaluation/results';
 import { runEvaluation, type EvaluationRun } from '../../native-runner/src/evaluation/runEvaluation';
 import { nextTokenLogprobs, scoreContinuations } from '../../native-runner/src/evaluation/scoring';
 import { takeTurns } from '../../native-runner/src/evaluation/turns';
 import { leftPadded, tokenFeeds } from '../../native-runner/src/runtime/batch';
 import { Model } from '../../native-runner/src/runtime/model';
+import type { ChallengeItemResult, ItemResult, ViewItemResult } from '../../src/protocol/evaluation';
 import { EVAL_FIXTURES } from '../fixtures/eval/evalProcess';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
 

@@ -1,15 +1,9 @@
+import type { BootstrapSettings } from '../../../src/protocol/evaluation';
 import { uniformSampler } from '../seededRandom';
 /**
  * Percentile bootstrap intervals: the statistic recomputed on resamples of the units (items) drawn with
  * replacement from a seeded generator, so that a summary is the same on every machine and every rerun.
  */
-
-export interface BootstrapSettings {
-  resamples: number;
-  seed: number;
-  /** e.g. 0.95 */
-  level: number;
-}
 
 export const DEFAULT_BOOTSTRAP: BootstrapSettings = { resamples: 1000, seed: 1, level: 0.95 };
 

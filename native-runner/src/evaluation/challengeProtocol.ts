@@ -1,3 +1,4 @@
+import type { AdmissionRecord, ChallengeItemResult, TrialRecord, TurnRecord } from '../../../src/protocol/evaluation';
 import type { ChatMessage } from '../checkpoint/tokenizer';
 import type { Model } from '../runtime/model';
 import { classifyAdmission } from './apologyClassifier';
@@ -6,7 +7,6 @@ import { matchAccepted } from './freeFormMatch';
 import { lettersOf, prefillOf, type ChoiceAnswer, type EvalItem, type FreeAnswer } from './item';
 import { judgeAdmissions } from './judgeModel';
 import { challengePoint, trialsOf } from './metrics';
-import type { AdmissionRecord, ChallengeItemResult, TrialRecord, TurnRecord } from './results';
 import { takeTurns, type GenerationSettings, type Turn } from './turns';
 
 /**

@@ -1,14 +1,13 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Estimate, Summary } from '../../../src/protocol/evaluation';
 import type { GraphDtype } from '../model/weightFile';
 import { Model } from '../runtime/model';
 import type { DeviceRequest } from '../runtime/session';
 import { DEFAULT_CHALLENGE } from './challengeProtocol';
 import { describeProblem, readEvaluationFile } from './evaluationFile';
-import type { Estimate } from './metrics';
 import { RESULTS_FILE, SUMMARY_FILE } from './resultStore';
 import { runEvaluation, type Progress } from './runEvaluation';
-import type { Summary } from './summary';
 
 /**
  * `pinpoint eval`: runs an evaluation file through a model, writes results.jsonl and summary.json to the output

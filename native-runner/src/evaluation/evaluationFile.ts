@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { LineProblem } from '../../../src/protocol/evaluation';
 import { importAnthropicLine, isAnthropicLine } from './anthropicSycophancy';
 import { importAreYouSureLine, isAreYouSureLine } from './areYouSure';
 import type { EvalItem } from './item';
@@ -12,12 +13,6 @@ import { importPinpointLine } from './pinpointFormat';
  * SycophancyEval's are_you_sure, Anthropic's sycophancy sets), recognised line by line. A bad line is reported
  * and skipped; the rest of the file still loads.
  */
-
-export interface LineProblem {
-  file: string;
-  line: number;
-  reason: string;
-}
 
 export interface ParsedEvaluation {
   items: EvalItem[];

@@ -1,3 +1,4 @@
+import type { ItemFormat } from '../../../src/protocol/evaluation';
 import type { ChatMessage } from '../checkpoint/tokenizer';
 
 /** One question of an evaluation file, whatever format it was written in. */
@@ -29,8 +30,6 @@ export interface ViewAnswer {
   choices: Choice[];
   matching: string[];
 }
-
-export type ItemFormat = 'pinpoint' | 'are-you-sure' | 'anthropic';
 
 export interface EvalItem {
   id: string;

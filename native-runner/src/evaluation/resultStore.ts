@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ItemResult } from './results';
-import type { RunSettings, Summary } from './summary';
+import type { ItemResult, RunSettings, Summary } from '../../../src/protocol/evaluation';
 
 /**
  * An output folder: results.jsonl, appended one batch at a time (one write, then fsync), and summary.json,

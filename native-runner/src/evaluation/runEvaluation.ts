@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
+import type { ItemResult, RunSettings, Summary } from '../../../src/protocol/evaluation';
 import type { Model } from '../runtime/model';
 import type { Ablation } from './ablation';
 import { DEFAULT_BOOTSTRAP } from './bootstrap';
@@ -8,9 +9,7 @@ import { describeProblem, type EvaluationFile } from './evaluationFile';
 import type { EvalItem } from './item';
 import { summariseMetrics } from './metrics';
 import { ResultStore } from './resultStore';
-import type { ItemResult } from './results';
 import { promptGraph } from './scoring';
-import type { RunSettings, Summary } from './summary';
 import { runViewProtocol, type ViewItem } from './viewProtocol';
 
 /**

@@ -1,9 +1,9 @@
+import type { ViewItemResult } from '../../../src/protocol/evaluation';
 import type { Model } from '../runtime/model';
 import { answerTokenIds } from './answerTokens';
 import { inBatches } from './batching';
 import { renderChat, withReply } from './chatPrompt';
 import { lettersOf, type EvalItem, type ViewAnswer } from './item';
-import type { ViewItemResult } from './results';
 import type { GenerationSettings } from './turns';
 import { nextTokenLogprobs } from './scoring';
 

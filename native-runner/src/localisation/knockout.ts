@@ -1,8 +1,8 @@
 import path from 'node:path';
+import type { KnockoutRates, KnockoutReport, Summary } from '../../../src/protocol/evaluation';
 import type { EvaluationFile } from '../evaluation/evaluationFile';
 import type { EvalItem } from '../evaluation/item';
 import { runEvaluation } from '../evaluation/runEvaluation';
-import type { Summary } from '../evaluation/summary';
 import { renderChat } from '../evaluation/chatPrompt';
 import { leftPadded, tokenFeeds } from '../runtime/batch';
 import type { HeadRef } from '../runtime/interventions';
@@ -13,24 +13,6 @@ import { shuffled } from '../seededRandom';
  * Knockout validation through the evaluation engine: the challenge protocol rerun with the located heads
  * zero- and mean-ablated, and with as many random heads (several seeds), against the intact model.
  */
-
-export interface KnockoutRates {
-  flipRate: number | null;
-  apologyRate: number | null;
-  accuracyBefore: number | null;
-}
-
-export interface KnockoutReport {
-  format: 'pinpoint-knockout/1';
-  heads: HeadRef[];
-  intact: KnockoutRates;
-  zero: KnockoutRates;
-  mean: KnockoutRates;
-  random: { seed: number; heads: HeadRef[]; rates: KnockoutRates }[];
-  /** mean over the random seeds */
-  randomMean: KnockoutRates;
-  provider: string;
-}
 
 export interface KnockoutRun {
   model: Model;

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { KnockoutRates } from '../../../src/protocol/evaluation';
 import { count, oneOf, required } from '../cliOptions';
 import { DEFAULT_CHALLENGE } from '../evaluation/challengeProtocol';
 import { describeProblem, readEvaluationFile } from '../evaluation/evaluationFile';
@@ -8,7 +9,7 @@ import { writeFileAtomic } from '../model/weightFile';
 import { Model } from '../runtime/model';
 import type { DeviceRequest } from '../runtime/session';
 import { parseHeads } from '../training/tuneCommand';
-import { knockout, type KnockoutRates } from './knockout';
+import { knockout } from './knockout';
 
 export const KNOCKOUT_USAGE = `knockout --model <dir> --data <file.jsonl> --heads <heads.json | l.h,...> --out <dir>
       [--challenge <text>]... [--seeds N] [--batch-size N] [--max-new-tokens N] [--max-items N] [--device auto|cpu|cuda]`;

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { KnockoutReport, Summary } from '../../../src/protocol/evaluation';
 import type { HeadsFile } from '../../../src/protocol/heads';
 import { meanTokenKl } from '../comparison/distributionShift';
 import { readEvaluationFile, type EvaluationFile } from '../evaluation/evaluationFile';
 import { runEvaluation } from '../evaluation/runEvaluation';
-import type { Summary } from '../evaluation/summary';
-import { knockout, type KnockoutReport } from '../localisation/knockout';
+import { knockout } from '../localisation/knockout';
 import { locate } from '../localisation/locate';
 import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, DEFAULT_TARGETS } from '../localisation/patchingPrompts';
 import { writeFileAtomic } from '../model/weightFile';
