@@ -14,7 +14,7 @@ import { readConversations } from '../../native-runner/src/training/conversation
 import { IGNORE_INDEX, type Example } from '../../native-runner/src/training/lossBatch';
 import { readBlock, type ParamSlice, type TuneSpec } from '../../native-runner/src/training/parameters';
 import { Trainer, type TrainerOptions } from '../../native-runner/src/training/trainer';
-import { applyDelta, DELTA_FILE, loadState } from '../../native-runner/src/training/tunedCheckpoint';
+import { applyDelta, DELTA_FILE, loadState, removeStaleTemporaries } from '../../native-runner/src/training/tunedCheckpoint';
 import { tune, type TuneConfig } from '../../native-runner/src/training/tuneRun';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
 
@@ -311,6 +311,20 @@ test('the command refuses: an existing run without --resume, changed settings, b
   assert.match(noModel.stderr, /--model is required/);
   assert.match(noModel.stderr, /usage: pinpoint/);
   assert.match(noModel.stderr, /tune --model <dir>/);
+});
+
+test('a run starting in a folder removes the temporary checkpoints of killed runs, not those of live ones', () => {
+  const out = path.join(work, 'run-leftovers');
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  const stale = path.join(out, `.step-4.tmp-${dead}`);
+  const live = path.join(out, `.step-6.tmp-${process.pid}`);
+  for (const dir of [stale, live]) fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(stale, DELTA_FILE), 'half written');
+
+  removeStaleTemporaries(out);
+
+  assert.ok(!fs.existsSync(stale), 'the killed run\'s temporary folder is removed');
+  assert.ok(fs.existsSync(live), 'the live run\'s temporary folder stays');
 });
 
 // ---- the trainer ----

@@ -9,7 +9,7 @@ import type { Example } from './lossBatch';
 import type { TuneSpec } from './parameters';
 import type { ScheduleKind } from './schedule';
 import { Trainer } from './trainer';
-import { latestCheckpoint, loadState, saveCheckpoint, sha256File, weightsSha256, type Manifest } from './tunedCheckpoint';
+import { latestCheckpoint, loadState, removeStaleTemporaries, saveCheckpoint, sha256File, weightsSha256, type Manifest } from './tunedCheckpoint';
 
 /** A tuning run from data file to checkpoints: the `pinpoint tune` command and the extension's Tune job. */
 
@@ -59,6 +59,7 @@ export async function tune(config: TuneConfig, resume: boolean, onProgress: (p: 
   try {
     const data = readConversations(config.data, model.tokenizer, { lossOn: config.lossOn, onBadLine: config.onBadLine });
     const manifest = newManifest(config, model, trainer);
+    removeStaleTemporaries(config.out);
     restore(config, trainer, manifest, resume);
     const order = new DataOrder(data.examples.length, config.seed);
     let dir = latestCheckpoint(config.out) ?? '';

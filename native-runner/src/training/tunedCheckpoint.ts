@@ -20,6 +20,8 @@ const OPTIMIZER_FILE = 'optimizer.safetensors';
 const MANIFEST_FILE = 'pinpoint.json';
 const LATEST_FILE = 'latest.json';
 const KEPT = 2;
+/** `saveCheckpoint`'s temporary folders, named after the writing process */
+const TEMPORARY = /^\.step-\d+\.tmp-(\d+)$/;
 const COPIED = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'];
 
 export interface Manifest {
@@ -97,6 +99,28 @@ function tunedTensors(base: Checkpoint, slices: ParamSlice[], params: Map<string
 function pruneOlder(out: string, newest: number): void {
   const steps = fs.readdirSync(out).flatMap((f) => (/^step-(\d+)$/.exec(f) ? [Number(f.slice(5))] : [])).sort((a, b) => b - a);
   for (const step of steps.filter((s) => s !== newest).slice(KEPT - 1)) fs.rmSync(path.join(out, `step-${step}`), { recursive: true, force: true });
+}
+
+/**
+ * Removes the temporary folders of checkpoints whose writer was killed mid-write, which nothing else would ever
+ * remove; a live writer's (another run in the same folder) is left alone.
+ */
+export function removeStaleTemporaries(out: string): void {
+  if (!fs.existsSync(out)) return;
+  for (const entry of fs.readdirSync(out)) {
+    const pid = TEMPORARY.exec(entry)?.[1];
+    if (pid !== undefined && !isRunning(Number(pid))) fs.rmSync(path.join(out, entry), { recursive: true, force: true });
+  }
+}
+
+/** Only ESRCH says the process is gone: EPERM means it runs as another user. */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
 }
 
 /** The newest complete checkpoint of a run, or undefined when there is none yet. */
