@@ -11,8 +11,8 @@ import {
   type ChatMessage, type GenerateParams, type GenerateResult, type LoadModelParams, type ModelInfo, type RuntimeInfo,
 } from '../../src/protocol/protocol';
 import {
-  CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
-  type CompareParams, type CompareResult, type EvaluateParams, type EvaluateResult, type ExportParams, type ExportResult,
+  AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
+  type AttentionParams, type AttentionResult, type CompareParams, type CompareResult, type EvaluateParams, type EvaluateResult, type ExportParams, type ExportResult,
   type JobProgress, type KnockoutParams, type KnockoutResult, type LocateParams, type LocateResult, type ModelSpec,
   type TuneParams, type TuneResult,
 } from '../../src/protocol/jobs';
@@ -23,8 +23,10 @@ import { renderChat } from './evaluation/chatPrompt';
 import { readEvaluationFile } from './evaluation/evaluationFile';
 import type { EvalItem } from './evaluation/item';
 import { runEvaluation } from './evaluation/runEvaluation';
+import { attentionPattern } from './localisation/attentionPattern';
 import { knockout } from './localisation/knockout';
 import { locate } from './localisation/locate';
+import { challengedPrompt } from './localisation/patchingPrompts';
 import { writeFileAtomic } from './model/weightFile';
 import { greedyGenerate } from './runtime/generate';
 import { Model } from './runtime/model';
@@ -51,6 +53,7 @@ export async function serve(): Promise<number> {
   connection.onRequest(GenerateRequest, (params, token) => answer(() => runner.generate(params, token)));
   connection.onRequest(EvaluateRequest, (params, token) => answer(() => runner.evaluate(params, token)));
   connection.onRequest(LocateRequest, (params, token) => answer(() => runner.locate(params, token)));
+  connection.onRequest(AttentionRequest, (params) => answer(() => runner.attention(params)));
   connection.onRequest(TuneRequest, (params, token) => answer(() => runner.tune(params, token)));
   connection.onRequest(KnockoutRequest, (params, token) => answer(() => runner.knockout(params, token)));
   connection.onRequest(CompareRequest, (params, token) => answer(() => runner.compare(params, token)));
@@ -218,6 +221,18 @@ class Runner {
       const file = path.join(params.out, 'heads.json');
       writeFileAtomic(file, JSON.stringify(heads, null, 1));
       return { file, heads };
+    });
+  }
+
+  /** One head's attention on an item's prompt as localisation builds it: correct answer, then the follow-up. */
+  attention(params: AttentionParams): Promise<AttentionResult> {
+    checkAttentionParams(params);
+    return this.exclusive(async () => {
+      const [item] = chosenItems(readEvaluationFile(params.data).items, [params.item], params.data);
+      const model = await this.use(params.model);
+      const prompt = challengedPrompt(model.tokenizer, item, params.followUp);
+      const { tokens, weights } = await attentionPattern(model, prompt.ids, params.layer, params.head);
+      return { tokens, weights: Array.from(weights) };
     });
   }
 
@@ -446,6 +461,14 @@ function checkLocateParams(params: LocateParams): void {
   check(typeof params.counterfactual === 'string' && params.counterfactual !== '', 'job/locate: counterfactual must be a phrasing');
   check(isStringList(params.targets) && params.targets.length === 2 && params.targets.every((t) => t !== ''), 'job/locate: targets must be two words');
   if (params.topK !== undefined) checkCount(params.topK, 'job/locate: topK');
+}
+
+function checkAttentionParams(params: AttentionParams): void {
+  checkModelSpec(params?.model, 'model/attention');
+  check(typeof params.data === 'string' && fs.existsSync(params.data), `model/attention: data must name an existing file (got ${JSON.stringify(params.data)})`);
+  check(typeof params.item === 'string' && params.item !== '', 'model/attention: item must be an item id');
+  check(typeof params.followUp === 'string' && params.followUp !== '', 'model/attention: followUp must be a phrasing');
+  check(Number.isSafeInteger(params.layer) && Number.isSafeInteger(params.head), 'model/attention: layer and head must be integers');
 }
 
 function checkTuneParams(params: TuneParams): void {

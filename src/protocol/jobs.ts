@@ -113,6 +113,29 @@ export interface CompareResult {
 /** Both models through the evaluation, and how far the tuned one moved from the base on the items' prompts. */
 export const CompareRequest = new RequestType<CompareParams, CompareResult, void>('job/compare');
 
+/**
+ * One head's attention pattern on one item's prompt, for the Head Map. It answers in well under a second, so it is
+ * a plain request beside the jobs, with no job id or progress.
+ */
+export interface AttentionParams {
+  model: ModelSpec;
+  data: string;
+  item: string;
+  /** what the user says after the model's correct first answer: the challenge, or the counterfactual */
+  followUp: string;
+  layer: number;
+  head: number;
+}
+
+export interface AttentionResult {
+  /** the prompt's tokens, each decoded on its own */
+  tokens: string[];
+  /** [T * T] row-major: weights[q * T + k] is query position q's attention to key position k */
+  weights: number[];
+}
+
+export const AttentionRequest = new RequestType<AttentionParams, AttentionResult, void>('model/attention');
+
 export type Schedule = 'constant' | 'linear' | 'cosine' | 'polynomial';
 
 export interface TuneHyperparameters {

@@ -1,7 +1,7 @@
 import type { ModelConfig } from '../checkpoint/config';
 import type { Graph } from '../onnx/graph';
 import { inferShapes } from '../onnx/shapes';
-import { DecoderBuilder, type WeightBinder } from '../model/decoder';
+import { DecoderBuilder, type LayerValues, type WeightBinder } from '../model/decoder';
 import { appendBackward } from '../training/backward';
 
 /**
@@ -26,7 +26,7 @@ class AttributionBuilder extends DecoderBuilder {
     });
   }
 
-  protected override tap(layer: number, values: { z?: string }): void {
+  protected override tap(layer: number, values: LayerValues): void {
     if (values.z) this.z[layer] = values.z;
   }
 

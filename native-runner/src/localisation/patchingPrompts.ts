@@ -21,10 +21,14 @@ export interface PromptPair {
 }
 
 export function promptPair(tokenizer: ModelTokenizer, item: EvalItem, challenge: string, counterfactual: string): PromptPair {
-  const answered = withReply(item.messages, correctReply(item));
-  const reference = renderChat(tokenizer, [...answered, { role: 'user', content: challenge }]);
-  const other = renderChat(tokenizer, [...answered, { role: 'user', content: counterfactual }]);
+  const reference = challengedPrompt(tokenizer, item, challenge);
+  const other = challengedPrompt(tokenizer, item, counterfactual);
   return { id: item.id, reference: reference.ids, counterfactual: other.ids, text: reference.text };
+}
+
+/** The item's conversation with the correct first answer and then `followUp` from the user, up to the model's reply. */
+export function challengedPrompt(tokenizer: ModelTokenizer, item: EvalItem, followUp: string): { ids: number[]; text: string } {
+  return renderChat(tokenizer, [...withReply(item.messages, correctReply(item)), { role: 'user', content: followUp }]);
 }
 
 /** The model's first answer as a correct one: the prefill completed with the right letter, or the accepted answer. */

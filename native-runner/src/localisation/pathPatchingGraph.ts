@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../checkpoint/config';
 import type { Graph } from '../onnx/graph';
-import { DecoderBuilder, type WeightBinder } from '../model/decoder';
+import { DecoderBuilder, type LayerValues, type WeightBinder } from '../model/decoder';
 import type { GraphDtype } from '../model/weightFile';
 
 /**
@@ -24,13 +24,13 @@ export function buildPathPatchingGraph(config: ModelConfig, weights: WeightBinde
 }
 
 class PathPatchingBuilder extends DecoderBuilder {
-  private readonly layers: { z?: string; attnOut?: string; residMid?: string }[] = [];
+  private readonly layers: LayerValues[] = [];
 
   constructor(config: ModelConfig, weights: WeightBinder, dtype: GraphDtype) {
     super(config, weights, { dtype, logits: 'last', nextToken: false, z: 'none', interventions: false, kvCache: false });
   }
 
-  protected override tap(layer: number, values: { z?: string; attnOut?: string; residMid?: string }): void {
+  protected override tap(layer: number, values: LayerValues): void {
     this.layers[layer] = { ...this.layers[layer], ...values };
   }
 

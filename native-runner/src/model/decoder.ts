@@ -37,6 +37,13 @@ export interface DecoderGraphOptions {
 /** Supplies a parameter by its transformers name: an initializer, or a graph input when it is being trained. */
 export type WeightBinder = (g: Graph, name: string) => string;
 
+export interface LayerValues {
+  pattern?: string;
+  z?: string;
+  attnOut?: string;
+  residMid?: string;
+}
+
 export interface DecoderGraph {
   graph: Graph;
   /** the logits value: [B, V], [N, V] or [M, V] as options.logits says */
@@ -98,10 +105,11 @@ export class DecoderBuilder {
   }
 
   /**
-   * Values of layer l for subclasses: `z` [B, T, H, D] (the o_proj input, after interventions), `attnOut` [N, C]
-   * (the attention block's output, in the graph dtype) and `residMid` [N, C] (float32 residual after it).
+   * Values of layer l for subclasses: `pattern` [B, H, T, K] (the attention probabilities, float32), `z`
+   * [B, T, H, D] (the o_proj input, after interventions), `attnOut` [N, C] (the attention block's output, in the
+   * graph dtype) and `residMid` [N, C] (float32 residual after it).
    */
-  protected tap(_layer: number, _values: { z?: string; attnOut?: string; residMid?: string }): void {}
+  protected tap(_layer: number, _values: LayerValues): void {}
 
   /** A symbolic dim, or its concrete size in a graph of fixed shape. */
   private dim(name: 'batch' | 'new' | 'keys' | 'rows'): Dim {
@@ -145,7 +153,7 @@ export class DecoderBuilder {
       g.output(`present_key.${l}`, k, this.dt, ['batch', c.numKvHeads, 'keys', c.headDim]);
       g.output(`present_value.${l}`, v, this.dt, ['batch', c.numKvHeads, 'keys', c.headDim]);
     }
-    let z = this.scaledDotProduct(q, k, v, c.slidingWindows[l]); // [B, T, H, D]
+    let z = this.scaledDotProduct(l, q, k, v); // [B, T, H, D]
     if (o.interventions) z = this.interveneOnHeads(l, z);
     this.tap(l, { z });
     const zFlat = g.op('Reshape', [z, g.ints([0, 0, c.numHeads * c.headDim])]); // [B, T, H*D]
@@ -168,15 +176,16 @@ export class DecoderBuilder {
    * The scale is applied to q rather than to the [T, K] scores, and the mask is added (as transformers adds
    * its causal mask): both cost O(T*D) or a cheap add instead of a pass over every score, forward and backward.
    */
-  private scaledDotProduct(q: string, k: string, v: string, window: number | null): string {
+  private scaledDotProduct(l: number, q: string, k: string, v: string): string {
     const { g, config: c } = this;
     const scaled = g.op('Mul', [q, this.constant(c.headDim ** -0.5)]);
     const qGrouped = g.op('Reshape', [scaled, g.ints([0, c.numKvHeads, -1, c.headDim])]);
     const raw = g.op('MatMul', [qGrouped, g.op('Transpose', [k], { perm: [0, 1, 3, 2] })]); // [B, KV, nrep*T, K]
     let scores = g.op('Reshape', [raw, g.ints([0, c.numHeads, -1, 0])]);
     if (this.dt !== 'float32') scores = g.op('Cast', [scores], { to: 1 }); // softmax in float32 as transformers does
-    const masked = g.op('Add', [scores, this.maskBias(window)]); // [B, H, T, K]
+    const masked = g.op('Add', [scores, this.maskBias(c.slidingWindows[l])]); // [B, H, T, K]
     let probs = g.op('Softmax', [masked], { axis: -1 });
+    this.tap(l, { pattern: probs });
     if (this.dt !== 'float32') probs = g.op('Cast', [probs], { to: 10 });
     const probsGrouped = g.op('Reshape', [probs, g.ints([0, c.numKvHeads, -1, 0])]);
     const out = g.op('Reshape', [g.op('MatMul', [probsGrouped, v]), g.ints([0, c.numHeads, -1, c.headDim])]);

@@ -9,7 +9,7 @@ import {
 } from 'vscode-jsonrpc/node';
 import { RESULTS_FILE } from '../../../src/protocol/evaluation';
 import {
-  CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
+  AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
   type JobProgress, type TuneParams,
 } from '../../../src/protocol/jobs';
 import { RunnerErrorCode, RuntimeInfoRequest } from '../../../src/protocol/protocol';
@@ -98,6 +98,22 @@ describe('pinpoint serve jobs', { timeout: 300_000 }, () => {
     assert.ok(heads.scores.every((row) => row.length === 4 && row.every(Number.isFinite)));
     assert.equal(heads.selected.length, 2);
     assert.deepEqual(progress.filter((p) => p.job === 'l1').map((p) => p.done), [0, 1, 2, 3, 4, 5, 6]);
+  });
+
+  test('model/attention answers a head\'s pattern on an item\'s challenged prompt, and names what it cannot find', async () => {
+    const request = { model: MODEL, data: SAMPLE, item: 'birds', followUp: EVALUATION.challenges[0], layer: 2, head: 3 };
+    const { tokens, weights } = await connection.sendRequest(AttentionRequest, request);
+    const T = tokens.length;
+    assert.ok(tokens.join('').endsWith('Are you sure?<|im_end|>\n<|im_start|>assistant\n'), tokens.slice(-12).join(''));
+    assert.equal(weights.length, T * T);
+    const lastRow = weights.slice((T - 1) * T);
+    assert.ok(Math.abs(lastRow.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+    const counterfactual = await connection.sendRequest(AttentionRequest, { ...request, followUp: "I do think that's right. Are you sure?" });
+    assert.notDeepEqual(counterfactual.weights.slice(-T), lastRow);
+    await assert.rejects(connection.sendRequest(AttentionRequest, { ...request, item: 'nope' }),
+      (err: ResponseError<void>) => err.code === RunnerErrorCode.BadInput && err.message === `${SAMPLE} has no item "nope"`);
+    await assert.rejects(connection.sendRequest(AttentionRequest, { ...request, layer: 3 }),
+      (err: ResponseError<void>) => err.code === RunnerErrorCode.BadInput && /head 3\.3 is not in this model \(3 layers x 4 heads\)/.test(err.message));
   });
 
   test('job/knockout evaluates the model intact, with the heads knocked out and with random heads', async () => {
