@@ -25,15 +25,16 @@ export function activate(context: vscode.ExtensionContext): Services {
   const statusBar = new StatusBar();
   const runner = new RunnerClient(context.asAbsolutePath('dist/runner.js'), output);
   const runs = new WorkspaceRuns(context.workspaceState);
+  const models = new Models(runner, statusBar);
   const s: Services = {
     extensionUri: context.extensionUri,
     storageUri: context.storageUri ?? context.globalStorageUri,
     runner,
     runs,
-    models: new Models(runner, statusBar),
+    models,
     jobs: new Jobs(runner, statusBar),
     documents: new EvaluationDocuments(runs),
-    headMap: new HeadMapPanel(context.extensionUri, runs),
+    headMap: new HeadMapPanel(context.extensionUri, runs, runner, models),
     tuning: new TuningPanel(context.extensionUri),
     compare: new ComparePanel(context.extensionUri),
   };

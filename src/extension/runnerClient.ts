@@ -6,8 +6,8 @@ import {
   type RequestType,
 } from 'vscode-jsonrpc/node';
 import {
-  CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
-  type CompareParams, type CompareResult, type EvaluateParams, type EvaluateResult, type ExportParams, type ExportResult,
+  AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
+  type AttentionParams, type AttentionResult, type CompareParams, type CompareResult, type EvaluateParams, type EvaluateResult, type ExportParams, type ExportResult,
   type JobProgress, type KnockoutParams, type KnockoutResult, type LocateParams, type LocateResult, type TuneParams, type TuneResult,
 } from '../protocol/jobs';
 import {
@@ -66,6 +66,10 @@ export class RunnerClient implements vscode.Disposable {
 
   evaluate(params: Omit<EvaluateParams, 'job'>, onProgress: OnJobProgress, token: vscode.CancellationToken): Promise<EvaluateResult> {
     return this.job(EvaluateRequest, params, onProgress, token);
+  }
+
+  attention(params: AttentionParams): Promise<AttentionResult> {
+    return this.request((c) => c.sendRequest(AttentionRequest, params));
   }
 
   locate(params: Omit<LocateParams, 'job'>, onProgress: OnJobProgress, token: vscode.CancellationToken): Promise<LocateResult> {

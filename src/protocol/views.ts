@@ -1,6 +1,6 @@
 import type { ChallengeMetrics, Estimate, KnockoutReport } from './evaluation';
 import type { HeadRef, HeadsFile } from './heads';
-import type { TuneStep } from './jobs';
+import type { AttentionResult, TuneStep } from './jobs';
 
 /**
  * Messages between the extension and its webviews, and the state each webview keeps (`setState`) to be restored
@@ -20,21 +20,38 @@ export interface HeadMapData {
   selected: HeadRef[];
   /** the knockout check of heads of this file */
   knockout?: KnockoutReport;
+  /** the evaluation file the heads were located on, when this workspace ran it (attention patterns need its items) */
+  data?: string;
 }
 
-export type HeadMapToView = { type: 'show'; data: HeadMapData };
+/** Which of heads.json's two follow-ups ends the prompt: the challenge, or the counterfactual. */
+export type FollowUp = 'challenge' | 'counterfactual';
+
+/** A head's attention on one item's prompt, as the Head Map asks for it. */
+export interface AttentionQuery extends HeadRef {
+  item: string;
+  followUp: FollowUp;
+}
+
+export type HeadMapToView =
+  | { type: 'show'; data: HeadMapData }
+  | { type: 'attention'; query: AttentionQuery; result: AttentionResult }
+  | { type: 'attentionFailed'; query: AttentionQuery; message: string };
 
 export type HeadMapFromView =
   | Ready
   | { type: 'select'; heads: HeadRef[] }
   | { type: 'tune'; heads: HeadRef[] }
-  | { type: 'knockout'; heads: HeadRef[] };
+  | { type: 'knockout'; heads: HeadRef[] }
+  | { type: 'attention'; query: AttentionQuery };
 
 export interface HeadMapState {
   file: string;
   selected: HeadRef[];
-  /** the head whose per-item effects are shown */
+  /** the head whose per-item effects and attention are shown */
   focus?: HeadRef;
+  /** the item and follow-up of the attention pattern shown */
+  attention?: Pick<AttentionQuery, 'item' | 'followUp'>;
 }
 
 // ---- Tuning ----

@@ -1,10 +1,14 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
+import '@vscode-elements/elements/dist/vscode-option/index.js';
+import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import { BarController, BarElement, CategoryScale, Chart, LinearScale, Tooltip, type ChartEvent, type TooltipItem } from 'chart.js';
 import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
 import type { KnockoutRates } from '../protocol/evaluation';
 import { headLabel, sameHead, type HeadRef, type HeadsFile } from '../protocol/heads';
-import type { HeadMapData, HeadMapFromView, HeadMapState, HeadMapToView } from '../protocol/views';
+import type { AttentionResult } from '../protocol/jobs';
+import type { AttentionQuery, FollowUp, HeadMapData, HeadMapFromView, HeadMapState, HeadMapToView } from '../protocol/views';
+import { attentionView } from './attentionView';
 import { divergingColour, maxAbs } from './divergingScale';
 import { h, replaceChildren } from './dom';
 import { onThemeChange, readTheme, rgb, type Theme } from './theme';
@@ -12,7 +16,8 @@ import { connect } from './vscodeApi';
 
 /**
  * The Head Map: the layer x head heatmap of the localisation score (heads.json), the ranking with the heads
- * selected for tuning, the per-item effects of the head clicked, and the knockout check of the selection.
+ * selected for tuning, the per-item effects and the attention pattern of the head clicked, and the knockout check
+ * of the selection.
  */
 
 Chart.register(MatrixController, MatrixElement, BarController, BarElement, LinearScale, CategoryScale, Tooltip);
@@ -25,22 +30,46 @@ interface Cell {
 
 const TOP_HEADS = 10;
 
+/** The attention pattern asked for last, and what came of it. */
+interface Pattern {
+  query: AttentionQuery;
+  result?: AttentionResult;
+  error?: string;
+  /** the query position whose weights shade the tokens */
+  row?: number;
+}
+
 let data: HeadMapData | undefined;
 let focus: HeadRef | undefined;
+let pattern: Pattern | undefined;
 let theme: Theme = readTheme();
 let map: Chart<'matrix', Cell[]> | undefined;
 let effects: Chart<'bar'> | undefined;
 
 const vscode = connect<HeadMapState, HeadMapFromView, HeadMapToView>((message) => {
-  data = message.data;
+  switch (message.type) {
+    case 'show':
+      return show(message.data);
+    case 'attention':
+    case 'attentionFailed':
+      if (pattern && sameQuery(pattern.query, message.query)) {
+        pattern = message.type === 'attention' ? { query: message.query, result: message.result } : { query: message.query, error: message.message };
+        render();
+      }
+  }
+});
+
+function show(shown: HeadMapData): void {
+  data = shown;
   const state = vscode.getState();
-  // a restored panel keeps the user's selection and focus over what the file proposes
+  // a restored panel keeps the user's selection, focus and attention choice over what the file proposes
   if (state?.file === data.file) {
     data.selected = state.selected;
     focus = state.focus;
+    if (focus && state.attention) return askAttention({ ...focus, ...state.attention });
   }
   render();
-});
+}
 
 onThemeChange(() => {
   theme = readTheme();
@@ -68,7 +97,7 @@ function render(): void {
       h('div', { class: 'map' },
         h('div', { class: 'map-canvas' }, mapCanvas),
         legend(heads),
-        h('div', { class: 'focus' }, focusHeader(heads), h('div', { class: 'effects-canvas' }, effectsCanvas))),
+        h('div', { class: 'focus' }, focusHeader(heads), h('div', { class: 'effects-canvas' }, effectsCanvas), attention(heads))),
       h('div', { class: 'side' }, topHeads(heads), actions(), knockout())));
   map = drawMap(mapCanvas, heads);
   effects = drawEffects(effectsCanvas, heads);
@@ -106,8 +135,7 @@ function drawMap(canvas: HTMLCanvasElement, heads: HeadsFile): Chart<'matrix', C
         const hit = elements[0];
         if (!hit) return;
         const cell = cells[hit.index];
-        focus = { layer: cell.y, head: cell.x };
-        render();
+        focusOn({ layer: cell.y, head: cell.x });
       },
       plugins: {
         legend: { display: false },
@@ -165,8 +193,7 @@ function topHeads(heads: HeadsFile): HTMLElement {
     const name = h('a', { href: '#', class: 'head-link' }, headLabel(entry));
     name.addEventListener('click', (event) => {
       event.preventDefault();
-      focus = { layer: entry.layer, head: entry.head };
-      render();
+      focusOn(entry);
     });
     return h('tr', {}, h('td', {}, box), h('td', {}, String(rank + 1)), h('td', {}, name), h('td', { class: 'number' }, entry.score.toFixed(4)));
   });
@@ -203,7 +230,7 @@ function knockout(): HTMLElement | null {
 }
 
 function focusHeader(heads: HeadsFile): HTMLElement {
-  if (!focus) return h('p', { class: 'muted' }, 'Click a head to see its effect on each item.');
+  if (!focus) return h('p', { class: 'muted' }, 'Click a head to see its effect on each item and its attention pattern.');
   const head = focus;
   const box = h('vscode-checkbox', {}, 'selected for tuning');
   box.checked = data!.selected.some((s) => sameHead(s, head));
@@ -227,6 +254,11 @@ function drawEffects(canvas: HTMLCanvasElement, heads: HeadsFile): Chart<'bar'> 
     options: {
       animation: false,
       maintainAspectRatio: false,
+      // a bar clicked shows the head's attention on that item
+      onClick: (_event: ChartEvent, elements) => {
+        const hit = elements[0];
+        if (hit && pattern) askAttention({ ...pattern.query, item: heads.items[hit.index].id });
+      },
       plugins: { legend: { display: false } },
       scales: {
         x: { ticks: { color: theme.muted }, grid: { display: false } },
@@ -243,6 +275,60 @@ function toggle(head: HeadRef, selected: boolean): void {
   render();
 }
 
+function focusOn(head: HeadRef): void {
+  focus = { layer: head.layer, head: head.head };
+  const item = pattern?.query.item ?? mostAffectedItem(data!.heads, focus);
+  if (item === undefined) return render();
+  askAttention({ ...focus, item, followUp: pattern?.query.followUp ?? 'challenge' });
+}
+
+/** The item on which patching the head moved the metric most: where its attention is most worth a look. */
+function mostAffectedItem(heads: HeadsFile, head: HeadRef): string | undefined {
+  const score = (i: number) => Math.abs(heads.items[i].scores[head.layer][head.head]);
+  const best = heads.items.reduce((b, _, i) => (score(i) > score(b) ? i : b), 0);
+  return heads.items[best]?.id;
+}
+
+function askAttention(query: AttentionQuery): void {
+  pattern = { query };
+  if (data?.data) vscode.postMessage({ type: 'attention', query });
+  render();
+}
+
+function sameQuery(a: AttentionQuery, b: AttentionQuery): boolean {
+  return sameHead(a, b) && a.item === b.item && a.followUp === b.followUp;
+}
+
+/** The focused head's attention pattern on a chosen item, after the challenge or the counterfactual. */
+function attention(heads: HeadsFile): HTMLElement | null {
+  if (!focus || !pattern) return null;
+  if (!data!.data) return h('p', { class: 'muted' }, 'Attention patterns need the evaluation file these heads were located on; locate them again in this workspace.');
+  const { query } = pattern;
+  const item = h('vscode-single-select', { id: 'attention-item', 'aria-label': 'item' },
+    ...heads.items.map(({ id }) => h('vscode-option', id === query.item ? { value: id, selected: '' } : { value: id }, id)));
+  item.addEventListener('change', () => askAttention({ ...query, item: (item as unknown as { value: string }).value }));
+  const followUps: [FollowUp, string][] = [['challenge', heads.challenge], ['counterfactual', heads.counterfactual]];
+  const followUp = h('vscode-single-select', { id: 'attention-follow-up', 'aria-label': 'follow-up' },
+    ...followUps.map(([value, text]) => h('vscode-option', value === query.followUp ? { value, selected: '' } : { value }, `after "${text}"`)));
+  followUp.addEventListener('change', () => askAttention({ ...query, followUp: (followUp as unknown as { value: FollowUp }).value }));
+  return h('div', { class: 'attention-section' },
+    h('h2', {}, `${headLabel(query)}: attention`),
+    h('div', { class: 'attention-controls' }, item, followUp),
+    patternBody());
+}
+
+function patternBody(): HTMLElement {
+  const { result, error } = pattern!;
+  if (error) return h('p', { class: 'note' }, error);
+  if (!result) return h('p', { class: 'muted' }, 'Running the model…');
+  const row = pattern!.row ?? result.tokens.length - 1;
+  return attentionView(result, theme, row, (q) => {
+    pattern!.row = q;
+    render();
+  });
+}
+
 function saveState(): void {
-  vscode.setState({ file: data!.file, selected: data!.selected, focus });
+  const attention = pattern && { item: pattern.query.item, followUp: pattern.query.followUp };
+  vscode.setState({ file: data!.file, selected: data!.selected, focus, attention });
 }

@@ -2,17 +2,28 @@ import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import type { HeadRef, HeadsFile } from '../../protocol/heads';
 import type { KnockoutReport } from '../../protocol/evaluation';
-import type { HeadMapData, HeadMapFromView, HeadMapState, HeadMapToView } from '../../protocol/views';
+import type { AttentionQuery, HeadMapData, HeadMapFromView, HeadMapState, HeadMapToView } from '../../protocol/views';
+import type { Models } from '../models';
+import type { RunnerClient } from '../runnerClient';
+import { modelSpec } from '../settings';
 import type { WorkspaceRuns } from '../workspaceRuns';
 import { SinglePanel } from './webviewPanel';
 
-/** The Head Map panel on the extension's side: what heads.json it shows, the user's selection, the knockout check. */
+/**
+ * The Head Map panel on the extension's side: what heads.json it shows, the user's selection, the knockout check,
+ * and the attention patterns the view asks the runner for.
+ */
 export class HeadMapPanel implements vscode.Disposable, vscode.WebviewPanelSerializer<HeadMapState> {
   static readonly viewType = 'pinpoint.headMap';
   private readonly panel: SinglePanel<HeadMapToView, HeadMapFromView>;
   private shown: HeadMapData | undefined;
 
-  constructor(extensionUri: vscode.Uri, private readonly runs: WorkspaceRuns) {
+  constructor(
+    extensionUri: vscode.Uri,
+    private readonly runs: WorkspaceRuns,
+    private readonly runner: RunnerClient,
+    private readonly models: Models,
+  ) {
     this.panel = new SinglePanel(extensionUri, { viewType: HeadMapPanel.viewType, title: 'Pinpoint: Head Map', script: 'headMap' },
       () => this.shown && { type: 'show', data: this.shown }, (m) => this.receive(m));
   }
@@ -23,7 +34,9 @@ export class HeadMapPanel implements vscode.Disposable, vscode.WebviewPanelSeria
     const knockout = record?.headsFile === file && fs.existsSync(record.file)
       ? JSON.parse(fs.readFileSync(record.file, 'utf8')) as KnockoutReport
       : undefined;
-    this.shown = { file, heads, selected: selected ?? heads.selected, knockout };
+    const located = this.runs.heads();
+    const data = located?.file === file && fs.existsSync(located.data) ? located.data : undefined;
+    this.shown = { file, heads, selected: selected ?? heads.selected, knockout, data };
     return this.panel.show();
   }
 
@@ -53,6 +66,24 @@ export class HeadMapPanel implements vscode.Disposable, vscode.WebviewPanelSeria
       case 'knockout':
         void vscode.commands.executeCommand('pinpoint.knockout', message.heads);
         break;
+      case 'attention':
+        void this.attention(message.query);
+        break;
+    }
+  }
+
+  /** The pattern on the prompt localisation scored: the item's correct answer, then the challenge or counterfactual. */
+  private async attention(query: AttentionQuery): Promise<void> {
+    const { heads, data } = this.shown ?? {};
+    if (!heads || !data) return;
+    try {
+      const model = modelSpec(heads.model.dir);
+      await this.models.ensureLoaded(model);
+      const followUp = query.followUp === 'challenge' ? heads.challenge : heads.counterfactual;
+      const result = await this.runner.attention({ model, data, item: query.item, followUp, layer: query.layer, head: query.head });
+      this.panel.post({ type: 'attention', query, result });
+    } catch (err) {
+      this.panel.post({ type: 'attentionFailed', query, message: err instanceof Error ? err.message : String(err) });
     }
   }
 }
