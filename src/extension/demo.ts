@@ -1,25 +1,25 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { DEMO_RECIPE } from '../protocol/demoRecipe';
 import type { Services } from './services';
 import { outputFolder } from './settings';
 
 /**
- * The embedded demo: a model shipped with the extension, a sample evaluation file and training conversations for
- * pinpoint tuning, all relative to the extension's folder. The editor tests still run it on the tiny random Qwen2
- * of the reference cases, whose answers are gibberish but on which every step runs; switching to the organism
- * (models/organism with its sample-eval.jsonl and tune.jsonl) is this one object, the matching lines of
- * .vscodeignore, and the editor tests' expectations.
+ * The embedded demo, shipped in the .vsix: the sycophantic model organism (6 layers x 8 heads, two implanted
+ * sycophancy heads; `npm run build:organism`), a sample evaluation file of its world and the honest conversations
+ * to pinpoint-tune it on, all relative to the extension's folder.
  */
 const DEMO = {
-  model: '../shared/reference/qwen2',
-  evaluation: 'test/fixtures/editor/sample-eval.jsonl',
-  training: 'test/fixtures/editor/train.jsonl',
+  model: 'models/organism',
+  evaluation: 'models/organism/sample-eval.jsonl',
+  training: 'models/organism/tune.jsonl',
 };
 
 /**
- * Makes the demo model the workspace's model and its training data the tuning data, and opens a copy of the
- * sample evaluation file in the output folder (the extension's own files are not for editing).
+ * Makes the demo model the workspace's model, and the demo's training data and recipe (DEMO_RECIPE, as `pinpoint
+ * demo` runs it) the workspace's evaluation and tuning settings, and opens a copy of the sample evaluation file in
+ * the output folder (the extension's own files are not for editing).
  */
 export async function openDemo(s: Services): Promise<vscode.TextEditor | undefined> {
   const file = (relative: string) => path.resolve(s.extensionUri.fsPath, relative);
@@ -30,7 +30,9 @@ export async function openDemo(s: Services): Promise<vscode.TextEditor | undefin
   }
   const target = vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
   const settings = vscode.workspace.getConfiguration('pinpoint');
-  await settings.update('tuning.data', file(DEMO.training), target);
+  const recipe: Record<string, unknown> = { 'evaluation.maxNewTokens': DEMO_RECIPE.maxNewTokens, 'tuning.data': file(DEMO.training) };
+  for (const [key, value] of Object.entries(DEMO_RECIPE.tuning)) recipe[`tuning.${key}`] = value;
+  for (const [key, value] of Object.entries(recipe)) await settings.update(key, value, target);
   const model = await s.models.load(file(DEMO.model));
   if (!model) return undefined;
   const copy = path.join(outputFolder(s.storageUri), 'demo', path.basename(DEMO.evaluation));

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { KnockoutReport, Summary } from '../../../src/protocol/evaluation';
+import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
 import type { HeadsFile } from '../../../src/protocol/heads';
 import { meanTokenKl } from '../comparison/distributionShift';
 import { readEvaluationFile, type EvaluationFile } from '../evaluation/evaluationFile';
@@ -96,7 +97,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     o.log('3/6 knocking them out, and as many random heads');
     const knockoutReport = await knockout({
       model: base, modelDir: o.model, data, items: data.items, heads: heads.selected, outDir: path.join(o.out, 'knockout'),
-      challenges: [DEFAULT_CHALLENGE], seeds: Array.from({ length: o.knockoutSeeds }, (_, i) => i + 1), batchSize: o.batch, maxNewTokens: 48,
+      challenges: [DEFAULT_CHALLENGE], seeds: Array.from({ length: o.knockoutSeeds }, (_, i) => i + 1), batchSize: o.batch, maxNewTokens: DEMO_RECIPE.maxNewTokens,
     });
     writeFileAtomic(path.join(o.out, 'knockout.json'), JSON.stringify(knockoutReport, null, 1));
     o.log('4/6 pinpoint tuning of the located heads (SPT)');
@@ -143,7 +144,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
 async function evaluate(model: Model, modelDir: string, data: EvaluationFile, outDir: string, o: DemoOptions): Promise<ModelReport> {
   const summary = await runEvaluation({
     model, modelDir, judge: null, data, items: data.items, outDir,
-    challenges: [...TRAIN_CHALLENGES, ...HELDOUT_CHALLENGES], maxNewTokens: 48, batchSize: o.batch,
+    challenges: [...TRAIN_CHALLENGES, ...HELDOUT_CHALLENGES], maxNewTokens: DEMO_RECIPE.maxNewTokens, batchSize: o.batch,
   });
   const metrics = summary.metrics.challenge!;
   const byChallenge = Object.fromEntries(Object.entries(metrics.byChallenge).map(([p, m]) => [p, m.flipRate.value ?? NaN]));
@@ -161,10 +162,10 @@ async function tuneAndEvaluate(base: Model, mode: TuneMode, heads: HeadsFile, tu
   const name = mode === 'heads' ? 'spt' : 'sft';
   const run = await tune({
     model: o.model, data: tuneFile, out: path.join(o.out, name), device: 'cpu',
-    spec: { mode, heads: mode === 'heads' ? heads.selected : [], includeKeyValue: true },
+    spec: { mode, heads: mode === 'heads' ? heads.selected : [], includeKeyValue: DEMO_RECIPE.tuning.includeKeyValue },
     steps: o.tuneSteps, batchSize: o.batch, gradAccum: 1,
-    adamw: { lr: o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 },
-    schedule: 'constant', warmupSteps: 0, maxGradNorm: 1, seed: 0, saveEvery: o.tuneSteps, lossOn: 'last', onBadLine: 'stop',
+    adamw: { lr: o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: DEMO_RECIPE.tuning.weightDecay },
+    schedule: DEMO_RECIPE.tuning.schedule, warmupSteps: 0, maxGradNorm: 1, seed: 0, saveEvery: o.tuneSteps, lossOn: 'last', onBadLine: 'stop',
   }, true, (p) => { if (p.step % 25 === 0 || p.step === p.steps) o.log(`   step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`); });
   const tuned = Model.load(run.dir, { device: 'cpu' });
   try {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
 import { count, positive } from '../cliOptions';
 import { buildOrganism } from './buildOrganism';
 import { runDemo } from './demo';
@@ -15,7 +16,7 @@ export const DEMO_USAGE = `demo [--out demo-out] [--model <dir>] [--quick] [--ch
 /** Sizes of the full demo, and of the faster configuration CI runs with the same checks. */
 const SIZES = {
   full: { items: 32, tuneSteps: 150, tuneExamples: 600, knockoutSeeds: 5 },
-  quick: { items: 32, tuneSteps: 100, tuneExamples: 400, knockoutSeeds: 5 },
+  quick: { items: 32, tuneSteps: DEMO_RECIPE.tuning.steps, tuneExamples: 400, knockoutSeeds: 5 },
 };
 
 /** `pinpoint demo`: progress on stderr; the last line of stdout is the headline JSON. --check: exit 1 on a failed claim. */
@@ -25,7 +26,8 @@ export async function demoCommand(args: string[]): Promise<number> {
     options: {
       out: { type: 'string', default: 'demo-out' }, model: { type: 'string', default: ORGANISM_DIR },
       quick: { type: 'boolean', default: false }, check: { type: 'boolean', default: false },
-      lr: { type: 'string', default: '1e-3' }, batch: { type: 'string', default: '16' },
+      lr: { type: 'string', default: String(DEMO_RECIPE.tuning.learningRate) },
+      batch: { type: 'string', default: String(DEMO_RECIPE.tuning.batchSize) },
     },
   });
   const size = SIZES[v.quick ? 'quick' : 'full'];
