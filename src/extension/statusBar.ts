@@ -1,7 +1,7 @@
-import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ModelInfo } from '../protocol/protocol';
 import { modelDir } from './settings';
+import { statusText } from './statusText';
 
 /** The status bar entry: which model the runner holds, where it runs, and the job running; a click picks another model. */
 export class StatusBar implements vscode.Disposable {
@@ -43,27 +43,9 @@ export class StatusBar implements vscode.Disposable {
   }
 
   private render(): void {
-    const icon = this.busyJobs > 0 || this.job ? '$(sync~spin)' : '$(target)';
     // the device is known once the runner has loaded the model (it loads the workspace's model with the first job)
-    const configured = modelDir();
-    const model = this.model
-      ? `${path.basename(this.model.dir)} · ${this.model.provider.toUpperCase()}`
-      : configured ? `${path.basename(configured)} (not loaded)` : 'no model';
-    this.item.text = `${icon} Pinpoint: ${model}${this.job ? ` · ${this.job}` : ''}`;
-    const about = this.model
-      ? describeModel(this.model)
-      : configured ? `${configured}\nLoaded by the first job. Click to choose another checkpoint folder.` : 'No model chosen. Click to choose a checkpoint folder.';
-    this.item.tooltip = this.job ? `Running: ${this.job} (Pinpoint: Stop Job stops it)\n${about}` : about;
+    const { text, tooltip } = statusText(this.model, modelDir(), this.job, this.busyJobs > 0);
+    this.item.text = text;
+    this.item.tooltip = tooltip;
   }
-}
-
-function describeModel(model: ModelInfo): string {
-  const nodes = Object.entries(model.nodesByProvider).map(([provider, count]) => `  ${provider}: ${count}`);
-  return [
-    model.dir,
-    `${model.modelType}, ${model.layers} layers, ${model.heads} heads (${model.kvHeads} KV) of ${model.headDim}, ${model.dtype}`,
-    `Runs on ${model.provider.toUpperCase()} (kernels per execution provider in a profiled run):`,
-    ...nodes,
-    'Click to choose another checkpoint folder.',
-  ].join('\n');
 }
