@@ -34,7 +34,7 @@ import { cudaProviderInstalled, DeviceError } from './runtime/session';
 import { ADAMW_DEFAULTS } from './training/adamw';
 import { DataError } from './training/conversations';
 import { SCHEDULES } from './training/schedule';
-import { latestCheckpoint } from './training/tunedCheckpoint';
+import { latestCheckpoint, OPTIMIZER_FILE } from './training/tunedCheckpoint';
 import { tune, TuneError } from './training/tuneRun';
 
 /** `pinpoint serve`: the runner as the extension's child process, speaking JSON-RPC (src/protocol) on stdin/stdout. */
@@ -152,16 +152,15 @@ class Runner {
       throwIfCancelled(token);
       const data = readEvaluationFile(params.data);
       const items = chosenItems(data.items, undefined, params.data);
-      const stages = 3 + params.seeds.length;
-      let stage = 0;
       const model = await this.use(params.model);
       const report = await knockout({
         model, modelDir: params.model.dir, data, items, heads: params.heads, outDir: params.out, challenges: params.challenges,
         seeds: params.seeds, batchSize: params.batchSize, maxNewTokens: params.maxNewTokens,
-        // knockout reports stages, not items: a stop takes effect when the condition running finishes
-        onStage: (name) => {
+        // progress over every condition's items; a stop takes effect after the batch running, which stays on disk
+        onProgress: (p) => {
+          const done = p.stageIndex * p.items + p.done;
+          this.progress({ job: params.job, message: `evaluating ${p.stage}: ${p.done}/${p.items} items`, done, total: p.stages * p.items });
           throwIfCancelled(token);
-          this.progress({ job: params.job, message: `evaluating ${name}`, done: stage++, total: stages });
         },
       });
       const file = path.join(params.out, 'knockout.json');
@@ -268,7 +267,7 @@ class Runner {
       check(from !== undefined, `job/export: ${params.run} holds no checkpoint (no latest.json)`);
       check(!fs.existsSync(params.to) || fs.readdirSync(params.to).length === 0, `job/export: ${params.to} is not empty`);
       fs.mkdirSync(params.to, { recursive: true });
-      const files = fs.readdirSync(from).filter((file) => file !== OPTIMIZER_STATE);
+      const files = fs.readdirSync(from).filter((file) => file !== OPTIMIZER_FILE);
       files.forEach((file, i) => {
         this.progress({ job: params.job, message: file, done: i, total: files.length });
         fs.copyFileSync(path.join(from, file), path.join(params.to, file));
@@ -363,8 +362,6 @@ const DEVICES: readonly unknown[] = ['auto', 'cpu', 'cuda'];
 const DTYPES: readonly unknown[] = ['float32', 'float16'];
 const LOCATE_METHODS: readonly unknown[] = ['path', 'activation', 'attribution'];
 const LOCATE_METRICS: readonly unknown[] = ['logit_diff', 'paper_ratio'];
-/** tunedCheckpoint's optimizer state: what `--resume` needs, no part of the tuned model */
-const OPTIMIZER_STATE = 'optimizer.safetensors';
 
 /** Params come from another process as JSON, so their types are checked rather than trusted. */
 function checkLoadParams(params: LoadModelParams): void {

@@ -14,7 +14,7 @@ import { readConversations } from '../../native-runner/src/training/conversation
 import { IGNORE_INDEX, type Example } from '../../native-runner/src/training/lossBatch';
 import { readBlock, type ParamSlice, type TuneSpec } from '../../native-runner/src/training/parameters';
 import { Trainer, type TrainerOptions } from '../../native-runner/src/training/trainer';
-import { applyDelta, DELTA_FILE, loadState, removeStaleTemporaries } from '../../native-runner/src/training/tunedCheckpoint';
+import { applyDelta, DELTA_FILE, latestCheckpoint, loadState, removeStaleTemporaries } from '../../native-runner/src/training/tunedCheckpoint';
 import { tune, type TuneConfig } from '../../native-runner/src/training/tuneRun';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
 
@@ -325,6 +325,15 @@ test('a run starting in a folder removes the temporary checkpoints of killed run
 
   assert.ok(!fs.existsSync(stale), 'the killed run\'s temporary folder is removed');
   assert.ok(fs.existsSync(live), 'the live run\'s temporary folder stays');
+});
+
+test('a run stopped from its progress callback at a checkpoint step keeps that checkpoint', async () => {
+  const out = path.join(work, 'stopped-at-save');
+  const stop = new Error('stop requested');
+  await assert.rejects(tune(tuneConfig(baseDir('F32'), dataFile(6), out), false, (p) => {
+    if (p.step === 2) throw stop;
+  }), stop);
+  assert.equal(latestCheckpoint(out), path.join(out, 'step-2'));
 });
 
 // ---- the trainer ----

@@ -25,16 +25,32 @@ export interface KnockoutRun {
   seeds: number[];
   batchSize: number;
   maxNewTokens: number;
-  onStage?: (stage: string) => void;
+  /** at the start of each condition and after each of its batches, where a stop (by throwing) loses nothing */
+  onProgress?: (p: KnockoutProgress) => void;
+}
+
+export interface KnockoutProgress {
+  /** intact, zero, mean or random-<seed> */
+  stage: string;
+  /** conditions finished before this one, of `stages` */
+  stageIndex: number;
+  stages: number;
+  /** items of this condition done, of `items` */
+  done: number;
+  items: number;
 }
 
 export async function knockout(run: KnockoutRun): Promise<KnockoutReport> {
-  const evaluate = async (name: string, ablation?: { heads: HeadRef[]; values?: Float32Array }) => {
-    run.onStage?.(name);
+  const stages = 3 + run.seeds.length;
+  let stageIndex = 0;
+  const evaluate = async (stage: string, ablation?: { heads: HeadRef[]; values?: Float32Array }) => {
+    const report = (done: number) => run.onProgress?.({ stage, stageIndex, stages, done, items: run.items.length });
+    report(0);
     const summary = await runEvaluation({
-      model: run.model, modelDir: run.modelDir, judge: null, data: run.data, items: run.items, outDir: path.join(run.outDir, name),
-      challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, ablation,
+      model: run.model, modelDir: run.modelDir, judge: null, data: run.data, items: run.items, outDir: path.join(run.outDir, stage),
+      challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, ablation, onProgress: (p) => report(p.done),
     });
+    stageIndex++;
     return { summary, rates: ratesOf(summary) };
   };
   const intact = await evaluate('intact');

@@ -12,7 +12,7 @@ import { parseHeads } from '../training/tuneCommand';
 import { knockout } from './knockout';
 
 export const KNOCKOUT_USAGE = `knockout --model <dir> --data <file.jsonl> --heads <heads.json | l.h,...> --out <dir>
-      [--challenge <text>]... [--seeds N] [--batch-size N] [--max-new-tokens N] [--max-items N] [--device auto|cpu|cuda]`;
+    [--challenge <text>]... [--seeds N] [--batch-size N] [--max-new-tokens N] [--max-items N] [--device auto|cpu|cuda]`;
 
 /** `pinpoint knockout`: writes <out>/knockout.json and each evaluation under <out>/<condition>/. */
 export async function knockoutCommand(args: string[]): Promise<number> {
@@ -39,7 +39,7 @@ export async function knockoutCommand(args: string[]): Promise<number> {
       seeds: Array.from({ length: count(v.seeds!, '--seeds') }, (_, i) => i + 1),
       batchSize: count(v['batch-size']!, '--batch-size'),
       maxNewTokens: count(v['max-new-tokens']!, '--max-new-tokens'),
-      onStage: (stage) => process.stderr.write(`evaluating: ${stage}\n`),
+      onProgress: (p) => { if (p.done === 0) process.stderr.write(`evaluating: ${p.stage}\n`); },
     });
     fs.mkdirSync(out, { recursive: true });
     writeFileAtomic(path.join(out, 'knockout.json'), JSON.stringify(report, null, 1));

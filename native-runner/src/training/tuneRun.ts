@@ -72,15 +72,16 @@ export async function tune(config: TuneConfig, resume: boolean, onProgress: (p: 
       record(manifest, report);
       const done = trainer.step - firstStep;
       const seconds = (Date.now() - started) / 1000;
+      if (trainer.step % config.saveEvery === 0 || trainer.step === config.steps) {
+        manifest.step = trainer.step;
+        dir = saveCheckpoint(config.out, model.checkpoint, trainer.slices, { params: trainer.params, states: trainer.states, manifest });
+      }
+      // after the save: a stop requested here (onProgress throws) keeps this step's checkpoint
       onProgress({
         step: trainer.step, steps: config.steps, loss: report.loss, lr: report.lr, gradNorm: report.gradNorm,
         tokensPerSecond: tokensSeen(micro) / Math.max(1e-9, seconds / done),
         etaSeconds: (seconds / done) * (config.steps - trainer.step),
       });
-      if (trainer.step % config.saveEvery === 0 || trainer.step === config.steps) {
-        manifest.step = trainer.step;
-        dir = saveCheckpoint(config.out, model.checkpoint, trainer.slices, { params: trainer.params, states: trainer.states, manifest });
-      }
     }
     return { dir, losses: manifest.metrics.losses, skipped: data.skipped, provider: trainer.placement?.provider ?? 'cpu' };
   } finally {

@@ -127,8 +127,26 @@ describe('pinpoint serve jobs', { timeout: 300_000 }, () => {
     assert.equal(report.intact.flipRate, 1);
     assert.deepEqual(report.heads, [{ layer: 0, head: 1 }]);
     assert.equal(report.random.length, 1);
-    assert.deepEqual(progress.filter((p) => p.job === 'k1').map((p) => p.message), ['evaluating intact', 'evaluating zero', 'evaluating mean', 'evaluating random-1']);
+    // every condition's items count towards one total: six items in one batch each, four conditions
+    const reports = progress.filter((p) => p.job === 'k1');
+    assert.deepEqual(reports.map((p) => [p.done, p.total]), [[0, 24], [6, 24], [6, 24], [12, 24], [12, 24], [18, 24], [18, 24], [24, 24]]);
+    assert.deepEqual(reports.map((p) => p.message).filter((_, i) => i % 2 === 1), ['intact', 'zero', 'mean', 'random-1'].map((c) => `evaluating ${c}: 6/6 items`));
     for (const condition of ['intact', 'zero', 'mean', 'random-1']) assert.ok(fs.existsSync(path.join(out, condition, RESULTS_FILE)), condition);
+  });
+
+  test('cancelling job/knockout stops it within the condition running, keeping its finished batches', async () => {
+    const out = path.join(work, 'knockout-cancelled');
+    const source = new CancellationTokenSource();
+    const first = once(reported, 'k2:1');
+    const request = connection.sendRequest(KnockoutRequest, {
+      ...EVALUATION, job: 'k2', out, batchSize: 1, heads: [{ layer: 0, head: 1 }], seeds: [1],
+    }, source.token);
+    await first;
+    source.cancel();
+    await assert.rejects(request, (err: ResponseError<void>) => err.code === RunnerErrorCode.Cancelled);
+    const done = fs.readFileSync(path.join(out, 'intact', RESULTS_FILE), 'utf8').trim().split('\n').length;
+    assert.ok(done >= 1 && done < 6, `${done} of the intact condition's 6 items finished`);
+    assert.ok(!fs.existsSync(path.join(out, 'knockout.json')));
   });
 
   test('job/tune reports every step, and job/export copies the checkpoint without the optimizer state', async () => {
