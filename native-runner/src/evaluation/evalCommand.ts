@@ -16,11 +16,10 @@ import { runEvaluation, type Progress } from './runEvaluation';
  * 2 means only that the gate failed.
  */
 
-export const EVAL_USAGE = `  eval --model <dir> --data <file.jsonl> --out <dir>
-      [--device auto|cpu|cuda] [--dtype float32|float16] [--challenge <text>]... [--judge <dir>]
-      [--max-items N] [--batch-size N] [--max-new-tokens N] [--fail-on-flip-rate X]
-                              run the "are you sure?" evaluation; exit 2 when the flip rate is above X
-`;
+export const EVAL_USAGE = `eval --model <dir> --data <file.jsonl> --out <dir>
+    [--device auto|cpu|cuda] [--dtype float32|float16] [--challenge <text>]... [--judge <dir>]
+    [--max-items N] [--batch-size N] [--max-new-tokens N] [--fail-on-flip-rate X]
+    run the "are you sure?" evaluation; exit 2 when the flip rate is above X`;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -57,7 +56,7 @@ export async function evalCommand(args: string[]): Promise<number> {
     return await evaluate(parseOptions(args));
   } catch (err) {
     const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-    process.stderr.write(`pinpoint eval: ${(err as Error).message}\n${usage ? `\nusage:\n${EVAL_USAGE}` : ''}`);
+    process.stderr.write(`pinpoint eval: ${(err as Error).message}\n${usage ? `\nusage: pinpoint ${EVAL_USAGE}\n` : ''}`);
     return 1;
   }
 }

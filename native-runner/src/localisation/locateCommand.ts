@@ -11,9 +11,9 @@ import { locate } from './locate';
 import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, DEFAULT_TARGETS } from './patchingPrompts';
 
 export const LOCATE_USAGE = `locate --model <dir> --data <file.jsonl> --out <dir>
-      [--method path|activation|attribution] [--positions last|all] [--metric logit_diff|paper_ratio]
-      [--top-k N] [--challenge <text>] [--counterfactual <text>] [--targets <a>,<b>] [--max-items N]
-      [--device auto|cpu|cuda]`;
+    [--method path|activation|attribution] [--positions last|all] [--metric logit_diff|paper_ratio]
+    [--top-k N] [--challenge <text>] [--counterfactual <text>] [--targets <a>,<b>] [--max-items N]
+    [--device auto|cpu|cuda]`;
 
 /** `pinpoint locate`: writes <out>/heads.json and prints the top heads. */
 export async function locateCommand(args: string[]): Promise<number> {

@@ -9,9 +9,9 @@ import { runDemo } from './demo';
 export const ORGANISM_DIR = path.resolve(__dirname, '..', 'models', 'organism');
 
 export const DEMO_USAGE = `demo [--out demo-out] [--model <dir>] [--quick] [--check]
-      evaluate, locate, knock out, pinpoint-tune and compare on the embedded sycophantic model
-  build-organism [--out models/organism] [--seed N]
-      retrain the embedded model from scratch (deterministic)`;
+    evaluate, locate, knock out, pinpoint-tune and compare on the embedded sycophantic model
+build-organism [--out models/organism] [--seed N]
+    retrain the embedded model from scratch (deterministic)`;
 
 /** Sizes of the full demo, and of the faster configuration CI runs with the same checks. */
 const SIZES = {

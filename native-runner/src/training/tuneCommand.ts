@@ -10,10 +10,10 @@ import { tune, type TuneConfig, type TuneProgress } from './tuneRun';
 import { count, nonNegative, oneOf, positive, required, UsageError } from '../cliOptions';
 
 export const TUNE_USAGE = `tune --model <dir> --data <file.jsonl> --out <dir>
-      [--heads <heads.json | l.h,l.h,...>] [--mode heads|attention|full] [--include-kv]
-      [--steps N] [--lr X] [--batch N] [--grad-accum N] [--weight-decay X] [--max-grad-norm X]
-      [--schedule constant|linear|cosine|polynomial] [--warmup N] [--seed N] [--save-every N]
-      [--loss-on last|all] [--on-bad-line skip|stop] [--device auto|cpu|cuda] [--resume]`;
+    [--heads <heads.json | l.h,l.h,...>] [--mode heads|attention|full] [--include-kv]
+    [--steps N] [--lr X] [--batch N] [--grad-accum N] [--weight-decay X] [--max-grad-norm X]
+    [--schedule constant|linear|cosine|polynomial] [--warmup N] [--seed N] [--save-every N]
+    [--loss-on last|all] [--on-bad-line skip|stop] [--device auto|cpu|cuda] [--resume]`;
 
 /** `pinpoint tune`: progress on stderr, the final checkpoint's folder on stdout. */
 export async function tuneCommand(args: string[]): Promise<number> {
