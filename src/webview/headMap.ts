@@ -66,7 +66,9 @@ function show(shown: HeadMapData): void {
   if (state?.file === data.file) {
     data.selected = state.selected;
     focus = state.focus;
-    if (focus && state.attention) return askAttention({ ...focus, ...state.attention });
+    const query = focus && state.attention && { ...focus, ...state.attention };
+    // a page that already shows this pattern (the data was only updated, e.g. by a knockout) keeps it
+    if (query && !(pattern && sameQuery(pattern.query, query))) return askAttention(query);
   }
   render();
 }
