@@ -76,7 +76,7 @@ export type TuningToView =
   | { type: 'step'; step: TuneStep }
   | { type: 'status'; status: TuningStatus; message?: string; checkpoint?: string };
 
-export type TuningFromView = Ready | { type: 'stop' } | { type: 'resume' };
+export type TuningFromView = Ready | { type: 'stop' } | { type: 'resume' } | { type: 'compare' } | { type: 'export' };
 
 export type TuningState = TuningData;
 

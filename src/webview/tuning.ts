@@ -111,12 +111,17 @@ function buttons(): HTMLElement[] {
     stop.addEventListener('click', () => vscode.postMessage({ type: 'stop' }));
     return [stop];
   }
-  if (data!.status === 'stopped' || data!.status === 'failed') {
-    const resume = h('vscode-button', {}, 'Resume');
-    resume.addEventListener('click', () => vscode.postMessage({ type: 'resume' }));
-    return [resume];
-  }
-  return [];
+  const shown: HTMLElement[] = [];
+  if (data!.status === 'stopped' || data!.status === 'failed') shown.push(button('Resume', 'resume'));
+  // a checkpoint is a tuned model: what to do next with it
+  if (data!.checkpoint) shown.push(button('Compare with the base model', 'compare', shown.length > 0), button('Export…', 'export', true));
+  return shown;
+}
+
+function button(label: string, type: 'resume' | 'compare' | 'export', secondary = false): HTMLElement {
+  const element = h('vscode-button', secondary ? { secondary: '' } : {}, label);
+  element.addEventListener('click', () => vscode.postMessage({ type }));
+  return element;
 }
 
 function curve(canvas: HTMLCanvasElement, points: TuneStep[], value: (p: TuneStep) => number, colour: string): Chart<'line', { x: number; y: number }[]> {

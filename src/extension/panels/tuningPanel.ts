@@ -3,6 +3,14 @@ import type { TuneStep } from '../../protocol/jobs';
 import { appendStep, type TuningData, type TuningFromView, type TuningState, type TuningStatus, type TuningToView } from '../../protocol/views';
 import { SinglePanel } from './webviewPanel';
 
+/** The panel's buttons are the palette's commands. */
+const COMMANDS: Record<Exclude<TuningFromView, { type: 'ready' }>['type'], string> = {
+  stop: 'pinpoint.stopJob',
+  resume: 'pinpoint.resumeTuning',
+  compare: 'pinpoint.compare',
+  export: 'pinpoint.exportModel',
+};
+
 /**
  * The Tuning panel on the extension's side: fed the steps of the running tuning job. The job runs in the runner,
  * which ends with the window, so a panel restored after a reload shows its run as stopped, to be resumed.
@@ -16,7 +24,7 @@ export class TuningPanel implements vscode.Disposable, vscode.WebviewPanelSerial
   constructor(extensionUri: vscode.Uri) {
     this.panel = new SinglePanel(extensionUri, { viewType: TuningPanel.viewType, title: 'Pinpoint: Tuning', script: 'tuning' },
       () => this.data && { type: 'show', data: this.data },
-      (message) => void vscode.commands.executeCommand(message.type === 'stop' ? 'pinpoint.stopJob' : 'pinpoint.resumeTuning'));
+      (message) => void vscode.commands.executeCommand(COMMANDS[message.type]));
   }
 
   open(data: TuningData): Promise<void> {

@@ -159,8 +159,9 @@ step('Tune these heads runs the tuning with live curves', 180_000, async () => {
   await panelScreenshot('tuning', '#loss');
 });
 
-step('Compare shows the base and the tuned model\'s numbers side by side', 180_000, async () => {
-  await runCommand(page, 'Pinpoint: Compare Base vs Tuned');
+step('Compare, from the finished run, shows the base and the tuned model\'s numbers side by side', 180_000, async () => {
+  const tuning = await webviewFrame(page, '#loss');
+  await tuning.locator('vscode-button', { hasText: 'Compare with the base model' }).click();
   const frame = await webviewFrame(page, '#metrics');
   const row = (metric: string) => frame.locator(`#metrics tr[data-metric="${metric}"] td`).allTextContents();
   // the numbers of the two runs' summaries, each with its interval
