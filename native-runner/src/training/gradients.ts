@@ -148,14 +148,29 @@ function concatGradient(c: RuleContext): Grads {
   return outputs.map((o, i) => (c.wanted[i] ? o : undefined));
 }
 
-/** Rows gathered from a table (embeddings, selected positions): their gradients are added back into place. */
+/**
+ * Rows gathered from a table (embeddings, selected positions): their gradients are added back into place. A row
+ * gathered more than once (a repeated token) must receive the sum of its gradients, and ORT's CPU ScatterND with
+ * reduction="add" loses some of them: it adds the updates of several threads to the same row without
+ * synchronisation. So the gradients are summed per distinct index first, by a product with the one-hot map from
+ * gathered rows to distinct indices (deterministic, and a matrix product on every device), and then written
+ * once per distinct row.
+ */
 function gatherGradient(c: RuleContext): Grads {
   const { g, shapes, node } = c;
   if (((node.attrs.axis as number | undefined) ?? 0) !== 0) throw new Error('Gather gradients are written for axis 0');
   const [data, indices] = node.inputs;
-  const zeros = g.op('ConstantOfShape', [g.ints(shapes.shape(data))], { value: encodeTensor('float32', [1], [0]) });
-  const where = g.op('Unsqueeze', [indices, g.ints([-1])]);
-  return [g.op('ScatterND', [zeros, where, c.dy], { reduction: 'add' }), undefined];
+  const [rows, ...rowShape] = shapes.shape(data);
+  const width = rowShape.reduce((a, b) => a * b, 1);
+  // negative indices count from the end; made non-negative so that -1 and rows-1 are one row
+  const flat = g.op('Mod', [g.op('Add', [g.op('Reshape', [indices, g.ints([-1])]), g.scalar(rows, 'int64')]), g.scalar(rows, 'int64')]); // [N]
+  const [distinct, , inverse] = g.opMulti('Unique', [flat], [g.fresh('distinct'), g.fresh('first'), g.fresh('inverse'), g.fresh('counts')], { sorted: 1 });
+  const oneHot = g.op('OneHot', [inverse, g.op('Shape', [distinct]), g.constant('off_on', 'float32', [2], [0, 1])], { axis: -1 }); // [N, K]
+  const perRow = g.op('Reshape', [c.dy, g.ints([-1, width])]); // [N, width]
+  const summed = g.op('MatMul', [g.op('Transpose', [oneHot], { perm: [1, 0] }), perRow]); // [K, width]
+  const zeros = g.op('ConstantOfShape', [g.ints([rows, ...rowShape])], { value: encodeTensor('float32', [1], [0]) });
+  const where = g.op('Unsqueeze', [distinct, g.ints([-1])]); // [K, 1]
+  return [g.op('ScatterND', [zeros, where, g.op('Reshape', [summed, g.ints([-1, ...rowShape])])]), undefined];
 }
 
 /** y = a b^T + c (transB) or a b + c, with a [N, in]. */
