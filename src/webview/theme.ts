@@ -51,6 +51,12 @@ function toRgb(css: string): Rgb {
   return [r, g, b];
 }
 
+/** A theme colour made translucent, for what sits under the main line of a chart. */
+export function withAlpha(css: string, alpha: number): string {
+  const [r, g, b] = toRgb(css);
+  return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+}
+
 export function rgb([r, g, b]: Rgb): string {
   return `rgb(${Math.round(r)}, ${Math.round(g)}, ${Math.round(b)})`;
 }

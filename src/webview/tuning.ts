@@ -5,7 +5,8 @@ import { headLabel } from '../protocol/heads';
 import type { TuneStep } from '../protocol/jobs';
 import { appendStep, type TuningData, type TuningFromView, type TuningState, type TuningToView } from '../protocol/views';
 import { h, replaceChildren } from './dom';
-import { onThemeChange, readTheme, type Theme } from './theme';
+import { smoothed } from './smoothing';
+import { onThemeChange, readTheme, withAlpha, type Theme } from './theme';
 import { connect } from './vscodeApi';
 
 /**
@@ -20,6 +21,9 @@ interface Curves {
   loss: Chart<'line', { x: number; y: number }[]>;
   lr: Chart<'line', { x: number; y: number }[]>;
 }
+
+/** TensorBoard's default is 0.6; tuning runs are short and their batches small, so the trend needs more. */
+const LOSS_SMOOTHING = 0.8;
 
 let data: TuningData | undefined;
 let theme: Theme = readTheme();
@@ -72,19 +76,36 @@ function render(): void {
     h('section', { class: 'actions' }, ...buttons()),
     data.checkpoint ? h('p', { class: 'muted' }, `checkpoint: ${data.checkpoint}`) : null,
     h('section', { class: 'curves' },
-      h('div', { class: 'curve' }, h('h2', {}, 'Loss'), h('div', { class: 'curve-canvas' }, loss)),
-      h('div', { class: 'curve' }, h('h2', {}, 'Learning rate'), h('div', { class: 'curve-canvas' }, lr))));
-  curves = { loss: curve(loss, data.points, (p) => p.loss, theme.accent), lr: curve(lr, data.points, (p) => p.lr, theme.secondary) };
+      h('div', { class: 'curve' },
+        h('h2', {}, 'Loss'),
+        h('p', { class: 'muted' }, `per step (faint) and its moving average (weight ${LOSS_SMOOTHING} on the past, debiased)`),
+        h('div', { class: 'curve-canvas' }, loss)),
+      h('div', { class: 'curve' }, h('h2', {}, 'Learning rate'), h('p', { class: 'muted' }, 'per step, as the schedule sets it'), h('div', { class: 'curve-canvas' }, lr))));
+  curves = {
+    loss: curve(loss, [{ colour: withAlpha(theme.accent, 0.35), width: 1 }, { colour: theme.accent, width: 2 }]),
+    lr: curve(lr, [{ colour: theme.secondary, width: 2 }]),
+  };
+  plot();
   showNumbers();
 }
 
 function addStep(step: TuneStep): void {
   appendStep(data!.points, step);
-  for (const [chart, value] of [[curves!.loss, (p: TuneStep) => p.loss], [curves!.lr, (p: TuneStep) => p.lr]] as const) {
-    chart.data.datasets[0].data = data!.points.map((p) => ({ x: p.step, y: value(p) }));
-    chart.update('none');
-  }
+  plot();
   showNumbers();
+}
+
+/** The loss per step, faint, under its smoothed trend; the learning rate. */
+function plot(): void {
+  const steps = data!.points.map((p) => p.step);
+  const series = (values: number[]) => values.map((y, i) => ({ x: steps[i], y }));
+  const losses = data!.points.map((p) => p.loss);
+  const [raw, trend] = curves!.loss.data.datasets;
+  raw.data = series(losses);
+  trend.data = series(smoothed(losses, LOSS_SMOOTHING));
+  curves!.lr.data.datasets[0].data = series(data!.points.map((p) => p.lr));
+  curves!.loss.update('none');
+  curves!.lr.update('none');
 }
 
 function showNumbers(): void {
@@ -124,10 +145,10 @@ function button(label: string, type: 'resume' | 'compare' | 'export', secondary 
   return element;
 }
 
-function curve(canvas: HTMLCanvasElement, points: TuneStep[], value: (p: TuneStep) => number, colour: string): Chart<'line', { x: number; y: number }[]> {
+function curve(canvas: HTMLCanvasElement, lines: { colour: string; width: number }[]): Chart<'line', { x: number; y: number }[]> {
   return new Chart(canvas, {
     type: 'line',
-    data: { datasets: [{ data: points.map((p) => ({ x: p.step, y: value(p) })), borderColor: colour, backgroundColor: colour, pointRadius: 0 }] },
+    data: { datasets: lines.map(({ colour, width }) => ({ data: [], borderColor: colour, backgroundColor: colour, borderWidth: width, pointRadius: 0 })) },
     options: {
       animation: false,
       maintainAspectRatio: false,
