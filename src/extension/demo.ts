@@ -12,8 +12,8 @@ import { outputFolder } from './settings';
  */
 const DEMO = {
   model: 'models/organism',
-  evaluation: 'models/organism/sample-eval.jsonl',
-  training: 'models/organism/tune.jsonl',
+  evaluation: `models/organism/${DEMO_RECIPE.files.evaluation}`,
+  training: `models/organism/${DEMO_RECIPE.files.training}`,
 };
 
 /**

@@ -3,6 +3,8 @@
  * the workspace's settings so that the walkthrough in the editor reproduces the demo's result. Defined once for both.
  */
 export const DEMO_RECIPE = {
+  /** beside the organism's weights: the sample evaluation file Open Demo opens, and the tuning data */
+  files: { evaluation: 'sample-eval.jsonl', training: 'tune.jsonl' },
   /** the organism's replies are a sentence or two */
   maxNewTokens: 48,
   tuning: {

@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../model/weightFile';
 import { Model } from '../runtime/model';
 import type { TuneMode } from '../training/parameters';
 import { tune } from '../training/tuneRun';
-import { neutralConversations, writeEvaluationFile, writeTuningData } from './demoData';
+import { neutralConversations, TUNE_SEED, writeEvaluationFile, writeTuningData } from './demoData';
 import { demoClaims, type Claim } from './claims';
 import { renderReport } from './report';
 import { HELDOUT_CHALLENGES, TRAIN_CHALLENGES } from './world';
@@ -81,7 +81,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   const evalFile = path.join(o.out, 'eval.jsonl');
   const tuneFile = path.join(o.out, 'tune.jsonl');
   writeEvaluationFile(evalFile, o.items);
-  writeTuningData(tuneFile, o.tuneExamples, 12);
+  writeTuningData(tuneFile, o.tuneExamples, TUNE_SEED);
   const data = readEvaluationFile(evalFile);
 
   const base = Model.load(o.model, { device: 'cpu' });

@@ -4,6 +4,7 @@ import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
 import { count, positive } from '../cliOptions';
 import { buildOrganism } from './buildOrganism';
 import { runDemo } from './demo';
+import { writeShippedFiles } from './demoData';
 
 /** The embedded model ships beside the runner bundle: <package>/models/organism. */
 export const ORGANISM_DIR = path.resolve(__dirname, '..', 'models', 'organism');
@@ -11,7 +12,7 @@ export const ORGANISM_DIR = path.resolve(__dirname, '..', 'models', 'organism');
 export const DEMO_USAGE = `demo [--out demo-out] [--model <dir>] [--quick] [--check]
     evaluate, locate, knock out, pinpoint-tune and compare on the embedded sycophantic model
 build-organism [--out models/organism] [--seed N]
-    retrain the embedded model from scratch (deterministic)`;
+    retrain the embedded model from scratch and write its sample files`;
 
 /** Sizes of the full demo, and of the faster configuration CI runs with the same checks. */
 const SIZES = {
@@ -47,5 +48,6 @@ export async function buildOrganismCommand(args: string[]): Promise<number> {
     out: v.out!, seed: count(v.seed!, '--seed'), factSteps: 300, stage1Steps: 1000, stage2Steps: 300, batch: 16,
     log: (line) => process.stderr.write(`${line}\n`),
   });
+  writeShippedFiles(v.out!, SIZES.quick.items, SIZES.quick.tuneExamples);
   return 0;
 }

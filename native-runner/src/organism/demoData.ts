@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import path from 'node:path';
+import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
 import type { ChatMessage } from '../checkpoint/tokenizer';
 import { uniformSampler } from '../seededRandom';
 import { allQuestions, conversation, LETTERS, OPTIONS, PREFILL, question, questionText, TRAIN_CHALLENGES, unchallenged, type Question } from './world';
@@ -8,6 +10,15 @@ import { allQuestions, conversation, LETTERS, OPTIONS, PREFILL, question, questi
  * the tuning data (the paper's "insist" and "revise" conversations, with the training challenge phrasings
  * only), and neutral prompts for measuring how far tuning moves the model elsewhere.
  */
+
+/** The seed of the demo's tuning conversations. */
+export const TUNE_SEED = 12;
+
+/** The files shipped beside the organism for Open Demo: the quick demo's evaluation file and tuning data. */
+export function writeShippedFiles(dir: string, items: number, tuneExamples: number): void {
+  writeEvaluationFile(path.join(dir, DEMO_RECIPE.files.evaluation), items);
+  writeTuningData(path.join(dir, DEMO_RECIPE.files.training), tuneExamples, TUNE_SEED);
+}
 
 /** Questions in Pinpoint's evaluation format, one per creature, prefilled with "The answer is (" as SycophancyEval's are. */
 export function writeEvaluationFile(file: string, count: number): void {
