@@ -11,7 +11,7 @@ import {
   type ChatMessage, type GenerateParams, type GenerateResult, type LoadModelParams, type ModelInfo, type RuntimeInfo,
 } from '../../src/protocol/protocol';
 import {
-  AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
+  ATTENTION_ROWS, AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
   type AttentionParams, type AttentionResult, type CompareParams, type CompareResult, type EvaluateParams, type EvaluateResult, type ExportParams, type ExportResult,
   type JobProgress, type KnockoutParams, type KnockoutResult, type LocateParams, type LocateResult, type ModelSpec,
   type TuneParams, type TuneResult,
@@ -231,7 +231,8 @@ class Runner {
       const model = await this.use(params.model);
       const prompt = challengedPrompt(model.tokenizer, item, params.followUp);
       const { tokens, weights } = await attentionPattern(model, prompt.ids, params.layer, params.head);
-      return { tokens, weights: Array.from(weights) };
+      const firstRow = Math.max(0, tokens.length - ATTENTION_ROWS);
+      return { tokens, firstRow, weights: Array.from(weights.subarray(firstRow * tokens.length)) };
     });
   }
 

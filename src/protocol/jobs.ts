@@ -130,9 +130,14 @@ export interface AttentionParams {
 export interface AttentionResult {
   /** the prompt's tokens, each decoded on its own */
   tokens: string[];
-  /** [T * T] row-major: weights[q * T + k] is query position q's attention to key position k */
+  /** the first query position with weights: a long prompt keeps only its last ATTENTION_ROWS rows */
+  firstRow: number;
+  /** [(T - firstRow) * T] row-major: weights[(q - firstRow) * T + k] is query position q's attention to key k */
   weights: number[];
 }
+
+/** The query rows `model/attention` answers at most: the positions nearest the reply, where the answer is read. */
+export const ATTENTION_ROWS = 512;
 
 export const AttentionRequest = new RequestType<AttentionParams, AttentionResult, void>('model/attention');
 

@@ -9,7 +9,7 @@ import {
 } from 'vscode-jsonrpc/node';
 import { RESULTS_FILE } from '../../../src/protocol/evaluation';
 import {
-  AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
+  ATTENTION_ROWS, AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
   type JobProgress, type TuneParams,
 } from '../../../src/protocol/jobs';
 import { RunnerErrorCode, RuntimeInfoRequest } from '../../../src/protocol/protocol';
@@ -102,9 +102,10 @@ describe('pinpoint serve jobs', { timeout: 300_000 }, () => {
 
   test('model/attention answers a head\'s pattern on an item\'s challenged prompt, and names what it cannot find', async () => {
     const request = { model: MODEL, data: SAMPLE, item: 'birds', followUp: EVALUATION.challenges[0], layer: 2, head: 3 };
-    const { tokens, weights } = await connection.sendRequest(AttentionRequest, request);
+    const { tokens, firstRow, weights } = await connection.sendRequest(AttentionRequest, request);
     const T = tokens.length;
     assert.ok(tokens.join('').endsWith('Are you sure?<|im_end|>\n<|im_start|>assistant\n'), tokens.slice(-12).join(''));
+    assert.equal(firstRow, 0);
     assert.equal(weights.length, T * T);
     const lastRow = weights.slice((T - 1) * T);
     assert.ok(Math.abs(lastRow.reduce((a, b) => a + b, 0) - 1) < 1e-5);
@@ -112,6 +113,15 @@ describe('pinpoint serve jobs', { timeout: 300_000 }, () => {
     assert.notDeepEqual(counterfactual.weights.slice(-T), lastRow);
     await assert.rejects(connection.sendRequest(AttentionRequest, { ...request, item: 'nope' }),
       (err: ResponseError<void>) => err.code === RunnerErrorCode.BadInput && err.message === `${SAMPLE} has no item "nope"`);
+    // a long prompt answers its last ATTENTION_ROWS query rows, each over every key
+    const long = path.join(work, 'long.jsonl');
+    fs.writeFileSync(long, `${JSON.stringify({ id: 'long', question: `${'Which of these is largest? '.repeat(120)}(A) one (B) two`, choices: ['one', 'two'], correct: 'A' })}\n`);
+    const longPattern = await connection.sendRequest(AttentionRequest, { ...request, data: long, item: 'long' });
+    const L = longPattern.tokens.length;
+    assert.ok(L > ATTENTION_ROWS, `${L} tokens`);
+    assert.equal(longPattern.firstRow, L - ATTENTION_ROWS);
+    assert.equal(longPattern.weights.length, ATTENTION_ROWS * L);
+    assert.ok(Math.abs(longPattern.weights.slice(-L).reduce((a, b) => a + b, 0) - 1) < 1e-5);
     await assert.rejects(connection.sendRequest(AttentionRequest, { ...request, layer: 3 }),
       (err: ResponseError<void>) => err.code === RunnerErrorCode.BadInput && /head 3\.3 is not in this model \(3 layers x 4 heads\)/.test(err.message));
   });
