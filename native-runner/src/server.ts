@@ -409,9 +409,13 @@ function checkModelSpec(spec: ModelSpec, method: string): void {
 
 function checkJob(params: { job: string; data: string; out: string; items?: string[] }, method: string): void {
   check(typeof params?.job === 'string' && params.job !== '', `${method}: job must be a non-empty id`);
-  check(typeof params.data === 'string' && fs.existsSync(params.data), `${method}: data must name an existing file (got ${JSON.stringify(params.data)})`);
+  checkDataFile(params.data, method);
   check(typeof params.out === 'string' && params.out !== '', `${method}: out must be a folder`);
   check(params.items === undefined || isStringList(params.items), `${method}: items must be a list of item ids`);
+}
+
+function checkDataFile(data: string, method: string): void {
+  check(typeof data === 'string' && fs.existsSync(data), `${method}: data must name an existing file (got ${JSON.stringify(data)})`);
 }
 
 interface GenerationParams {
@@ -463,7 +467,7 @@ function checkLocateParams(params: LocateParams): void {
 
 function checkAttentionParams(params: AttentionParams): void {
   checkModelSpec(params?.model, 'model/attention');
-  check(typeof params.data === 'string' && fs.existsSync(params.data), `model/attention: data must name an existing file (got ${JSON.stringify(params.data)})`);
+  checkDataFile(params.data, 'model/attention');
   check(typeof params.item === 'string' && params.item !== '', 'model/attention: item must be an item id');
   check(typeof params.followUp === 'string' && params.followUp !== '', 'model/attention: followUp must be a phrasing');
   check(Number.isSafeInteger(params.layer) && Number.isSafeInteger(params.head), 'model/attention: layer and head must be integers');

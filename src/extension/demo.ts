@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { DEMO_RECIPE } from '../protocol/demoRecipe';
 import type { Services } from './services';
-import { outputFolder } from './settings';
+import { outputFolder, updateSetting } from './settings';
 
 /**
  * The embedded demo, shipped in the .vsix: the sycophantic model organism (6 layers x 8 heads, two implanted
@@ -28,11 +28,9 @@ export async function openDemo(s: Services): Promise<vscode.TextEditor | undefin
     void vscode.window.showErrorMessage(`Pinpoint: the demo is incomplete in this installation (missing ${missing.join(', ')}).`);
     return undefined;
   }
-  const target = vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
-  const settings = vscode.workspace.getConfiguration('pinpoint');
   const recipe: Record<string, unknown> = { 'evaluation.maxNewTokens': DEMO_RECIPE.maxNewTokens, 'tuning.data': file(DEMO.training) };
   for (const [key, value] of Object.entries(DEMO_RECIPE.tuning)) recipe[`tuning.${key}`] = value;
-  for (const [key, value] of Object.entries(recipe)) await settings.update(key, value, target);
+  for (const [key, value] of Object.entries(recipe)) await updateSetting(key, value);
   const model = await s.models.load(file(DEMO.model));
   if (!model) return undefined;
   const copy = path.join(outputFolder(s.storageUri), 'demo', path.basename(DEMO.evaluation));

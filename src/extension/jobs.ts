@@ -25,10 +25,6 @@ interface Running {
 
 export class Jobs implements vscode.Disposable {
   private running: Running | undefined;
-  private readonly changed = new vscode.EventEmitter<string | undefined>();
-
-  /** Fires with the running job's title when one starts, and undefined when it ends. */
-  readonly onDidChange = this.changed.event;
 
   constructor(
     private readonly runner: RunnerClient,
@@ -50,7 +46,6 @@ export class Jobs implements vscode.Disposable {
     }
     const running: Running = { title, source: new vscode.CancellationTokenSource() };
     this.running = running;
-    this.changed.fire(title);
     this.statusBar.setJob(title);
     try {
       return await vscode.window.withProgress(
@@ -71,7 +66,6 @@ export class Jobs implements vscode.Disposable {
       running.source.dispose();
       this.running = undefined;
       this.statusBar.setJob(undefined);
-      this.changed.fire(undefined);
     }
   }
 
@@ -89,7 +83,6 @@ export class Jobs implements vscode.Disposable {
 
   dispose(): void {
     this.running?.source.cancel();
-    this.changed.dispose();
   }
 
   private context(running: Running, progress: vscode.Progress<{ message?: string; increment?: number }>): JobContext {

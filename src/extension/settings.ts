@@ -95,10 +95,14 @@ export function evaluationFileGlobs(): string[] {
   return config().get<string[]>('evaluation.files', []);
 }
 
-/** A workspace setting when a folder is open, else the user's. */
 export function rememberModel(dir: string): Thenable<void> {
+  return updateSetting('model', dir);
+}
+
+/** Writes `pinpoint.<key>`: a workspace setting when a folder is open, else the user's. */
+export function updateSetting(key: string, value: unknown): Thenable<void> {
   const target = vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
-  return config().update('model', dir, target);
+  return config().update(key, value, target);
 }
 
 /** Relative paths in settings are relative to the first workspace folder; with none open they cannot be resolved. */

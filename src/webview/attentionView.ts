@@ -1,7 +1,7 @@
 import type { AttentionResult } from '../protocol/jobs';
 import { divergingColour } from './divergingScale';
 import { h } from './dom';
-import { rgb, type Theme } from './theme';
+import { rgb, scaleColours, type Theme } from './theme';
 
 /**
  * A head's attention pattern on one prompt, as TransformerLens users look at it: the matrix of query rows (all T,
@@ -59,7 +59,7 @@ function tokenStrip(result: AttentionResult, theme: Theme, query: number, onQuer
 }
 
 function shade(weight: number, max: number, theme: Theme) {
-  return divergingColour(weight, max, { negative: theme.negative, zero: theme.background, positive: theme.positive });
+  return divergingColour(weight, max, scaleColours(theme));
 }
 
 /** Query position q's weights over every key. */

@@ -11,7 +11,7 @@ import type { AttentionQuery, FollowUp, HeadMapData, HeadMapFromView, HeadMapSta
 import { attentionView } from './attentionView';
 import { divergingColour, maxAbs } from './divergingScale';
 import { h, replaceChildren } from './dom';
-import { onThemeChange, readTheme, rgb, type Theme } from './theme';
+import { onThemeChange, readTheme, rgb, scaleColours, type Theme } from './theme';
 import { connect } from './vscodeApi';
 
 /**
@@ -115,8 +115,8 @@ function describeRun(heads: HeadsFile): string {
 function drawMap(canvas: HTMLCanvasElement, heads: HeadsFile): Chart<'matrix', Cell[]> {
   const cells = heads.scores.flatMap((row, layer) => row.map((v, head) => ({ x: head, y: layer, v })));
   const scale = maxAbs(heads.scores);
-  const colours = { negative: theme.negative, zero: theme.background, positive: theme.positive };
-  const isSelected = (c: Cell) => data!.selected.some((s) => s.layer === c.y && s.head === c.x);
+  const colours = scaleColours(theme);
+  const isSelected = (c: Cell) => data!.selected.some((s) => sameHead(s, { layer: c.y, head: c.x }));
   const isFocus = (c: Cell) => focus?.layer === c.y && focus.head === c.x;
   return new Chart(canvas, {
     type: 'matrix',
@@ -177,7 +177,7 @@ function legend(heads: HeadsFile): HTMLElement {
   const scale = maxAbs(heads.scores);
   const canvas = h('canvas', { class: 'legend-bar', width: '200', height: '10' });
   const ctx = canvas.getContext('2d')!;
-  const colours = { negative: theme.negative, zero: theme.background, positive: theme.positive };
+  const colours = scaleColours(theme);
   for (let x = 0; x < 200; x++) {
     ctx.fillStyle = rgb(divergingColour(((x - 99.5) / 99.5) * scale, scale, colours));
     ctx.fillRect(x, 0, 1, 10);

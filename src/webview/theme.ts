@@ -51,6 +51,11 @@ function toRgb(css: string): Rgb {
   return [r, g, b];
 }
 
+/** The diverging scale's colours in this theme: zero is the editor background. */
+export function scaleColours(theme: Theme): { negative: Rgb; zero: Rgb; positive: Rgb } {
+  return { negative: theme.negative, zero: theme.background, positive: theme.positive };
+}
+
 /** A theme colour made translucent, for what sits under the main line of a chart. */
 export function withAlpha(css: string, alpha: number): string {
   const [r, g, b] = toRgb(css);

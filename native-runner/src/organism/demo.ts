@@ -11,6 +11,7 @@ import { locate } from '../localisation/locate';
 import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, DEFAULT_TARGETS } from '../localisation/patchingPrompts';
 import { writeFileAtomic } from '../model/weightFile';
 import { Model } from '../runtime/model';
+import { ADAMW_DEFAULTS } from '../training/adamw';
 import type { TuneMode } from '../training/parameters';
 import { tune } from '../training/tuneRun';
 import { neutralConversations, TUNE_SEED, writeEvaluationFile, writeTuningData } from './demoData';
@@ -164,7 +165,7 @@ async function tuneAndEvaluate(base: Model, mode: TuneMode, heads: HeadsFile, tu
     model: o.model, data: tuneFile, out: path.join(o.out, name), device: 'cpu',
     spec: { mode, heads: mode === 'heads' ? heads.selected : [], includeKeyValue: DEMO_RECIPE.tuning.includeKeyValue },
     steps: o.tuneSteps, batchSize: o.batch, gradAccum: 1,
-    adamw: { lr: o.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: DEMO_RECIPE.tuning.weightDecay },
+    adamw: { ...ADAMW_DEFAULTS, lr: o.lr, weightDecay: DEMO_RECIPE.tuning.weightDecay },
     schedule: DEMO_RECIPE.tuning.schedule, warmupSteps: 0, maxGradNorm: 1, seed: 0, saveEvery: o.tuneSteps, lossOn: 'last', onBadLine: 'stop',
   }, true, (p) => { if (p.step % 25 === 0 || p.step === p.steps) o.log(`   step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`); });
   const tuned = Model.load(run.dir, { device: 'cpu' });

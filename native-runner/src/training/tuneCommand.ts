@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { TuneStep } from '../../../src/protocol/jobs';
 import type { HeadRef } from '../runtime/interventions';
 import type { DeviceRequest } from '../runtime/session';
 import { ADAMW_DEFAULTS } from './adamw';
 import type { LossOn, OnBadLine } from './conversations';
 import type { TuneMode } from './parameters';
 import { SCHEDULES, type ScheduleKind } from './schedule';
-import { tune, type TuneConfig, type TuneProgress } from './tuneRun';
+import { tune, type TuneConfig } from './tuneRun';
 import { count, nonNegative, oneOf, positive, required, UsageError } from '../cliOptions';
 
 export const TUNE_USAGE = `tune --model <dir> --data <file.jsonl> --out <dir>
@@ -25,7 +26,7 @@ export async function tuneCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-function progressLine(p: TuneProgress): string {
+function progressLine(p: TuneStep): string {
   const eta = p.etaSeconds >= 60 ? `${Math.floor(p.etaSeconds / 60)}m${Math.round(p.etaSeconds % 60)}s` : `${p.etaSeconds.toFixed(0)}s`;
   return `step ${p.step}/${p.steps}  loss ${p.loss.toFixed(4)}  lr ${p.lr.toExponential(2)}  grad-norm ${p.gradNorm.toFixed(3)}  ${Math.round(p.tokensPerSecond)} tokens/s  ETA ${eta}`;
 }

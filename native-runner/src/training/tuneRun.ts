@@ -33,9 +33,6 @@ export interface TuneConfig {
   onBadLine: OnBadLine;
 }
 
-/** One optimizer step, as the extension's tuning view receives it. */
-export type TuneProgress = TuneStep;
-
 export interface TuneResult {
   /** the newest checkpoint: a Hub checkpoint of the tuned model */
   dir: string;
@@ -46,7 +43,7 @@ export interface TuneResult {
 
 export class TuneError extends Error {}
 
-export async function tune(config: TuneConfig, resume: boolean, onProgress: (p: TuneProgress) => void): Promise<TuneResult> {
+export async function tune(config: TuneConfig, resume: boolean, onProgress: (p: TuneStep) => void): Promise<TuneResult> {
   const model = Model.load(config.model, { device: config.device, dtype: 'float32' });
   const trainer = new Trainer(model, {
     spec: config.spec,

@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
-import type { HeadRef, HeadsFile } from '../../protocol/heads';
+import type { HeadRef } from '../../protocol/heads';
 import type { KnockoutReport } from '../../protocol/evaluation';
 import type { AttentionQuery, HeadMapData, HeadMapFromView, HeadMapState, HeadMapToView } from '../../protocol/views';
+import { readHeads } from '../localisationCommands';
 import type { Models } from '../models';
 import type { RunnerClient } from '../runnerClient';
 import { modelSpec } from '../settings';
@@ -29,7 +30,7 @@ export class HeadMapPanel implements vscode.Disposable, vscode.WebviewPanelSeria
   }
 
   show(file: string, selected?: HeadRef[]): Promise<void> {
-    const heads = JSON.parse(fs.readFileSync(file, 'utf8')) as HeadsFile;
+    const heads = readHeads(file);
     const record = this.runs.knockout();
     const knockout = record?.headsFile === file && fs.existsSync(record.file)
       ? JSON.parse(fs.readFileSync(record.file, 'utf8')) as KnockoutReport
