@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `npm run test:editor` needs, offline from GitHub: Debian's chromium (driven by playwright-core) and
 # ripgrep, the build tools of code-server's native modules, and code-server itself into .cache/code-server (ignored).
-# Safe to run again: each part is skipped when already in place. See ../shared/vscode-testing.md.
+# Safe to run again: each part is skipped when already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -11,9 +11,10 @@ import {
 import {
   GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest, type LogParams,
 } from '../../src/protocol/protocol';
+import { REFERENCE_DIR } from '../fixtures/paths';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const QWEN2 = '/work/shared/reference/qwen2';
+const QWEN2 = path.join(REFERENCE_DIR, 'qwen2');
 
 /** `pinpoint serve` from source, as dist/runner.js may not be built when tests run. */
 describe('pinpoint serve', { timeout: 180_000 }, () => {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ChatMessage } from '../checkpoint/tokenizer';
 
-/** The files of a reference case (`../shared/reference/<case>/`), as its README defines them. */
+/** The files of a reference case (`test/fixtures/reference/<case>/`), as its README defines them. */
 
 export interface EncodingCase {
   text: string;
