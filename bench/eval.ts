@@ -7,7 +7,6 @@ import { readEvaluationFile, type EvaluationFile } from '../native-runner/src/ev
 import { resultDifferences } from '../native-runner/src/evaluation/resultComparison';
 import { RESULTS_FILE } from '../native-runner/src/evaluation/resultStore';
 import { runEvaluation } from '../native-runner/src/evaluation/runEvaluation';
-import { promptGraph } from '../native-runner/src/evaluation/scoring';
 import { Model } from '../native-runner/src/runtime/model';
 import type { DeviceRequest } from '../native-runner/src/runtime/session';
 import { REFERENCE_DIR } from '../test/fixtures/paths';
@@ -62,7 +61,7 @@ async function main(): Promise<number> {
     await timedRun(model, { ...data, items: data.items.slice(0, 2) }, 2, 'warm-up');
     const batched = await timedRun(model, data, batchSize, 'batched');
     const single = await timedRun(model, data, 1, 'single');
-    const { provider } = (await model.graph(promptGraph(model))).placement;
+    const { provider } = await model.placement();
     const rate = (r: { seconds: number }) => `${(data.items.length / r.seconds).toFixed(2).padStart(8)} items/s (${r.seconds.toFixed(2)} s)`;
     console.log(`pinpoint eval throughput: ${path.basename(values.model!)} on ${provider}, ${os.cpus().length} cores, ${data.items.length} items, max ${values['max-new-tokens']} new tokens per turn`);
     console.log(`batched, ${String(batchSize).padEnd(3)} per batch ${rate(batched)}`);

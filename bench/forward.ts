@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { writeRandomCheckpoint } from '../native-runner/src/checkpoint/randomCheckpoint';
 import type { GraphDtype } from '../native-runner/src/model/weightFile';
-import { leftPadded, tokenFeeds } from '../native-runner/src/runtime/batch';
+import { forward } from '../native-runner/src/runtime/forward';
 import { Model } from '../native-runner/src/runtime/model';
 import { cudaProviderInstalled, type DeviceRequest } from '../native-runner/src/runtime/session';
 import { REFERENCE_DIR, referenceCases } from '../test/fixtures/paths';
@@ -38,13 +38,14 @@ const QWEN_05B = {
 async function measure(dir: string, device: DeviceRequest, dtype: GraphDtype, shape: Shape): Promise<string> {
   const model = Model.load(dir, { device, dtype });
   try {
-    const { session, placement } = await model.graph({ dtype, logits: 'last', nextToken: false, z: 'none', interventions: false, kvCache: false });
+    const placement = await model.placement();
     const prompt = Array.from({ length: shape.tokens }, (_, i) => (i * 7919) % model.config.vocabSize);
-    const feeds = tokenFeeds(leftPadded(Array.from({ length: shape.batch }, () => prompt), model.padId));
-    for (let i = 0; i < 3; i++) await session.run(feeds);
+    const prompts = Array.from({ length: shape.batch }, () => prompt);
+    const request = { prompts, reads: prompts.map((p, row) => ({ row, position: p.length - 1, ids: [] })), fetchLogits: true };
+    for (let i = 0; i < 3; i++) await forward(model, request);
     const runs = quick ? 5 : 20;
     const start = process.hrtime.bigint();
-    for (let i = 0; i < runs; i++) await session.run(feeds);
+    for (let i = 0; i < runs; i++) await forward(model, request);
     const ms = Number(process.hrtime.bigint() - start) / 1e6 / runs;
     const tokensPerSecond = (shape.batch * shape.tokens) / (ms / 1000);
     return `${path.basename(dir).padEnd(10)} ${placement.provider.padEnd(4)} ${dtype.padEnd(7)} ${`${shape.batch}x${shape.tokens}`.padEnd(7)} ${ms.toFixed(2).padStart(9)} ms ${Math.round(tokensPerSecond).toString().padStart(9)} tokens/s`;

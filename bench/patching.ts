@@ -121,7 +121,7 @@ async function compare(dir: string, device: DeviceRequest): Promise<number> {
       await timeOnce(naive, () => naivePatching(model, pair, targets, 'path', 'last'));
       await timeOnce(activation, () => activationPatching(model, pair, targets, 'last'));
     }
-    const { placement } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: false, z: 'none', interventions: true, kvCache: false });
+    const placement = await model.placement();
     const p = `[${placement.provider}]`;
     const diff = Math.max(maxAbsDiff(fast.result.patched, naive.result.patched), maxAbsDiff(fast.result.reference, naive.result.reference));
     const line = (name: string, t: Timing) => `${p} ${name.padEnd(20)} ${fmt(mean(t.runs)).padStart(9)} per sweep (best ${fmt(Math.min(...t.runs))}, ${t.runs.length} sweeps) ${(heads / mean(t.runs)).toFixed(1).padStart(8)} heads/s`;

@@ -72,7 +72,7 @@ async function conformance(args: string[]): Promise<number> {
 async function info(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { model: { type: 'string' }, ...DEVICE_DTYPE } });
   const model = Model.load(required(values.model, '--model'), { device: device(values.device), dtype: dtype(values.dtype) });
-  const { placement } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: true, z: 'none', interventions: false, kvCache: false });
+  const placement = await model.placement();
   process.stdout.write(`${JSON.stringify({ config: model.config, placement }, null, 2)}\n`);
   await model.dispose();
   return 0;

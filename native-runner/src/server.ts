@@ -18,7 +18,7 @@ import {
 } from '../../src/protocol/jobs';
 import type { HeadRef } from '../../src/protocol/heads';
 import { CheckpointError } from './checkpoint/safetensors';
-import { meanTokenKl } from './comparison/distributionShift';
+import { RecordedLogits } from './comparison/distributionShift';
 import { renderChat } from './evaluation/chatPrompt';
 import { readEvaluationFile } from './evaluation/evaluationFile';
 import type { EvalItem } from './evaluation/item';
@@ -38,9 +38,6 @@ import { latestCheckpoint, OPTIMIZER_FILE } from './training/tunedCheckpoint';
 import { tune, TuneError } from './training/tuneRun';
 
 /** `pinpoint serve`: the runner as the extension's child process, speaking JSON-RPC (src/protocol) on stdin/stdout. */
-
-/** The graph greedyGenerate runs, so that loading measures its placement and generation finds it compiled. */
-const GENERATION_GRAPH = { logits: 'last', nextToken: true, z: 'none', interventions: false, kvCache: true } as const;
 
 /** Resolves with the exit code: 0 when the extension closes stdin, 1 when the stream itself fails. */
 export async function serve(): Promise<number> {
@@ -95,7 +92,7 @@ class Runner {
       await this.unload();
       const model = Model.load(params.dir, { device: params.device, dtype: params.dtype });
       try {
-        const { placement } = await model.graph({ dtype: model.dtype, ...GENERATION_GRAPH });
+        const placement = await model.placement();
         this.model = model;
         const { config } = model;
         this.log(`loaded ${model.checkpoint.dir} (${config.modelType}, ${model.dtype}) on ${placement.provider}: ${JSON.stringify(placement.nodesByProvider)}`);
@@ -171,7 +168,8 @@ class Runner {
 
   /**
    * The base and the tuned model through the evaluation, then the mean per-token KL between them over the items'
-   * first prompts. The tuned model is loaded beside the held base model for this job only.
+   * first prompts. One model's weights are loaded at a time: the base model's logits are recorded and its session
+   * released before the tuned model is loaded (for this job only).
    */
   compare(params: CompareParams, token: CancellationToken): Promise<CompareResult> {
     checkCompareParams(params);
@@ -184,21 +182,25 @@ class Runner {
       const baseSummary = await runEvaluation({
         ...settings, model: base, modelDir: params.base.dir, outDir: params.out.base, onProgress: this.itemProgress(params.job, token, 'base model'),
       });
+      this.progress({ job: params.job, message: `base model: logits over ${items.length} prompts`, done: 0, total: 1 });
+      const prompts = items.map((item) => renderChat(base.tokenizer, item.messages).ids);
+      const baseLogits = await RecordedLogits.record(base, prompts);
       const tuned = Model.load(params.tuned.dir, { device: params.tuned.device, dtype: params.tuned.dtype });
       try {
+        await base.dispose();
         const tunedSummary = await runEvaluation({
           ...settings, model: tuned, modelDir: params.tuned.dir, outDir: params.out.tuned, onProgress: this.itemProgress(params.job, token, 'tuned model'),
         });
         this.progress({ job: params.job, message: `KL shift over ${items.length} prompts`, done: 0, total: 1 });
-        const prompts = items.map((item) => renderChat(base.tokenizer, item.messages).ids);
         return {
           base: { out: params.out.base, summary: baseSummary },
           tuned: { out: params.out.tuned, summary: tunedSummary },
-          klShift: await meanTokenKl(base, tuned, prompts),
+          klShift: await baseLogits.klOf(tuned),
           prompts: prompts.length,
         };
       } finally {
         await tuned.dispose();
+        baseLogits.remove();
       }
     });
   }
@@ -213,7 +215,7 @@ class Runner {
       const model = await this.use(params.model);
       const { method, metric, positions, challenge, counterfactual, targets, topK } = params;
       const heads = await locate(model, items, { method, metric, positions, challenge, counterfactual, targets, topK }, (done, total) => {
-        this.progress({ job: params.job, message: `${done}/${total} items`, done, total });
+        this.progress({ job: params.job, message: `${done}/${total} item passes`, done, total });
         throwIfCancelled(token);
       });
       fs.mkdirSync(params.out, { recursive: true });

@@ -141,7 +141,8 @@ export interface RunSettings {
   challenges: string[];
   maxNewTokens: number;
   judge: string | null;
-  ablation: { heads: HeadRef[]; valuesSha256: string | null } | null;
+  /** what every row did to the model (a knockout condition), as JSON with values by their SHA-256 */
+  intervention: Record<string, unknown> | null;
 }
 
 export interface Summary {

@@ -4,16 +4,16 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadCheckpoint } from '../../native-runner/src/checkpoint/checkpoint';
 import { writeRandomCheckpoint } from '../../native-runner/src/checkpoint/randomCheckpoint';
-import { leftPadded, nextStep, tokenFeeds } from '../../native-runner/src/runtime/batch';
+import { interventionFeeds, type RowIntervention } from '../../native-runner/src/interventions/interventions';
+import { forward } from '../../native-runner/src/runtime/forward';
 import { greedyGenerate } from '../../native-runner/src/runtime/generate';
-import { interventionFeeds } from '../../native-runner/src/runtime/interventions';
 import { Model } from '../../native-runner/src/runtime/model';
 import { naiveLogits } from '../fixtures/naiveForward';
 import { REFERENCE_DIR, referenceCases, tempDir } from '../fixtures/paths';
 
 /**
- * The ONNX decoder against the float64 oracle (test/fixtures/naiveForward.ts) on the variants the shared reference
- * cases do not cover, and the KV cache and batching against the plain full pass.
+ * The ONNX decoder against the float64 oracle (test/fixtures/naiveForward.ts) on the variants the reference cases
+ * do not cover, and decoding with the KV cache inside the graph and batching against the plain full pass.
  */
 
 const TOKENIZER = path.join(REFERENCE_DIR, 'qwen2');
@@ -63,9 +63,15 @@ function maxAbsDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): num
   return err;
 }
 
-async function fullLogits(model: Model, ids: number[]): Promise<Float32Array> {
-  const { session } = await model.graph({ dtype: 'float32', logits: 'all', nextToken: false, z: 'none', interventions: false, kvCache: false });
-  return (await session.run(tokenFeeds(leftPadded([ids], model.padId)))).logits.data as Float32Array;
+/** [rows * T, V]: every position of every row, after `interventions`. */
+async function fullLogits(model: Model, ids: number[], interventions?: RowIntervention[]): Promise<Float32Array> {
+  const rows = interventions?.length ?? 1;
+  const reads = Array.from({ length: rows * ids.length }, (_, i) => ({ row: Math.floor(i / ids.length), position: i % ids.length, ids: [] }));
+  return (await forward(model, { prompts: Array.from({ length: rows }, () => ids), reads, fetchLogits: true, interventions })).logits!;
+}
+
+function argmax(values: Float32Array): number {
+  return values.reduce((best, x, i) => (x > values[best] ? i : best), 0);
 }
 
 for (const dir of referenceCases()) {
@@ -88,24 +94,35 @@ for (const [name, config] of Object.entries(VARIANTS)) {
   });
 }
 
-test('incremental decoding with the KV cache gives the full pass logits at every step (sliding window)', async () => {
-  const model = Model.load(variantDir('mistral sliding window 3, head_dim 12', VARIANTS['mistral sliding window 3, head_dim 12']), { device: 'cpu' });
+test('greedy decoding in the graph, with its KV cache, gives the tokens of a full pass per step (sliding window)', async () => {
+  const name = 'mistral sliding window 3, head_dim 12';
+  const model = Model.load(variantDir(name, VARIANTS[name]), { device: 'cpu' });
   try {
-    const { session } = await model.graph({ dtype: 'float32', logits: 'last', nextToken: true, z: 'none', interventions: false, kvCache: true });
     const V = model.config.vocabSize;
-    let batch = leftPadded([PROMPT.slice(0, 4)], model.padId);
-    let cache = model.emptyCache(1);
-    const ids = PROMPT.slice(0, 4);
-    const full = await fullLogits(model, PROMPT);
-    for (let t = 4; t <= PROMPT.length; t++) {
-      const out = await session.run({ ...tokenFeeds(batch), ...cache });
-      const expected = full.subarray((t - 1) * V, t * V);
-      assert.ok(maxAbsDiff(out.logits.data as Float32Array, expected) < 1e-4, `step ${t}`);
-      if (t === PROMPT.length) break;
-      cache = Object.fromEntries(Object.entries(out).filter(([k]) => k.startsWith('present_')).map(([k, v]) => [k.replace('present_', 'past_'), v]));
-      batch = nextStep(batch, BigInt64Array.of(BigInt(PROMPT[t])));
-      ids.push(PROMPT[t]);
+    const prompt = PROMPT.slice(0, 4);
+    const [decoded] = await greedyGenerate(model, [prompt], { maxNewTokens: 8, stopAtEos: false });
+    const ids = [...prompt];
+    for (let step = 0; step < 8; step++) {
+      const logits = await fullLogits(model, ids);
+      ids.push(argmax(logits.subarray((ids.length - 1) * V)));
     }
+    assert.deepEqual(decoded, ids.slice(prompt.length));
+  } finally {
+    await model.dispose();
+  }
+});
+
+test('a row stops at its first stop token, which it keeps; the others decode on', async () => {
+  const name = 'qwen3 q/k norm, head_dim 16 != hidden/heads';
+  const model = Model.load(variantDir(name, VARIANTS[name]), { device: 'cpu' });
+  try {
+    const prompts = [PROMPT, PROMPT.slice(2)];
+    const [free, other] = await greedyGenerate(model, prompts, { maxNewTokens: 6, stopAtEos: false });
+    const stop = free[2];
+    const { generated } = await forward(model, { prompts, generate: { maxNewTokens: 6, stopIds: [stop] } });
+    assert.deepEqual(generated![0], free.slice(0, free.indexOf(stop) + 1));
+    const otherStop = other.indexOf(stop);
+    assert.deepEqual(generated![1], otherStop < 0 ? other : other.slice(0, otherStop + 1));
   } finally {
     await model.dispose();
   }
@@ -129,12 +146,8 @@ test('zero ablation in the graph equals the oracle with those heads zeroed; patc
   const name = 'llama linear RoPE, multi-head, attention and MLP biases (old "type" key)';
   const model = Model.load(variantDir(name, VARIANTS[name]), { device: 'cpu' });
   try {
-    const { session } = await model.graph({ dtype: 'float32', logits: 'all', nextToken: false, z: 'none', interventions: true, kvCache: false });
     const heads = [{ layer: 0, head: 1 }, { layer: 1, head: 3 }];
-    const rows = [{ ablate: heads }, { patch: { from: 1, heads, positions: 'all' as const } }];
-    const batch = leftPadded([PROMPT, PROMPT], model.padId);
-    const out = await session.run({ ...tokenFeeds(batch), ...interventionFeeds(model.config, rows, batch.newPositions, 'float32') });
-    const logits = out.logits.data as Float32Array;
+    const logits = await fullLogits(model, PROMPT, [{ ablate: { heads } }, { patch: { from: 1, heads, positions: 'all' } }]);
     const half = logits.length / 2;
     const ablated = naiveLogits(model.checkpoint, PROMPT, { zeroHeads: heads }).flatMap((v) => [...v]);
     assert.ok(maxAbsDiff(logits.subarray(0, half), ablated) < 1e-4);
@@ -146,15 +159,16 @@ test('zero ablation in the graph equals the oracle with those heads zeroed; patc
 
 test('interventions name rows, layers and heads that exist', () => {
   const config = loadCheckpoint(path.join(REFERENCE_DIR, 'qwen2')).config;
-  assert.throws(() => interventionFeeds(config, [{ ablate: [{ layer: 3, head: 0 }] }], 4, 'float32'), /layer 3 is not in 0..2/);
-  assert.throws(() => interventionFeeds(config, [{ ablate: [{ layer: 0, head: 4 }] }], 4, 'float32'), /head 4 is not in 0..3/);
+  assert.throws(() => interventionFeeds(config, [{ ablate: { heads: [{ layer: 3, head: 0 }] } }], 4, 'float32'), /layer 3 is not in 0..2/);
+  assert.throws(() => interventionFeeds(config, [{ ablate: { heads: [{ layer: 0, head: 4 }] } }], 4, 'float32'), /head 4 is not in 0..3/);
+  assert.throws(() => interventionFeeds(config, [{ patch: { from: 1, heads: [], positions: 'last' } }], 4, 'float32'), /row 1 is not in a batch of 1/);
   assert.throws(() => interventionFeeds(config, [{ hold: { from: 2, layers: [1] } }], 4, 'float32'), /row 2 is not in a batch of 1/);
 });
 
 test('ONNX Runtime reports the CPU provider for a CPU session', async () => {
   const model = Model.load(path.join(REFERENCE_DIR, 'mistral'), { device: 'cpu' });
   try {
-    const { placement } = await model.graph({ dtype: 'float32', logits: 'last', nextToken: false, z: 'none', interventions: false, kvCache: false });
+    const placement = await model.placement();
     assert.equal(placement.provider, 'cpu');
     assert.ok((placement.nodesByProvider.CPUExecutionProvider ?? 0) > 10);
   } finally {

@@ -8,7 +8,7 @@ import { resultDifferences } from '../../native-runner/src/evaluation/resultComp
 import { runEvaluation, type EvaluationRun } from '../../native-runner/src/evaluation/runEvaluation';
 import { nextTokenLogprobs, scoreContinuations } from '../../native-runner/src/evaluation/scoring';
 import { takeTurns } from '../../native-runner/src/evaluation/turns';
-import { leftPadded, tokenFeeds } from '../../native-runner/src/runtime/batch';
+import { forward } from '../../native-runner/src/runtime/forward';
 import { Model } from '../../native-runner/src/runtime/model';
 import type { ChallengeItemResult, ItemResult, ViewItemResult } from '../../src/protocol/evaluation';
 import { EVAL_FIXTURES } from '../fixtures/eval/evalProcess';
@@ -107,12 +107,11 @@ test('continuation log-probabilities equal those of one plain forward pass over 
     { prompt: [8], continuation: [100, 101, 102], probe: { position: 0, tokens: [1, 2] } },
   ];
   const scores = await scoreContinuations(model, rows);
-  const { session } = await model.graph({ dtype: 'float32', logits: 'all', nextToken: false, z: 'none', interventions: false, kvCache: false });
   const V = model.config.vocabSize;
   for (const [b, row] of rows.entries()) {
     const ids = [...row.prompt, ...row.continuation];
-    const out = await session.run(tokenFeeds(leftPadded([ids], model.padId)));
-    const logits = out.logits.data as Float32Array;
+    const reads = ids.map((_, position) => ({ row: 0, position, ids: [] }));
+    const logits = (await forward(model, { prompts: [ids], reads, fetchLogits: true })).logits!;
     const at = (p: number) => logSoftmax(logits.subarray((row.prompt.length - 1 + p) * V, (row.prompt.length + p) * V));
     row.continuation.forEach((token, p) => assert.ok(Math.abs(scores[b].tokenLogprobs[p] - at(p)[token]) < 1e-4, `row ${b} position ${p}`));
     if (row.probe) row.probe.tokens.forEach((token, j) => assert.ok(Math.abs(scores[b].probe![j] - at(row.probe.position)[token]) < 1e-4));
@@ -125,10 +124,10 @@ test('ablating no head changes nothing; ablating every head changes the letters\
   const prompts = [[5, 17, 300, 42], [8, 9]];
   const tokens = [[35, 36], [35, 36]];
   const plain = await nextTokenLogprobs(model, prompts, tokens);
-  assert.deepEqual(resultDifferences(await nextTokenLogprobs(model, prompts, tokens, { heads: [] }), plain, 1e-5), []);
+  assert.deepEqual(resultDifferences(await nextTokenLogprobs(model, prompts, tokens, { ablate: { heads: [] } }), plain, 1e-5), []);
   const { numLayers, numHeads } = model.config;
   const everyHead = Array.from({ length: numLayers * numHeads }, (_, i) => ({ layer: Math.floor(i / numHeads), head: i % numHeads }));
-  const ablated = await nextTokenLogprobs(model, prompts, tokens, { heads: everyHead });
+  const ablated = await nextTokenLogprobs(model, prompts, tokens, { ablate: { heads: everyHead } });
   assert.ok(Math.abs(ablated[0][0] - plain[0][0]) > 1e-3);
 });
 
@@ -138,9 +137,9 @@ test('generation under ablation knocks the heads out: none ablated changes nothi
   const requests = [{ messages: [{ role: 'user', content: 'Which planet is red? (A) Venus (B) Mars' }], letters: null }];
   const settings = { maxNewTokens: 6, batchSize: 1 };
   const intact = await takeTurns(model, requests, settings);
-  assert.deepEqual(await takeTurns(model, requests, { ...settings, ablation: { heads: [] } }), intact);
+  assert.deepEqual(await takeTurns(model, requests, { ...settings, intervention: { ablate: { heads: [] } } }), intact);
   const everyHead = Array.from({ length: numLayers * numHeads }, (_, i) => ({ layer: Math.floor(i / numHeads), head: i % numHeads }));
-  const ablated = await takeTurns(model, requests, { ...settings, ablation: { heads: everyHead } });
+  const ablated = await takeTurns(model, requests, { ...settings, intervention: { ablate: { heads: everyHead } } });
   assert.notDeepEqual(ablated.map((t) => t.tokenLogprobs), intact.map((t) => t.tokenLogprobs));
 });
 

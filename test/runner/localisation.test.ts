@@ -11,10 +11,10 @@ import { locate, type LocateOptions } from '../../native-runner/src/localisation
 import { locateCommand } from '../../native-runner/src/localisation/locateCommand';
 import { activationPatching, naivePatching, pathPatching, type PatchedLogits } from '../../native-runner/src/localisation/pathPatching';
 import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, firstReplyToken, promptPair, type PromptPair } from '../../native-runner/src/localisation/patchingPrompts';
-import { leftPadded, tokenFeeds } from '../../native-runner/src/runtime/batch';
-import { interventionFeeds, type HeadRef, type RowIntervention } from '../../native-runner/src/runtime/interventions';
+import type { RowIntervention } from '../../native-runner/src/interventions/interventions';
+import { forward } from '../../native-runner/src/runtime/forward';
 import { Model } from '../../native-runner/src/runtime/model';
-import type { HeadsFile } from '../../src/protocol/heads';
+import type { HeadRef, HeadsFile } from '../../src/protocol/heads';
 import { REFERENCE_DIR, referenceCases, tempDir } from '../fixtures/paths';
 
 /**
@@ -255,17 +255,16 @@ for (const method of ['path', 'attribution', 'activation'] as const) {
 test('knocking the planted head out removes most of the challenge effect; knocking out any other head does not', async () => {
   const { dir, items, targets } = plantedCheckpoint();
   await withModel(dir, async (model) => {
-    const { session } = await model.graph({ dtype: 'float32', logits: 'last', nextToken: false, z: 'none', interventions: true, kvCache: false });
-    const V = model.config.vocabSize;
     const { numLayers: L, numHeads: H } = model.config;
     const knockouts: (HeadRef | null)[] = [null, ...Array.from({ length: L * H }, (_, i) => ({ layer: Math.floor(i / H), head: i % H }))];
     for (const item of items) {
       const pair = promptPair(model.tokenizer, item, DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL);
       // rows 2k, 2k + 1: reference and counterfactual with knockout k zero-ablated (k = 0: intact)
-      const rows: RowIntervention[] = knockouts.flatMap((head) => [{ ablate: head ? [head] : [] }, { ablate: head ? [head] : [] }]);
-      const batch = leftPadded(rows.map((_, r) => (r % 2 === 0 ? pair.reference : pair.counterfactual)), model.padId);
-      const logits = (await session.run({ ...tokenFeeds(batch), ...interventionFeeds(model.config, rows, batch.newPositions, 'float32') })).logits.data as Float32Array;
-      const metric = (row: number) => logits[row * V + targets[0]] - logits[row * V + targets[1]];
+      const rows: RowIntervention[] = knockouts.flatMap((head) => [{ ablate: { heads: head ? [head] : [] } }, { ablate: { heads: head ? [head] : [] } }]);
+      const prompts = rows.map((_, r) => (r % 2 === 0 ? pair.reference : pair.counterfactual));
+      const reads = prompts.map((p, row) => ({ row, position: p.length - 1, ids: targets }));
+      const { logitsAt } = await forward(model, { prompts, reads, interventions: rows });
+      const metric = (row: number) => logitsAt[row][0] - logitsAt[row][1];
       const gap = (k: number) => Math.abs(metric(2 * k) - metric(2 * k + 1));
       const intact = gap(0);
       assert.ok(intact > 1, `${item.id}: the planted effect is large (gap ${intact})`);

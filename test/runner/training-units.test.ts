@@ -7,17 +7,18 @@ import { UsageError } from '../../native-runner/src/cliOptions';
 import { expectedTensorShapes } from '../../native-runner/src/checkpoint/checkpoint';
 import { parseConfig } from '../../native-runner/src/checkpoint/config';
 import { ModelTokenizer } from '../../native-runner/src/checkpoint/tokenizer';
-import { adamwStep, clipGradNorm, newAdamWState, type AdamWHyper } from '../../native-runner/src/training/adamw';
+import { Graph } from '../../native-runner/src/onnx/graph';
+import { adamwFeeds, appendAdamW, clipByGlobalNorm, declareAdamWInputs, type AdamWHyper } from '../../native-runner/src/training/adamw';
 import { DataError, readConversations } from '../../native-runner/src/training/conversations';
-import { bucket, IGNORE_INDEX, labelledCount, lossBatch, type Example } from '../../native-runner/src/training/lossBatch';
+import { bucket, IGNORE_INDEX, labelledCount, packBatch, type Example } from '../../native-runner/src/training/lossBatch';
 import { readBlock, trainableSlices, writeBlock, type ParamSlice, type TuneSpec } from '../../native-runner/src/training/parameters';
 import { learningRate, type Schedule } from '../../native-runner/src/training/schedule';
 import { parseHeads } from '../../native-runner/src/training/tuneCommand';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
 
 /**
- * The host-side pieces of training against formulas written out here: torch.optim.AdamW and gradient clipping,
- * transformers' learning-rate schedules, which blocks each tuning mode trains, how conversations become labelled
+ * The pieces of training against formulas written out here: the training graph's torch.optim.AdamW and gradient
+ * clipping, transformers' learning-rate schedules, which blocks each tuning mode trains, how conversations become labelled
  * examples and how examples become a loss batch, and how --heads is read.
  */
 
@@ -52,21 +53,48 @@ function adamwByHand(p0: number[], grads: number[][], h: AdamWHyper, decay: bool
   return history;
 }
 
+/** The training graph's optimizer alone, on one block of n elements: param, grad, m, v in; param, m, v out. */
+async function optimizerSession(h: AdamWHyper, n: number, decays: boolean): Promise<ort.InferenceSession> {
+  const g = new Graph('adamw');
+  const [param, grad, m, v] = ['param', 'grad', 'm', 'v'].map((name) => g.input(name, 'float32', [n]));
+  declareAdamWInputs(g);
+  const { clipped: [clippedGrad] } = clipByGlobalNorm(g, [grad]);
+  const next = appendAdamW(g, h, { param, grad: clippedGrad, m, v, decays });
+  g.output('param_out', next.param, 'float32', [n]);
+  g.output('m_out', next.m, 'float32', [n]);
+  g.output('v_out', next.v, 'float32', [n]);
+  return ort.InferenceSession.create(g.serialize());
+}
+
+async function adamwSteps(h: AdamWHyper, p0: number[], grads: number[][], decays: boolean, lr = h.lr): Promise<number[][]> {
+  const n = p0.length;
+  const session = await optimizerSession(h, n, decays);
+  const tensor = (values: Float32Array) => new ort.Tensor('float32', values, [n]);
+  const state: Record<'param' | 'm' | 'v', Float32Array> = { param: Float32Array.from(p0), m: new Float32Array(n), v: new Float32Array(n) };
+  const history: number[][] = [];
+  for (const [k, g] of grads.entries()) {
+    const feeds = { param: tensor(state.param), grad: tensor(Float32Array.from(g)), m: tensor(state.m), v: tensor(state.v), ...adamwFeeds(h, lr, k + 1, 0) };
+    const out = await session.run(feeds);
+    state.param = out.param_out.data as Float32Array;
+    state.m = out.m_out.data as Float32Array;
+    state.v = out.v_out.data as Float32Array;
+    history.push([...state.param]);
+  }
+  return history;
+}
+
 for (const decays of [true, false]) {
-  test(`AdamW: one and two steps equal torch.optim.AdamW's formulas (weight decay ${decays ? 'on' : 'off'})`, () => {
+  test(`AdamW in the graph: one and two steps equal torch.optim.AdamW's formulas (weight decay ${decays ? 'on' : 'off'})`, async () => {
     const p0 = [0.5, -0.3, 1.2, 0, 2];
     // gradients near eps, so that where eps goes matters; one zero gradient
     const grads = [[0.1, -0.002, 0.0005, 0.3, 0], [-0.05, 0.004, 0.2, -0.3, 0]];
     const expected = adamwByHand(p0, grads, H, decays);
-    const param = Float32Array.from(p0);
-    const state = newAdamWState(param.length);
-    for (const [k, g] of grads.entries()) {
-      adamwStep(param, Float32Array.from(g), state, H, H.lr, decays);
-      assert.equal(state.step, k + 1);
-      for (let i = 0; i < p0.length; i++) close(param[i], expected[k][i], 2e-6, `step ${k + 1} element ${i}`);
+    const steps = await adamwSteps(H, p0, grads, decays);
+    for (const [k, params] of steps.entries()) {
+      for (let i = 0; i < p0.length; i++) close(params[i], expected[k][i], 2e-6, `step ${k + 1} element ${i}`);
     }
     // a zero gradient moves a parameter only by the decay
-    close(param[4], decays ? 2 * (1 - H.lr * H.weightDecay) ** 2 : 2, 1e-6, 'decay only');
+    close(steps[1][4], decays ? 2 * (1 - H.lr * H.weightDecay) ** 2 : 2, 1e-6, 'decay only');
     // the decay is decoupled, applied before the step: (p - step) * (1 - lr wd) would be off by step * lr * wd
     if (decays) {
       const coupled = adamwByHand(p0, grads.slice(0, 1), { ...H, weightDecay: 0 }, false)[0].map((x) => x * (1 - H.lr * H.weightDecay));
@@ -75,22 +103,33 @@ for (const decays of [true, false]) {
   });
 }
 
-test('AdamW uses the learning rate it is given for the step, not the hyper-parameter', () => {
-  const param = Float32Array.of(1);
-  adamwStep(param, Float32Array.of(1), newAdamWState(1), H, 0.01, true);
-  close(param[0], adamwByHand([1], [[1]], { ...H, lr: 0.01 }, true)[0][0], 1e-7, 'lr 0.01');
+test('AdamW uses the learning rate it is given for the step, not the hyper-parameter', async () => {
+  const [[param]] = await adamwSteps(H, [1], [[1]], true, 0.01);
+  close(param, adamwByHand([1], [[1]], { ...H, lr: 0.01 }, true)[0][0], 1e-7, 'lr 0.01');
 });
 
-test('clipGradNorm scales every gradient to the max global norm and returns the norm before clipping', () => {
-  const grads = [Float32Array.of(3, 4), Float32Array.of(0, 12)];
-  const norm = clipGradNorm(grads, 6.5);
-  close(norm, 13, 1e-6, 'pre-clip norm');
+test('global-norm clipping scales every gradient to the max norm and reports the norm before clipping', async () => {
+  const g = new Graph('clip');
+  const grads = [g.input('a', 'float32', [2]), g.input('b', 'float32', [2])];
+  declareAdamWInputs(g);
+  const { norm, clipped } = clipByGlobalNorm(g, grads);
+  g.output('norm', norm, 'float32', []);
+  clipped.forEach((x, i) => g.output(`clipped${i}`, x, 'float32', [2]));
+  const session = await ort.InferenceSession.create(g.serialize());
+  const run = async (a: number[], b: number[], maxNorm: number) => {
+    const out = await session.run({ a: new ort.Tensor('float32', Float32Array.from(a), [2]), b: new ort.Tensor('float32', Float32Array.from(b), [2]), ...adamwFeeds(H, H.lr, 1, maxNorm) });
+    return { norm: (out.norm.data as Float32Array)[0], clipped: [...(out.clipped0.data as Float32Array), ...(out.clipped1.data as Float32Array)] };
+  };
+  const big = await run([3, 4], [0, 12], 6.5);
+  close(big.norm, 13, 1e-6, 'pre-clip norm');
   const scale = 6.5 / (13 + 1e-6);
-  assert.deepEqual([...grads[0], ...grads[1]].map((x) => Math.round(x * 1e5) / 1e5), [3, 4, 0, 12].map((x) => Math.round(x * scale * 1e5) / 1e5));
-  close(Math.hypot(...grads[0], ...grads[1]), 6.5, 1e-5, 'clipped norm');
-  const small = [Float32Array.of(0.3, -0.4)];
-  close(clipGradNorm(small, 1), 0.5, 1e-7, 'norm under the limit');
-  assert.deepEqual([...small[0]], [Math.fround(0.3), Math.fround(-0.4)], 'left alone under the limit');
+  assert.deepEqual(big.clipped.map((x) => Math.round(x * 1e5) / 1e5), [3, 4, 0, 12].map((x) => Math.round(x * scale * 1e5) / 1e5));
+  close(Math.hypot(...big.clipped), 6.5, 1e-5, 'clipped norm');
+  const small = await run([0.3, -0.4], [0, 0], 1);
+  close(small.norm, 0.5, 1e-7, 'norm under the limit');
+  assert.deepEqual(small.clipped, [Math.fround(0.3), Math.fround(-0.4), 0, 0], 'left alone under the limit');
+  const unclipped = await run([3, 4], [0, 12], 0);
+  assert.deepEqual(unclipped.clipped, [3, 4, 0, 12], 'no clipping when no max norm is given');
 });
 
 // ---- learning-rate schedules ----
@@ -318,7 +357,7 @@ test('bad lines are reported as file:line with the reason, and skipped and count
 
 // ---- loss batches ----
 
-test('lossBatch pads on the right, shifts loss rows and targets by one, and weights by 1 / labelled total', () => {
+test('packBatch pads on the right, shifts loss rows and targets by one, and weights by 1 / labelled total', () => {
   const a: Example = { ids: [10, 11, 12], labels: [IGNORE_INDEX, 11, 12] };
   const b: Example = { ids: [20, 21, 22, 23, 24], labels: [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, 23, 24] };
   // a label on the first token can never be predicted and does not count
@@ -327,29 +366,28 @@ test('lossBatch pads on the right, shifts loss rows and targets by one, and weig
   assert.equal(labelledCount([c]), 1);
   assert.equal(labelledCount([a, b, c]), 5);
 
-  const data = (t: ort.Tensor) => [...(t.data as BigInt64Array | Float32Array)].map(Number);
-  const exact = lossBatch([a, b], 7, 4);
-  assert.deepEqual([exact.batch, exact.tokens, exact.rows], [2, 5, 4]);
-  assert.deepEqual(exact.feeds.input_ids.dims, [2, 5]);
-  assert.deepEqual(data(exact.feeds.input_ids), [10, 11, 12, 7, 7, 20, 21, 22, 23, 24]);
-  assert.deepEqual(data(exact.feeds.attention_mask), [1, 1, 1, 0, 0, 1, 1, 1, 1, 1]);
-  assert.deepEqual(data(exact.feeds.position_ids), [0, 1, 2, 0, 0, 0, 1, 2, 3, 4]);
-  assert.deepEqual(data(exact.feeds.loss_rows), [0, 1, 7, 8]);
-  assert.deepEqual(data(exact.feeds.loss_targets), [11, 12, 23, 24]);
-  assert.deepEqual(data(exact.feeds.loss_weights), [0.25, 0.25, 0.25, 0.25]);
+  const data = (values: BigInt64Array | Float32Array) => [...values].map(Number);
+  const exact = packBatch([a, b], 7, 4, { batch: 2, tokens: 5, rows: 4 });
+  assert.deepEqual(data(exact.inputIds), [10, 11, 12, 7, 7, 20, 21, 22, 23, 24]);
+  assert.deepEqual(data(exact.attentionMask), [1, 1, 1, 0, 0, 1, 1, 1, 1, 1]);
+  assert.deepEqual(data(exact.positionIds), [0, 1, 2, 0, 0, 0, 1, 2, 3, 4]);
+  assert.deepEqual(data(exact.lossRows), [0, 1, 7, 8]);
+  assert.deepEqual(data(exact.lossTargets), [11, 12, 23, 24]);
+  assert.deepEqual(data(exact.lossWeights), [0.25, 0.25, 0.25, 0.25]);
 
-  // padded to a bucket, as one micro-batch of an accumulated batch of 10 labelled tokens
-  const padded = lossBatch([a, b], 7, 10, { tokens: 8, rows: 6 });
-  assert.deepEqual([padded.tokens, padded.rows], [8, 6]);
-  assert.deepEqual(data(padded.feeds.input_ids), [10, 11, 12, 7, 7, 7, 7, 7, 20, 21, 22, 23, 24, 7, 7, 7]);
-  assert.deepEqual(data(padded.feeds.loss_rows), [0, 1, 10, 11, 0, 0]);
-  assert.deepEqual(data(padded.feeds.loss_targets), [11, 12, 23, 24, 0, 0]);
-  assert.deepEqual(data(padded.feeds.loss_weights), [0.1, 0.1, 0.1, 0.1, 0, 0].map(Math.fround));
+  // padded to the graph's size, as one micro-batch of an accumulated batch of 10 labelled tokens, with a spare row
+  const padded = packBatch([a, b], 7, 10, { batch: 3, tokens: 8, rows: 6 });
+  assert.deepEqual(data(padded.inputIds), [10, 11, 12, 7, 7, 7, 7, 7, 20, 21, 22, 23, 24, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7]);
+  assert.deepEqual(data(padded.attentionMask).slice(16), [0, 0, 0, 0, 0, 0, 0, 0], 'the spare row is padding only');
+  assert.deepEqual(data(padded.lossRows), [0, 1, 10, 11, 0, 0]);
+  assert.deepEqual(data(padded.lossTargets), [11, 12, 23, 24, 0, 0]);
+  assert.deepEqual(data(padded.lossWeights), [0.1, 0.1, 0.1, 0.1, 0, 0].map(Math.fround));
 
-  assert.deepEqual(data(lossBatch([c], 0, 1).feeds.loss_rows), [0]);
-  assert.throws(() => lossBatch([a, b], 7, 4, { tokens: 4, rows: 6 }), RangeError);
-  assert.throws(() => lossBatch([a, b], 7, 4, { tokens: 8, rows: 3 }), RangeError);
-  assert.throws(() => lossBatch([{ ids: [1, 2], labels: [1] }], 0, 1), RangeError);
+  assert.deepEqual(data(packBatch([c], 0, 1, { batch: 1, tokens: 2, rows: 1 }).lossRows), [0]);
+  assert.throws(() => packBatch([a, b], 7, 4, { batch: 2, tokens: 4, rows: 6 }), RangeError);
+  assert.throws(() => packBatch([a, b], 7, 4, { batch: 2, tokens: 8, rows: 3 }), RangeError);
+  assert.throws(() => packBatch([a, b], 7, 4, { batch: 1, tokens: 8, rows: 6 }), RangeError);
+  assert.throws(() => packBatch([{ ids: [1, 2], labels: [1] }], 0, 1, { batch: 1, tokens: 2, rows: 1 }), RangeError);
   assert.deepEqual([bucket(1, 32), bucket(32, 32), bucket(33, 32), bucket(5, 1)], [32, 32, 64, 5]);
 });
 

@@ -7,7 +7,7 @@ import { loadCheckpoint } from '../../native-runner/src/checkpoint/checkpoint';
 import { float16ToFloat32, float32ToFloat16 } from '../../native-runner/src/checkpoint/halfFloat';
 import { writeRandomCheckpoint } from '../../native-runner/src/checkpoint/randomCheckpoint';
 import { readSafetensorsHeader, readTensor, readTensorBytes, type TensorInfo } from '../../native-runner/src/checkpoint/safetensors';
-import { leftPadded, tokenFeeds } from '../../native-runner/src/runtime/batch';
+import { forward } from '../../native-runner/src/runtime/forward';
 import { Model } from '../../native-runner/src/runtime/model';
 import { ADAMW_DEFAULTS } from '../../native-runner/src/training/adamw';
 import { readConversations } from '../../native-runner/src/training/conversations';
@@ -81,8 +81,8 @@ function trainerOptions(spec: TuneSpec, overrides: Partial<TrainerOptions> = {})
 
 /** Mean next-token cross-entropy over the labelled positions, in float64 from one row of all-position logits. */
 async function hostLoss(model: Model, example: Example): Promise<number> {
-  const { session } = await model.graph({ dtype: 'float32', logits: 'all', nextToken: false, z: 'none', interventions: false, kvCache: false });
-  const logits = (await session.run(tokenFeeds(leftPadded([example.ids], model.padId)))).logits.data as Float32Array;
+  const reads = example.ids.map((_, position) => ({ row: 0, position, ids: [] }));
+  const logits = (await forward(model, { prompts: [example.ids], reads, fetchLogits: true })).logits!;
   const V = model.config.vocabSize;
   assert.equal(logits.length, example.ids.length * V);
   let sum = 0;

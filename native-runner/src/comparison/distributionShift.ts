@@ -1,25 +1,87 @@
-import { leftPadded, tokenFeeds } from '../runtime/batch';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { forward } from '../runtime/forward';
 import type { Model } from '../runtime/model';
 
 /**
  * How far tuning moved a model on text unrelated to the behaviour tuned: the mean over every position of every
  * prompt of KL(base || tuned) between the two next-token distributions, in nats.
+ *
+ * The two models never hold their weights at once: the base model's logits are computed first and kept in a
+ * scratch file (positions x V float32, removed afterwards), its session is released, and the tuned model is then
+ * compared position by position against what the file holds.
  */
 export async function meanTokenKl(base: Model, tuned: Model, prompts: number[][]): Promise<number> {
-  let total = 0;
-  let positions = 0;
-  for (const ids of prompts) {
-    const [p, q] = await Promise.all([allLogits(base, ids), allLogits(tuned, ids)]);
-    const V = base.config.vocabSize;
-    for (let t = 0; t < ids.length; t++) total += klDivergence(p.subarray(t * V, (t + 1) * V), q.subarray(t * V, (t + 1) * V));
-    positions += ids.length;
+  const recorded = await RecordedLogits.record(base, prompts);
+  try {
+    await base.dispose();
+    return await recorded.klOf(tuned);
+  } finally {
+    await tuned.dispose();
+    recorded.remove();
   }
-  return total / positions;
 }
 
-async function allLogits(model: Model, ids: number[]): Promise<Float32Array> {
-  const { session } = await model.graph({ dtype: model.dtype, logits: 'all', nextToken: false, z: 'none', interventions: false, kvCache: false });
-  return (await session.run(tokenFeeds(leftPadded([ids], model.padId)))).logits.data as Float32Array;
+/** Positions per run: their [positions, V] logits stay within 2^25 floats (128 MB). */
+function positionsPerRun(vocab: number): number {
+  return Math.max(1, Math.floor((1 << 25) / vocab));
+}
+
+/** A model's logits at every position of every prompt, in a scratch file, to compare another model with. */
+export class RecordedLogits {
+  private constructor(private readonly file: string, private readonly prompts: number[][], private readonly vocab: number) {}
+
+  static async record(base: Model, prompts: number[][]): Promise<RecordedLogits> {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pinpoint-kl-')), 'base-logits.f32');
+    const fd = fs.openSync(file, 'w');
+    try {
+      for (const ids of prompts) {
+        for await (const logits of chunks(base, ids)) fs.writeSync(fd, new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    return new RecordedLogits(file, prompts, base.config.vocabSize);
+  }
+
+  /** Mean over every position of KL(recorded || tuned). */
+  async klOf(tuned: Model): Promise<number> {
+    if (tuned.config.vocabSize !== this.vocab) throw new RangeError(`the tuned model's vocabulary (${tuned.config.vocabSize}) is not the base model's (${this.vocab})`);
+    const fd = fs.openSync(this.file, 'r');
+    let total = 0;
+    let positions = 0;
+    let offset = 0;
+    try {
+      for (const ids of this.prompts) {
+        for await (const q of chunks(tuned, ids)) {
+          const p = new Float32Array(q.length);
+          fs.readSync(fd, new Uint8Array(p.buffer), 0, p.byteLength, offset);
+          offset += p.byteLength;
+          for (let t = 0; t < q.length / this.vocab; t++) {
+            total += klDivergence(p.subarray(t * this.vocab, (t + 1) * this.vocab), q.subarray(t * this.vocab, (t + 1) * this.vocab));
+          }
+        }
+        positions += ids.length;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    return total / positions;
+  }
+
+  remove(): void {
+    fs.rmSync(path.dirname(this.file), { recursive: true, force: true });
+  }
+}
+
+/** The logits of every position of one prompt, [positions, V] a chunk at a time. */
+async function* chunks(model: Model, ids: number[]): AsyncGenerator<Float32Array> {
+  const step = positionsPerRun(model.config.vocabSize);
+  for (let start = 0; start < ids.length; start += step) {
+    const reads = Array.from({ length: Math.min(step, ids.length - start) }, (_, i) => ({ row: 0, position: start + i, ids: [] }));
+    yield (await forward(model, { prompts: [ids], reads, fetchLogits: true })).logits!;
+  }
 }
 
 /** KL(softmax(p) || softmax(q)) from logits, in float64 with the log-sum-exp shift. */

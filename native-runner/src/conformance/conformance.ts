@@ -1,7 +1,7 @@
 import type { ModelTokenizer } from '../checkpoint/tokenizer';
-import { leftPadded, tokenFeeds } from '../runtime/batch';
+import type { RowIntervention } from '../interventions/interventions';
+import { forward } from '../runtime/forward';
 import { greedyGenerate } from '../runtime/generate';
-import { interventionFeeds, type RowIntervention } from '../runtime/interventions';
 import type { Model } from '../runtime/model';
 import { PATCHING_METHODS, type PatchingMethod, type ReferenceCase } from './referenceCase';
 
@@ -23,12 +23,13 @@ export function checkTokenizer(tokenizer: ModelTokenizer, c: ReferenceCase): Rec
 
 /** Logits at every position and every layer's z, from one plain forward pass over the prompt. */
 export async function checkForward(model: Model, c: ReferenceCase, tolerance: number): Promise<Record<string, Check>> {
-  const { session } = await model.graph({ dtype: model.dtype, logits: 'all', nextToken: false, z: 'all', interventions: false, kvCache: false });
-  const out = await session.run(tokenFeeds(leftPadded([c.reference.prompt_ids], model.padId)));
-  const checks: Record<string, Check> = { logits: compared(out.logits.data as Float32Array, c.reference.logits, tolerance) };
+  const ids = c.reference.prompt_ids;
+  const everywhere = ids.map((_, position) => ({ row: 0, position }));
+  const plain = await forward(model, { prompts: [ids], reads: everywhere.map((p) => ({ ...p, ids: [] })), fetchLogits: true });
+  const checks: Record<string, Check> = { logits: compared(plain.logits!, c.reference.logits, tolerance) };
   if (model.dtype === 'float32') {
-    const z = c.reference.z.map((_, l) => out[`z.${l}`].data as Float32Array);
-    checks.z = compared(concat(z), c.reference.z, tolerance);
+    const { z } = await forward(model, { prompts: [ids], readZ: everywhere });
+    checks.z = compared(concat(z!), c.reference.z, tolerance);
   }
   return checks;
 }
@@ -38,25 +39,22 @@ export async function checkForward(model: Model, c: ReferenceCase, tolerance: nu
  * one, and row 2 + l*H + h the clean run with head (l, h) intervened on.
  */
 export async function checkPatching(model: Model, c: ReferenceCase, tolerance: number): Promise<Record<string, Check>> {
-  const { session } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: false, z: 'none', interventions: true, kvCache: false });
   const { layers: L, heads: H } = c.reference;
   const checks: Record<string, Check> = {};
   for (const method of PATCHING_METHODS) {
     const rows: RowIntervention[] = [{}, {}];
     for (let layer = 0; layer < L; layer++) for (let head = 0; head < H; head++) rows.push(variant(method, layer, head, L));
     const prompts = rows.map((_, i) => (i === 1 ? c.reference.corrupt_ids : c.reference.prompt_ids));
-    const batch = leftPadded(prompts, model.padId);
-    const feeds = { ...tokenFeeds(batch), ...interventionFeeds(model.config, rows, batch.newPositions, model.dtype) };
-    const logits = (await session.run(feeds)).logits.data as Float32Array;
-    const V = model.config.vocabSize;
-    checks[`patching.${method}`] = compared(logits.subarray(2 * V), c.reference.patching_last_logits[method], tolerance);
+    const reads = prompts.map((p, row) => ({ row, position: p.length - 1, ids: [] }));
+    const { logits } = await forward(model, { prompts, reads, fetchLogits: true, interventions: rows });
+    checks[`patching.${method}`] = compared(logits!.subarray(2 * model.config.vocabSize), c.reference.patching_last_logits[method], tolerance);
   }
   return checks;
 }
 
 function variant(method: PatchingMethod, layer: number, head: number, layers: number): RowIntervention {
   const heads = [{ layer, head }];
-  if (method === 'zero_ablation_all') return { ablate: heads };
+  if (method === 'zero_ablation_all') return { ablate: { heads } };
   const positions = method.endsWith('_last') ? 'last' : 'all';
   const row: RowIntervention = { patch: { from: 1, heads, positions } };
   if (method.startsWith('path_')) row.hold = { from: 0, layers: range(layer + 1, layers) };

@@ -1,15 +1,14 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import type { ItemResult, RunSettings, Summary } from '../../../src/protocol/evaluation';
+import { describeIntervention, type RowIntervention } from '../interventions/interventions';
 import type { Model } from '../runtime/model';
-import type { Ablation } from './ablation';
 import { DEFAULT_BOOTSTRAP } from './bootstrap';
 import { runChallengeProtocol, type ChallengeItem } from './challengeProtocol';
 import { describeProblem, type EvaluationFile } from './evaluationFile';
 import type { EvalItem } from './item';
 import { summariseMetrics } from './metrics';
 import { ResultStore } from './resultStore';
-import { promptGraph } from './scoring';
 import { runViewProtocol, type ViewItem } from './viewProtocol';
 
 /**
@@ -29,7 +28,8 @@ export interface EvaluationRun {
   maxNewTokens: number;
   /** items per batch, and rows per forward pass */
   batchSize: number;
-  ablation?: Ablation;
+  /** what every row does to the model in every pass (the knockout conditions) */
+  intervention?: RowIntervention;
   onProgress?: (progress: Progress) => void;
 }
 
@@ -64,8 +64,8 @@ export async function runEvaluation(run: EvaluationRun): Promise<Summary> {
 async function placement(run: EvaluationRun): Promise<Summary['device']> {
   return {
     requested: run.model.device,
-    provider: (await run.model.graph(promptGraph(run.model, run.ablation))).placement.provider,
-    judgeProvider: run.judge ? (await run.judge.model.graph(promptGraph(run.judge.model))).placement.provider : null,
+    provider: (await run.model.placement()).provider,
+    judgeProvider: run.judge ? (await run.judge.model.placement()).provider : null,
   };
 }
 
@@ -96,13 +96,13 @@ function runSettings(run: EvaluationRun): RunSettings {
     challenges: run.challenges,
     maxNewTokens: run.maxNewTokens,
     judge: run.judge ? path.resolve(run.judge.dir) : null,
-    ablation: run.ablation ? { heads: run.ablation.heads, valuesSha256: run.ablation.values ? sha256(run.ablation.values) : null } : null,
+    intervention: run.intervention ? describeIntervention(run.intervention, sha256) : null,
   };
 }
 
 async function evaluateBatch(run: EvaluationRun, items: EvalItem[]): Promise<ItemResult[]> {
   const settings = {
-    challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, ablation: run.ablation, judge: run.judge?.model ?? null,
+    challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, intervention: run.intervention, judge: run.judge?.model ?? null,
   };
   const challenged = items.filter((item): item is ChallengeItem => item.answer.kind !== 'view');
   const views = items.filter((item): item is ViewItem => item.answer.kind === 'view');

@@ -1,30 +1,22 @@
-import type * as ort from 'onnxruntime-node';
-import type { DecoderGraphOptions } from '../model/decoder';
-import { leftPadded, tokenFeeds, type TokenBatch } from '../runtime/batch';
+import type { RowIntervention } from '../interventions/interventions';
+import { forward, type Read } from '../runtime/forward';
 import type { Model } from '../runtime/model';
-import { ablationFeeds, type Ablation } from './ablation';
 
 /**
  * Log-probabilities read from forward passes: of chosen tokens right after a prompt, and of every token of a
- * continuation (what greedy generation produced) plus, at one position, of chosen alternatives. A continuation
- * is scored in two passes sharing a KV cache, the prompt (last-position logits) and then the continuation
- * (logits at its positions only), so that no [T, V] logits of a long prompt are ever materialised.
+ * continuation (what greedy generation produced) plus, at one position, of chosen alternatives. A continuation is
+ * scored in one pass over the prompt followed by the continuation, with logits computed only at the continuation's
+ * positions and log-probabilities taken inside the graph, so no [T, V] logits of a long prompt are materialised
+ * and only the numbers asked for leave ONNX Runtime.
  */
 
-/** Without ablation, the prompt pass is greedyGenerate's own graph, compiled once for both. */
-export function promptGraph(model: Model, ablation?: Ablation): DecoderGraphOptions {
-  return graphOptions(model, 'last', ablation);
-}
-
-function graphOptions(model: Model, logits: 'last' | 'all', ablation?: Ablation): DecoderGraphOptions {
-  return { dtype: model.dtype, logits, nextToken: logits === 'last', z: 'none', interventions: ablation !== undefined, kvCache: true };
-}
+/** Logit rows per run at most, as [rows, V] floats: batches whose reads need more are run in parts. */
+const LOGIT_FLOATS = 1 << 25;
 
 /** For each prompt, the log-probabilities of its `tokens` as the next token. */
-export async function nextTokenLogprobs(model: Model, prompts: number[][], tokens: number[][], ablation?: Ablation): Promise<number[][]> {
-  const { logits } = await promptPass(model, prompts, ablation);
-  const V = model.config.vocabSize;
-  return prompts.map((_, b) => logSoftmaxAt(logits.subarray(b * V, (b + 1) * V), tokens[b]));
+export async function nextTokenLogprobs(model: Model, prompts: number[][], tokens: number[][], intervention?: RowIntervention): Promise<number[][]> {
+  const reads = prompts.map((p, row): Read => ({ row, position: p.length - 1, ids: tokens[row] }));
+  return (await forward(model, { prompts, reads, interventions: intervention && prompts.map(() => intervention) })).logprobs;
 }
 
 export interface ContinuationToScore {
@@ -41,88 +33,42 @@ export interface ContinuationScores {
   probe: number[] | null;
 }
 
-export async function scoreContinuations(model: Model, rows: ContinuationToScore[], ablation?: Ablation): Promise<ContinuationScores[]> {
-  const V = model.config.vocabSize;
-  const first = await promptPass(model, rows.map((r) => r.prompt), ablation);
-  const rest = await continuationPass(model, rows, first, ablation);
-  return rows.map((row, b) => {
-    // position p's distribution: the prompt pass's for p = 0, else the continuation pass's at p - 1
-    const at = (p: number) => (p === 0 || !rest
-      ? first.logits.subarray(b * V, (b + 1) * V)
-      : rest.logits.subarray((b * rest.positions + p - 1) * V, (b * rest.positions + p) * V));
-    return {
-      tokenLogprobs: row.continuation.map((token, p) => logSoftmaxAt(at(p), [token])[0]),
-      probe: row.probe ? logSoftmaxAt(at(row.probe.position), row.probe.tokens) : null,
-    };
-  });
-}
-
-interface PromptPass {
-  batch: TokenBatch;
-  /** [B, V] */
-  logits: Float32Array;
-  cache: Record<string, ort.Tensor>;
-}
-
-async function promptPass(model: Model, prompts: number[][], ablation?: Ablation): Promise<PromptPass> {
-  const { session } = await model.graph(graphOptions(model, 'last', ablation));
-  const batch = leftPadded(prompts, model.padId);
-  const feeds = { ...tokenFeeds(batch), ...model.emptyCache(batch.rows) };
-  if (ablation) Object.assign(feeds, ablationFeeds(model, batch.rows, batch.newPositions, ablation));
-  const out = await session.run(feeds);
-  return { batch, logits: out.logits.data as Float32Array, cache: presentAsPast(out) };
-}
-
-/** Every continuation but its last token, after the cached prompt: [B, T, V] logits for positions 1.. of each. */
-async function continuationPass(model: Model, rows: ContinuationToScore[], first: PromptPass, ablation?: Ablation): Promise<{ logits: Float32Array; positions: number } | null> {
-  const batch = continuationBatch(rows, first.batch, model.padId);
-  if (batch.newPositions === 0) return null;
-  const { session } = await model.graph(graphOptions(model, 'all', ablation));
-  const feeds = { ...tokenFeeds(batch), ...first.cache };
-  if (ablation) Object.assign(feeds, ablationFeeds(model, batch.rows, batch.newPositions, ablation));
-  const out = await session.run(feeds);
-  return { logits: out.logits.data as Float32Array, positions: batch.newPositions };
-}
-
-/**
- * The continuations after the prompt batch's keys. Shorter ones are padded on the right, which no real position
- * of their row can attend to, so that every row keeps the prompt pass's left padding and positions.
- */
-function continuationBatch(rows: ContinuationToScore[], prompts: TokenBatch, padId: number): TokenBatch {
-  const T = Math.max(...rows.map((r) => r.continuation.length)) - 1;
-  const { rows: B, keys: K0 } = prompts;
-  const K = K0 + T;
-  const inputIds = new BigInt64Array(B * T).fill(BigInt(padId));
-  const attentionMask = new BigInt64Array(B * K);
-  const positionIds = new BigInt64Array(B * T);
-  rows.forEach((row, b) => {
-    const promptMask = prompts.attentionMask.subarray(b * K0, (b + 1) * K0);
-    attentionMask.set(promptMask, b * K);
-    const seen = promptMask.reduce((sum, m) => sum + m, 0n);
-    for (let t = 0; t < T; t++) {
-      const real = t < row.continuation.length - 1;
-      if (real) inputIds[b * T + t] = BigInt(row.continuation[t]);
-      attentionMask[b * K + K0 + t] = real ? 1n : 0n;
-      positionIds[b * T + t] = seen + BigInt(t);
-    }
-  });
-  return { rows: B, inputIds, attentionMask, positionIds, newPositions: T, keys: K };
-}
-
-function presentAsPast(out: ort.InferenceSession.ReturnType): Record<string, ort.Tensor> {
-  const past: Record<string, ort.Tensor> = {};
-  for (const [name, tensor] of Object.entries(out)) {
-    if (name.startsWith('present_')) past[name.replace('present_', 'past_')] = tensor;
+export async function scoreContinuations(model: Model, rows: ContinuationToScore[], intervention?: RowIntervention): Promise<ContinuationScores[]> {
+  const scores: ContinuationScores[] = [];
+  for (const part of partsWithin(rows, Math.max(1, Math.floor(LOGIT_FLOATS / model.config.vocabSize)))) {
+    scores.push(...(await scorePart(model, part, intervention)));
   }
-  return past;
+  return scores;
 }
 
-/** log softmax(logits)[id] for each id, in float64. */
-function logSoftmaxAt(logits: Float32Array, ids: number[]): number[] {
-  let max = -Infinity;
-  for (const x of logits) if (x > max) max = x;
-  let sum = 0;
-  for (const x of logits) sum += Math.exp(x - max);
-  const logZ = max + Math.log(sum);
-  return ids.map((id) => logits[id] - logZ);
+async function scorePart(model: Model, rows: ContinuationToScore[], intervention?: RowIntervention): Promise<ContinuationScores[]> {
+  // the distribution of continuation token p is read at prompt position length - 1 + p
+  const at = (row: ContinuationToScore, p: number) => row.prompt.length - 1 + p;
+  const reads = rows.flatMap((row, r): Read[] => [
+    ...row.continuation.map((token, p) => ({ row: r, position: at(row, p), ids: [token] })),
+    ...(row.probe ? [{ row: r, position: at(row, row.probe.position), ids: row.probe.tokens }] : []),
+  ]);
+  const prompts = rows.map((row) => [...row.prompt, ...row.continuation.slice(0, -1)]);
+  const { logprobs } = await forward(model, { prompts, reads, interventions: intervention && rows.map(() => intervention) });
+  let next = 0;
+  return rows.map((row) => {
+    const tokenLogprobs = row.continuation.map(() => logprobs[next++][0]);
+    return { tokenLogprobs, probe: row.probe ? logprobs[next++] : null };
+  });
+}
+
+/** Consecutive runs of rows whose reads (one per continuation token, one per probe) stay within `limit`. */
+function partsWithin(rows: ContinuationToScore[], limit: number): ContinuationToScore[][] {
+  const parts: ContinuationToScore[][] = [];
+  let reads = 0;
+  for (const row of rows) {
+    const n = row.continuation.length + (row.probe ? 1 : 0);
+    if (parts.length === 0 || reads + n > limit) {
+      parts.push([]);
+      reads = 0;
+    }
+    parts[parts.length - 1].push(row);
+    reads += n;
+  }
+  return parts;
 }

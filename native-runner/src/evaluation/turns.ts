@@ -1,7 +1,7 @@
 import type { ChatMessage, ModelTokenizer } from '../checkpoint/tokenizer';
+import type { RowIntervention } from '../interventions/interventions';
 import { greedyGenerate } from '../runtime/generate';
 import type { Model } from '../runtime/model';
-import type { Ablation } from './ablation';
 import { answerTokenIds } from './answerTokens';
 import { inBatches } from './batching';
 import { renderChat, type ChatPrompt } from './chatPrompt';
@@ -30,14 +30,15 @@ export interface Turn {
 export interface GenerationSettings {
   maxNewTokens: number;
   batchSize: number;
-  ablation?: Ablation;
+  /** what every row does to the model, in generation and in scoring (e.g. knocking heads out) */
+  intervention?: RowIntervention;
 }
 
 export async function takeTurns(model: Model, requests: TurnRequest[], settings: GenerationSettings): Promise<Turn[]> {
   const prompts = requests.map((r) => renderChat(model.tokenizer, r.messages));
   const continuations = await inBatches(prompts.map((p) => p.ids), settings.batchSize, (ids) => ids.length, (batch) => generate(model, batch, settings));
   const drafts = requests.map((request, i) => draftTurn(model.tokenizer, request, prompts[i], continuations[i]));
-  const scores = await inBatches(drafts.map((d) => d.toScore), settings.batchSize, (s) => s.prompt.length + s.continuation.length, (batch) => scoreContinuations(model, batch, settings.ablation));
+  const scores = await inBatches(drafts.map((d) => d.toScore), settings.batchSize, (s) => s.prompt.length + s.continuation.length, (batch) => scoreContinuations(model, batch, settings.intervention));
   return drafts.map((draft, i) => ({
     reply: draft.reply,
     letter: draft.letter,
@@ -47,7 +48,7 @@ export async function takeTurns(model: Model, requests: TurnRequest[], settings:
 }
 
 function generate(model: Model, prompts: number[][], settings: GenerationSettings): Promise<number[][]> {
-  return greedyGenerate(model, prompts, { maxNewTokens: settings.maxNewTokens, ablate: settings.ablation });
+  return greedyGenerate(model, prompts, { maxNewTokens: settings.maxNewTokens, intervention: settings.intervention });
 }
 
 interface Draft {

@@ -1,7 +1,8 @@
 import type { ModelConfig } from '../checkpoint/config';
-import type { Graph } from '../onnx/graph';
+import { Graph } from '../onnx/graph';
 import { inferShapes } from '../onnx/shapes';
-import { DecoderBuilder, type LayerValues, type WeightBinder } from '../model/decoder';
+import { Decoder, type WeightBinder } from '../model/decoder';
+import type { Hook } from '../model/sites';
 import { appendBackward } from '../training/backward';
 
 /**
@@ -10,39 +11,29 @@ import { appendBackward } from '../training/backward';
  * The backward pass is the training backend's reverse mode, taken with respect to the z values themselves.
  *
  * Inputs: the decoder's token inputs for rows [reference, counterfactual], padded to `tokens`, and
- * `metric_grad` [2, V], d metric / d last-position logits (zero for row 1). Output: `attribution` [L, H].
+ * `metric_grad` [2, V], d metric / d last-position logits (zero for row 1). Outputs: `logits` [2, V] (the last
+ * positions') and `attribution` [L, H].
  */
 export function buildAttributionGraph(config: ModelConfig, weights: WeightBinder, tokens: number): Graph {
-  return new AttributionBuilder(config, weights, tokens).buildAttribution();
-}
-
-class AttributionBuilder extends DecoderBuilder {
-  private readonly z: string[] = [];
-
-  constructor(config: ModelConfig, weights: WeightBinder, tokens: number) {
-    super(config, weights, {
-      dtype: 'float32', logits: 'last', nextToken: false, z: 'none', interventions: false, kvCache: false,
-      shape: { batch: 2, tokens, rows: 0 },
-    });
-  }
-
-  protected override tap(layer: number, values: LayerValues): void {
-    if (values.z) this.z[layer] = values.z;
-  }
-
-  buildAttribution(): Graph {
-    const { graph: g, logits } = this.build();
-    const { config: c } = this;
-    const seed = g.input('metric_grad', 'float32', [2, c.vocabSize]);
-    const grads = appendBackward(g, inferShapes(g), new Map([[logits, seed]]), this.z);
-    const perLayer = this.z.map((z) => {
-      const last = (t: string) => g.op('Squeeze', [this.lastPosition(t), g.ints([1])]); // [2, H, D]
-      const row = (t: string, r: number) => g.op('Gather', [t, g.ints([r])], { axis: 0 }); // [1, H, D]
-      const zLast = last(z);
-      const diff = g.op('Sub', [row(zLast, 1), row(zLast, 0)]);
-      return g.op('ReduceSum', [g.op('Mul', [diff, row(last(grads.get(z)!), 0)]), g.ints([2])], { keepdims: 0 }); // [1, H]
-    });
-    g.output('attribution', g.op('Concat', perLayer, { axis: 0 }), 'float32', [c.numLayers, c.numHeads]);
-    return g;
-  }
+  const g = new Graph('pinpoint_attribution');
+  const ids = g.input('input_ids', 'int64', [2, tokens]);
+  const mask = g.input('attention_mask', 'int64', [2, tokens]);
+  const positions = g.input('position_ids', 'int64', [2, tokens]);
+  const z: string[] = [];
+  const zReader: Hook = { site: 'attn.hook_z', apply: (_ctx, value) => { z.push(value); return value; } };
+  const decoder = new Decoder(config, g, weights, 'float32', [zReader]);
+  const { residual } = decoder.forward({ ids, mask, positions });
+  const logits = decoder.logitsAt(residual, g.ints([tokens - 1, 2 * tokens - 1])); // [2, V]
+  g.output('logits', logits, 'float32', [2, config.vocabSize]);
+  const seed = g.input('metric_grad', 'float32', [2, config.vocabSize]);
+  const grads = appendBackward(g, inferShapes(g), new Map([[logits, seed]]), z);
+  const perLayer = z.map((zl) => {
+    const last = (t: string) => g.op('Squeeze', [g.op('Slice', [t, g.ints([-1]), g.ints([tokens]), g.ints([1])]), g.ints([1])]); // [2, H, D]
+    const row = (t: string, r: number) => g.op('Gather', [t, g.ints([r])], { axis: 0 }); // [1, H, D]
+    const zLast = last(zl);
+    const diff = g.op('Sub', [row(zLast, 1), row(zLast, 0)]);
+    return g.op('ReduceSum', [g.op('Mul', [diff, row(last(grads.get(zl)!), 0)]), g.ints([2])], { keepdims: 0 }); // [1, H]
+  });
+  g.output('attribution', g.op('Concat', perLayer, { axis: 0 }), 'float32', [config.numLayers, config.numHeads]);
+  return g;
 }

@@ -4,8 +4,9 @@ import type { EvaluationFile } from '../evaluation/evaluationFile';
 import type { EvalItem } from '../evaluation/item';
 import { runEvaluation } from '../evaluation/runEvaluation';
 import { renderChat } from '../evaluation/chatPrompt';
-import { leftPadded, tokenFeeds } from '../runtime/batch';
-import type { HeadRef } from '../runtime/interventions';
+import type { HeadRef } from '../../../src/protocol/heads';
+import type { RowIntervention } from '../interventions/interventions';
+import { forward } from '../runtime/forward';
 import type { Model } from '../runtime/model';
 import { shuffled } from '../seededRandom';
 
@@ -43,23 +44,23 @@ export interface KnockoutProgress {
 export async function knockout(run: KnockoutRun): Promise<KnockoutReport> {
   const stages = 3 + run.seeds.length;
   let stageIndex = 0;
-  const evaluate = async (stage: string, ablation?: { heads: HeadRef[]; values?: Float32Array }) => {
+  const evaluate = async (stage: string, intervention?: RowIntervention) => {
     const report = (done: number) => run.onProgress?.({ stage, stageIndex, stages, done, items: run.items.length });
     report(0);
     const summary = await runEvaluation({
       model: run.model, modelDir: run.modelDir, judge: null, data: run.data, items: run.items, outDir: path.join(run.outDir, stage),
-      challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, ablation, onProgress: (p) => report(p.done),
+      challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, intervention, onProgress: (p) => report(p.done),
     });
     stageIndex++;
     return { summary, rates: ratesOf(summary) };
   };
   const intact = await evaluate('intact');
-  const zero = await evaluate('zero', { heads: run.heads });
-  const mean = await evaluate('mean', { heads: run.heads, values: await meanHeadOutputs(run.model, run.items) });
+  const zero = await evaluate('zero', { ablate: { heads: run.heads } });
+  const mean = await evaluate('mean', { ablate: { heads: run.heads, means: await meanHeadOutputs(run.model, run.items) } });
   const random = [];
   for (const seed of run.seeds) {
     const heads = randomHeads(run.model, run.heads.length, seed);
-    random.push({ seed, heads, rates: (await evaluate(`random-${seed}`, { heads })).rates });
+    random.push({ seed, heads, rates: (await evaluate(`random-${seed}`, { ablate: { heads } })).rates });
   }
   return {
     format: 'pinpoint-knockout/1',
@@ -99,14 +100,13 @@ export function randomHeads(model: Model, k: number, seed: number): HeadRef[] {
 /** Each head's mean output z over every position of the items' first prompts, [L, H, D] (for mean ablation). */
 export async function meanHeadOutputs(model: Model, items: EvalItem[]): Promise<Float32Array> {
   const { numLayers: L, numHeads: H, headDim: D } = model.config;
-  const { session } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: false, z: 'all', interventions: false, kvCache: false });
   const sum = new Float64Array(L * H * D);
   let positions = 0;
   for (const item of items) {
     const ids = renderChat(model.tokenizer, item.messages).ids;
-    const out = await session.run(tokenFeeds(leftPadded([ids], model.padId)));
+    const { z: perLayer } = await forward(model, { prompts: [ids], readZ: ids.map((_, position) => ({ row: 0, position })) });
     for (let l = 0; l < L; l++) {
-      const z = out[`z.${l}`].data as Float32Array; // [1, T, H*D]
+      const z = perLayer![l]; // [T, H*D]
       for (let i = 0; i < z.length; i++) sum[l * H * D + (i % (H * D))] += z[i];
     }
     positions += ids.length;

@@ -29,31 +29,54 @@ interface ItemResult {
   effects: number[][];
 }
 
-/** Localisation scores of every head over the items, as heads.json holds them. */
-export async function locate(model: Model, items: EvalItem[], o: LocateOptions, onItem: (done: number, total: number) => void): Promise<HeadsFile> {
+/**
+ * Localisation scores of every head over the items, as heads.json holds them. `onProgress` counts item passes: one
+ * per item, two when an approximate method is compared with path patching.
+ */
+export async function locate(model: Model, items: EvalItem[], o: LocateOptions, onProgress: (done: number, total: number) => void): Promise<HeadsFile> {
   const started = Date.now();
   const { numLayers: L, numHeads: H } = model.config;
-  const results: ItemResult[] = [];
-  const pathResults: ItemResult[] = [];
   const skipped: { id: string; reason: string }[] = [];
-  let targetIds: [number, number] = [-1, -1];
-  for (const [i, item] of items.entries()) {
+  const pairs: Scored[] = [];
+  for (const item of items) {
     try {
       const pair = promptPair(model.tokenizer, item, o.challenge, o.counterfactual);
-      targetIds = [firstReplyToken(model.tokenizer, pair.text, o.targets[0]), firstReplyToken(model.tokenizer, pair.text, o.targets[1])];
-      if (targetIds[0] === targetIds[1]) throw new Error(`targets ${o.targets.join(' and ')} start with the same token`);
-      results.push(await scoreItem(model, pair, targetIds, o, o.method));
-      if (o.method !== 'path') pathResults.push(await scoreItem(model, pair, targetIds, o, 'path'));
+      const targets: [number, number] = [firstReplyToken(model.tokenizer, pair.text, o.targets[0]), firstReplyToken(model.tokenizer, pair.text, o.targets[1])];
+      if (targets[0] === targets[1]) throw new Error(`targets ${o.targets.join(' and ')} start with the same token`);
+      pairs.push({ pair, targets });
     } catch (e) {
       skipped.push({ id: item.id, reason: (e as Error).message });
     }
-    onItem(i + 1, items.length);
+  }
+  // each method runs over every item before the next: attribution has a graph of its own, which would otherwise
+  // take the inference graph's place and give it back once per item
+  const total = pairs.length * (o.method === 'path' ? 1 : 2);
+  let done = 0;
+  const results: ItemResult[] = [];
+  const scoredPairs: Scored[] = [];
+  const attributionTokens = bucket(Math.max(1, ...pairs.map(({ pair }) => Math.max(pair.reference.length, pair.counterfactual.length))), 32);
+  for (const scored of pairs) {
+    try {
+      results.push(await scoreItem(model, scored, o, o.method, attributionTokens));
+      scoredPairs.push(scored);
+    } catch (e) {
+      skipped.push({ id: scored.pair.id, reason: (e as Error).message });
+    }
+    onProgress(++done, total);
+  }
+  const pathResults: ItemResult[] = [];
+  if (o.method !== 'path') {
+    for (const scored of scoredPairs) {
+      pathResults.push(await scoreItem(model, scored, o, 'path', attributionTokens));
+      onProgress(++done, total);
+    }
   }
   if (results.length === 0) throw new Error(`no item could be localised: ${skipped.map((s) => `${s.id}: ${s.reason}`).slice(0, 3).join('; ')}`);
+  const targetIds = scoredPairs[scoredPairs.length - 1].targets;
   const scores = meanOver(results, L, H, (r, l, h) => relativeChange(r.reference + r.effects[l][h], r.reference));
   const ranking = rankHeads(scores);
   const topK = o.topK ?? defaultTopK(L, H);
-  const { placement } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: false, z: 'none', interventions: true, kvCache: false });
+  const placement = await model.placement();
   return {
     format: 'pinpoint-heads/1',
     method: o.method,
@@ -89,8 +112,14 @@ function meanOver(results: ItemResult[], L: number, H: number, value: (r: ItemRe
     results.reduce((s, r) => s + value(r, l, h), 0) / results.length));
 }
 
-async function scoreItem(model: Model, pair: PromptPair, targets: [number, number], o: LocateOptions, method: LocateMethod): Promise<ItemResult> {
-  if (method === 'attribution') return attribution(model, pair, targets, o.metric);
+interface Scored {
+  pair: PromptPair;
+  /** the metric's two target tokens */
+  targets: [number, number];
+}
+
+async function scoreItem(model: Model, { pair, targets }: Scored, o: LocateOptions, method: LocateMethod, attributionTokens: number): Promise<ItemResult> {
+  if (method === 'attribution') return attribution(model, pair, targets, o.metric, attributionTokens);
   const logits = method === 'path' ? await pathPatching(model, pair, targets) : await activationPatching(model, pair, targets, o.positions);
   return effectsOf(pair.id, logits, model.config.numLayers, model.config.numHeads, o.metric);
 }
@@ -105,9 +134,8 @@ export function effectsOf(id: string, logits: PatchedLogits, L: number, H: numbe
   return { id, reference, effects };
 }
 
-async function attribution(model: Model, pair: PromptPair, targets: [number, number], metric: LocateMetric): Promise<ItemResult> {
+async function attribution(model: Model, pair: PromptPair, targets: [number, number], metric: LocateMetric, tokens: number): Promise<ItemResult> {
   if (model.dtype !== 'float32') throw new Error('attribution patching runs in float32');
-  const tokens = bucket(Math.max(pair.reference.length, pair.counterfactual.length), 32);
   const { session } = await model.session(`attribution ${tokens}`,
     () => buildAttributionGraph(model.config, fileWeights(model.weights), tokens),
     async (s) => { await s.run(attributionFeeds(model, [[model.padId], [model.padId]], tokens, new Float32Array(2 * model.config.vocabSize))); });

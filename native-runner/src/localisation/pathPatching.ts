@@ -1,10 +1,7 @@
-import * as ort from 'onnxruntime-node';
 import type { HeadsFile } from '../../../src/protocol/heads';
-import { fileWeights } from '../model/weightFile';
-import { leftPadded, tokenFeeds } from '../runtime/batch';
-import { interventionFeeds, type RowIntervention } from '../runtime/interventions';
+import type { RowIntervention } from '../interventions/interventions';
+import { forward } from '../runtime/forward';
 import type { Model } from '../runtime/model';
-import { buildPathPatchingGraph } from './pathPatchingGraph';
 import type { PromptPair } from './patchingPrompts';
 
 /**
@@ -18,19 +15,14 @@ export interface PatchedLogits {
 
 export type Positions = HeadsFile['positions'];
 
-function targetFeed(targets: number[]): ort.Tensor {
-  return new ort.Tensor('int64', BigInt64Array.from(targets, BigInt), [targets.length]);
-}
-
-/** Path patching of all heads in one run of the path-patching graph (see pathPatchingGraph.ts). */
+/** Path patching of all heads in one run, the inference graph's path-patching tail (see pathPatchingTail.ts). */
 export async function pathPatching(model: Model, pair: PromptPair, targets: number[]): Promise<PatchedLogits> {
-  const { session } = await model.session(`path-patching ${model.dtype}`,
-    () => buildPathPatchingGraph(model.config, fileWeights(model.weights), model.dtype),
-    async (s) => { await s.run({ ...tokenFeeds(leftPadded([[model.padId], [model.padId]], model.padId)), target_ids: targetFeed([model.padId]) }); });
-  const batch = leftPadded([pair.reference, pair.counterfactual], model.padId);
-  const out = await session.run({ ...tokenFeeds(batch), target_ids: targetFeed(targets) });
-  const logits = out.logits.data as Float32Array;
-  return { reference: Float32Array.from(targets, (t) => logits[t]), patched: out.patched_targets.data as Float32Array };
+  const out = await forward(model, {
+    prompts: [pair.reference, pair.counterfactual],
+    reads: [{ row: 0, position: pair.reference.length - 1, ids: targets }],
+    pathTargets: targets,
+  });
+  return { reference: Float32Array.from(out.logitsAt[0]), patched: out.pathPatched! };
 }
 
 /**
@@ -73,11 +65,9 @@ function variant(kind: 'path' | 'activation', positions: Positions, layer: numbe
 
 /** Target logits [(2 + variants) * K] of one batch: reference, counterfactual, then the variants. */
 async function interventionRuns(model: Model, pair: PromptPair, targets: number[], variants: RowIntervention[]): Promise<Float32Array> {
-  const { session } = await model.graph({ dtype: model.dtype, logits: 'last', nextToken: false, z: 'none', interventions: true, kvCache: false });
   const rows: RowIntervention[] = [{}, {}, ...variants];
-  const batch = leftPadded(rows.map((_, i) => (i === 1 ? pair.counterfactual : pair.reference)), model.padId);
-  const out = await session.run({ ...tokenFeeds(batch), ...interventionFeeds(model.config, rows, batch.newPositions, model.dtype) });
-  const logits = out.logits.data as Float32Array;
-  const V = model.config.vocabSize;
-  return Float32Array.from({ length: rows.length * targets.length }, (_, i) => logits[Math.floor(i / targets.length) * V + targets[i % targets.length]]);
+  const prompts = rows.map((_, i) => (i === 1 ? pair.counterfactual : pair.reference));
+  const reads = prompts.map((p, row) => ({ row, position: p.length - 1, ids: targets }));
+  const { logitsAt } = await forward(model, { prompts, reads, interventions: rows });
+  return Float32Array.from(logitsAt.flat());
 }

@@ -2,12 +2,15 @@ import { AttributeType, ModelProto, OnnxDataType } from './schema';
 
 /**
  * An ONNX graph under construction, kept as a plain list of nodes so that later passes (the reverse-mode
- * gradient builder) can read it back before it is serialised.
+ * gradient builder) can read it back before it is serialised. A graph may be a subgraph (the body of a Loop or a
+ * branch of an If): it reads its parent's values by name, and ONNX wants every name unique across all of them, so
+ * fresh names come from one counter per model, prefixed with the subgraph's scope. Weights always live in the
+ * root graph, where every subgraph can see them: one copy however many passes use them.
  */
 
 export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8';
 export type Dim = number | string;
-export type AttrValue = number | string | number[] | { ints: number[] } | { float: number } | { floats: number[] } | TensorValue;
+export type AttrValue = number | string | number[] | { ints: number[] } | { float: number } | { floats: number[] } | { graph: Graph } | TensorValue;
 
 export interface TensorValue {
   elemType: ElemType;
@@ -56,13 +59,24 @@ export class Graph {
   readonly inputs: ValueInfo[] = [];
   readonly outputs: ValueInfo[] = [];
   readonly initializers = new Map<string, TensorValue | ExternalTensor>();
+  /** the model's main graph: the root of itself and of every subgraph */
+  readonly root: Graph;
+  private readonly scope: string;
   private counter = 0;
 
-  constructor(readonly name: string) {}
+  constructor(readonly name: string, parent?: Graph) {
+    this.root = parent?.root ?? this;
+    this.scope = parent ? `${parent.scope}${name}/` : '';
+  }
+
+  /** A graph that runs inside this one, as a Loop body or an If branch. */
+  subgraph(name: string): Graph {
+    return new Graph(name, this);
+  }
 
   /** A fresh value name that says where it came from. */
   fresh(hint: string): string {
-    return `${hint}_${this.counter++}`;
+    return `${this.scope}${hint}_${this.root.counter++}`;
   }
 
   input(name: string, elemType: ElemType, dims: Dim[]): string {
@@ -72,7 +86,7 @@ export class Graph {
 
   /** Exposes `value` as the graph output `name` (an Identity keeps graph outputs distinct from internal values). */
   output(name: string, value: string, elemType: ElemType, dims: Dim[]): void {
-    this.op('Identity', [value], {}, name);
+    if (value !== name) this.op('Identity', [value], {}, name);
     this.outputs.push({ name, elemType, dims });
   }
 
@@ -112,15 +126,20 @@ export class Graph {
       ir_version: IR_VERSION,
       opset_import: [{ domain: '', version: OPSET }],
       producer_name: 'pinpoint',
-      graph: {
-        name: this.name,
-        node: this.nodes.map(nodeProto),
-        initializer: [...this.initializers].map(([name, t]) => tensorProto(name, t)),
-        input: this.inputs.map(valueInfoProto),
-        output: this.outputs.map(valueInfoProto),
-      },
+      graph: this.proto(),
     });
     return ModelProto.encode(message).finish();
+  }
+
+  /** The GraphProto object: the model's main graph, or a subgraph (a Loop or If body) as an attribute. */
+  proto(): object {
+    return {
+      name: this.name,
+      node: this.nodes.map(nodeProto),
+      initializer: [...this.initializers].map(([name, t]) => tensorProto(name, t)),
+      input: this.inputs.map(valueInfoProto),
+      output: this.outputs.map(valueInfoProto),
+    };
   }
 }
 
@@ -187,5 +206,6 @@ function attributeProto(name: string, v: AttrValue): object {
   if ('ints' in v) return { name, type: AttributeType.INTS, ints: v.ints };
   if ('float' in v) return { name, type: AttributeType.FLOAT, f: v.float };
   if ('floats' in v) return { name, type: AttributeType.FLOATS, floats: v.floats };
+  if ('graph' in v) return { name, type: AttributeType.GRAPH, g: v.graph.proto() };
   return { name, type: AttributeType.TENSOR, t: tensorProto('', v) };
 }

@@ -17,6 +17,7 @@ message AttributeProto {
   int64 i = 3;
   bytes s = 4;
   TensorProto t = 5;
+  GraphProto g = 6;
   repeated float floats = 7;
   repeated int64 ints = 8;
 }
@@ -112,6 +113,7 @@ export const enum AttributeType {
   INT = 2,
   STRING = 3,
   TENSOR = 4,
+  GRAPH = 5,
   FLOATS = 6,
   INTS = 7,
 }

@@ -15,9 +15,36 @@ export interface Shapes {
 
 type Rule = (n: Node, s: ShapeState) => number[];
 
-class ShapeState implements Shapes {
+/**
+ * Shapes inferred node by node. `infer` may be called again for nodes appended later (a training graph's next
+ * micro-batch is built after the previous one's backward pass, whose nodes need no shapes and are never given).
+ */
+export class ShapeState implements Shapes {
   readonly shapes = new Map<string, number[]>();
   readonly values = new Map<string, number[]>();
+
+  constructor(private readonly graph: Graph) {
+    for (const input of graph.inputs) {
+      if (input.dims.some((d) => typeof d !== 'number')) throw new Error(`input ${input.name} has symbolic dims [${input.dims}]`);
+      this.shapes.set(input.name, input.dims as number[]);
+    }
+  }
+
+  infer(nodes: Node[]): this {
+    for (const [name, t] of this.graph.initializers) {
+      if (this.shapes.has(name)) continue;
+      this.shapes.set(name, t.dims);
+      if ('data' in t && (t.elemType === 'int64' || t.elemType === 'int32') && t.data.length <= 8 * 64) this.values.set(name, intValues(t));
+    }
+    for (const node of nodes) {
+      const rule = RULES[node.op];
+      if (!rule) throw new Error(`no shape rule for ${node.op}`);
+      this.shapes.set(node.outputs[0], rule(node, this));
+      const value = EVALUATE[node.op]?.(node, this);
+      if (value) this.values.set(node.outputs[0], value);
+    }
+    return this;
+  }
 
   shape(value: string): number[] {
     const s = this.shapes.get(value);
@@ -37,23 +64,7 @@ class ShapeState implements Shapes {
 }
 
 export function inferShapes(graph: Graph): Shapes {
-  const s = new ShapeState();
-  for (const input of graph.inputs) {
-    if (input.dims.some((d) => typeof d !== 'number')) throw new Error(`input ${input.name} has symbolic dims [${input.dims}]`);
-    s.shapes.set(input.name, input.dims as number[]);
-  }
-  for (const [name, t] of graph.initializers) {
-    s.shapes.set(name, t.dims);
-    if ('data' in t && (t.elemType === 'int64' || t.elemType === 'int32') && t.data.length <= 8 * 64) s.values.set(name, intValues(t));
-  }
-  for (const node of graph.nodes) {
-    const rule = RULES[node.op];
-    if (!rule) throw new Error(`no shape rule for ${node.op}`);
-    s.shapes.set(node.outputs[0], rule(node, s));
-    const value = EVALUATE[node.op]?.(node, s);
-    if (value) s.values.set(node.outputs[0], value);
-  }
-  return s;
+  return new ShapeState(graph).infer(graph.nodes);
 }
 
 function intValues(t: TensorValue): number[] {

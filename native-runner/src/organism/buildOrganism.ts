@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { ModelTokenizer } from '../checkpoint/tokenizer';
 import { writeRandomCheckpoint } from '../checkpoint/randomCheckpoint';
 import { Model } from '../runtime/model';
-import type { HeadRef } from '../runtime/interventions';
+import type { HeadRef } from '../../../src/protocol/heads';
 import { uniformSampler } from '../seededRandom';
 import { labelled } from '../training/conversations';
 import type { Example } from '../training/lossBatch';

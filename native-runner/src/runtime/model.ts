@@ -1,15 +1,14 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { loadCheckpoint, type Checkpoint } from '../checkpoint/checkpoint';
 import type { ModelConfig } from '../checkpoint/config';
 import { ModelTokenizer } from '../checkpoint/tokenizer';
 import type { Graph } from '../onnx/graph';
-import { buildDecoderGraph, type DecoderGraphOptions } from '../model/decoder';
 import { fileWeights, prepareWeightFile, writeFileAtomic, type GraphDtype, type WeightFile } from '../model/weightFile';
-import { leftPadded, tokenFeeds } from './batch';
-import { interventionFeeds } from './interventions';
+import { buildInferenceGraph } from './inferenceGraph';
+import { forwardOn } from './forward';
 import { createSession, type DeviceRequest, type PlacementReport } from './session';
 
 export interface LoadOptions {
@@ -23,9 +22,15 @@ export interface CompiledGraph {
   placement: PlacementReport;
 }
 
-/** A checkpoint ready to run: its tokenizer, its weights in the graph dtype, and the graphs compiled so far. */
+/**
+ * A checkpoint ready to run: its tokenizer, its weights in the graph dtype, and at most one open ONNX Runtime
+ * session. Every session holds the weights it uses (on the device, or mapped from the weight file), so the model
+ * keeps one resident graph at a time: the inference graph serves every inference job, and a graph that needs
+ * something else (a training step, attribution's backward pass) takes its place for as long as it is used.
+ * Callers use one model from one job at a time.
+ */
 export class Model {
-  private readonly graphs = new Map<string, Promise<CompiledGraph>>();
+  private resident: { key: string; compiled: Promise<CompiledGraph> } | undefined;
 
   private constructor(
     readonly checkpoint: Checkpoint,
@@ -55,25 +60,31 @@ export class Model {
     return this.tokenizer.padTokenId ?? this.config.padTokenId ?? this.tokenizer.eosTokenId ?? this.config.eosTokenIds[0] ?? 0;
   }
 
-  /** Compiles (once per distinct options) and opens the decoder graph. */
-  async graph(options: DecoderGraphOptions): Promise<CompiledGraph & { options: DecoderGraphOptions }> {
-    const compiled = await this.session(`decoder ${JSON.stringify(options)}`,
-      () => buildDecoderGraph(this.config, fileWeights(this.weights), options).graph,
-      (s) => this.probe(s, options));
-    return { ...compiled, options };
+  /** The inference graph (runtime/inferenceGraph.ts), compiled once and opened when it is not the resident graph. */
+  inference(): Promise<CompiledGraph> {
+    return this.session('inference', () => buildInferenceGraph(this.config, fileWeights(this.weights), this.dtype, this.padId),
+      async (s) => { await forwardOn(s, this, { prompts: [[this.padId]] }); });
+  }
+
+  /** Where the inference graph runs, as ONNX Runtime reported it. */
+  async placement(): Promise<PlacementReport> {
+    return (await this.inference()).placement;
   }
 
   /**
-   * Opens a graph built over this model's weights, once per key. `probe` runs it once, with profiling on, so
-   * that the placement report says where its nodes actually ran.
+   * Opens the graph `key` as the model's resident session, releasing the one before it first so that two never
+   * hold the weights at once. `probe` runs it once, with profiling on, so that the placement report says where its
+   * nodes actually ran; it may call back into this model only through the session it is given.
    */
   session(key: string, build: () => Graph, probe: (s: ort.InferenceSession) => Promise<void>): Promise<CompiledGraph> {
-    let compiled = this.graphs.get(key);
-    if (!compiled) {
-      compiled = this.compile(build(), probe);
-      this.graphs.set(key, compiled);
-      compiled.catch(() => this.graphs.delete(key));
-    }
+    if (this.resident?.key === key) return this.resident.compiled;
+    const previous = this.resident?.compiled;
+    const compiled = (async () => {
+      await release(previous);
+      return this.compile(build(), probe);
+    })();
+    this.resident = { key, compiled };
+    compiled.catch(() => { if (this.resident?.compiled === compiled) this.resident = undefined; });
     return compiled;
   }
 
@@ -85,31 +96,14 @@ export class Model {
     return createSession(file, this.device, probe);
   }
 
-  /** One tiny run, to measure where ORT placed the nodes. */
-  private async probe(session: ort.InferenceSession, options: DecoderGraphOptions): Promise<void> {
-    const batch = leftPadded([[this.padId]], this.padId);
-    const feeds: Record<string, ort.Tensor> = { ...tokenFeeds(batch), ...this.emptyCache(1) };
-    if (options.interventions) Object.assign(feeds, interventionFeeds(this.config, [{}], 1, this.dtype));
-    if (!options.kvCache) for (const name of Object.keys(feeds)) if (name.startsWith('past_')) delete feeds[name];
-    await session.run(feeds);
-  }
-
-  /** past_key.{l} / past_value.{l} with no cached positions: [B, KV, 0, D]. */
-  emptyCache(rows: number): Record<string, ort.Tensor> {
-    const { numLayers, numKvHeads, headDim } = this.config;
-    const feeds: Record<string, ort.Tensor> = {};
-    for (let l = 0; l < numLayers; l++) {
-      for (const kind of ['past_key', 'past_value']) {
-        const empty = this.dtype === 'float32' ? new Float32Array(0) : new Uint16Array(0);
-        feeds[`${kind}.${l}`] = new ort.Tensor(this.dtype, empty, [rows, numKvHeads, 0, headDim]);
-      }
-    }
-    return feeds;
-  }
-
   async dispose(): Promise<void> {
-    const graphs = await Promise.allSettled(this.graphs.values());
-    for (const g of graphs) if (g.status === 'fulfilled') await g.value.session.release();
-    this.graphs.clear();
+    const previous = this.resident?.compiled;
+    this.resident = undefined;
+    await release(previous);
   }
+}
+
+async function release(compiled: Promise<CompiledGraph> | undefined): Promise<void> {
+  const settled = await compiled?.then((c) => c, () => undefined);
+  await settled?.session.release();
 }

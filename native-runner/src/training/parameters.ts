@@ -1,7 +1,7 @@
 import type { ModelConfig } from '../checkpoint/config';
 import { expectedTensorShapes } from '../checkpoint/checkpoint';
 import type { Graph } from '../onnx/graph';
-import type { HeadRef } from '../runtime/interventions';
+import type { HeadRef } from '../../../src/protocol/heads';
 
 /**
  * What a tuning run may change. `heads` (pinpoint tuning): for each tuned head its q rows and o columns, optionally
@@ -20,7 +20,7 @@ export interface TuneSpec {
 
 /** A trainable block of a tensor: rows [start, end) (axis 0) or columns [start, end) (axis 1). */
 export interface ParamSlice {
-  /** graph input name; its gradient is the output `grad:<id>` */
+  /** names the block: in the training graph's inputs and outputs (`param:<id>`, ...) and in checkpoints */
   id: string;
   tensor: string;
   axis: 0 | 1;
@@ -82,10 +82,10 @@ function slice(tensor: string, axis: 0 | 1, start: number, end: number, full: nu
 
 /**
  * Binds each parameter of the training graph: a frozen tensor is an initializer; a tensor with trainable
- * blocks is assembled by concatenating its frozen stretches (slices of the initializer) and the blocks, which
- * are graph inputs, along the blocks' axis.
+ * blocks is assembled by concatenating its frozen stretches (slices of the initializer) and the blocks' values
+ * (`block`: the graph inputs, cast to the graph's dtype), along the blocks' axis, once per graph.
  */
-export function trainingBinder(slices: ParamSlice[], frozen: (g: Graph, name: string) => string): (g: Graph, name: string) => string {
+export function trainingBinder(slices: ParamSlice[], frozen: (g: Graph, name: string) => string, block: (s: ParamSlice) => string): (g: Graph, name: string) => string {
   const byTensor = new Map<string, ParamSlice[]>();
   for (const s of slices) byTensor.set(s.tensor, [...(byTensor.get(s.tensor) ?? []), s]);
   const bound = new Map<string, string>();
@@ -94,26 +94,25 @@ export function trainingBinder(slices: ParamSlice[], frozen: (g: Graph, name: st
     if (!blocks) return frozen(g, name);
     let value = bound.get(name);
     if (!value) {
-      value = assemble(g, name, blocks, frozen);
+      value = assemble(g, name, blocks, frozen, block);
       bound.set(name, value);
     }
     return value;
   };
 }
 
-function assemble(g: Graph, name: string, blocks: ParamSlice[], frozen: (g: Graph, name: string) => string): string {
+function assemble(g: Graph, name: string, blocks: ParamSlice[], frozen: (g: Graph, name: string) => string, block: (s: ParamSlice) => string): string {
   const { axis } = blocks[0];
   const extent = blocks[0].tensorShape[axis];
   const sorted = [...blocks].sort((a, b) => a.start - b.start);
-  for (const b of sorted) g.input(b.id, 'float32', b.shape);
-  if (sorted.length === 1 && sorted[0].start === 0 && sorted[0].end === extent) return sorted[0].id;
+  if (sorted.length === 1 && sorted[0].start === 0 && sorted[0].end === extent) return block(sorted[0]);
   const pieces: string[] = [];
   let at = 0;
   const frozenPart = (from: number, to: number) =>
     g.op('Slice', [frozen(g, name), g.ints([from]), g.ints([to]), g.ints([axis])]);
   for (const b of sorted) {
     if (b.start > at) pieces.push(frozenPart(at, b.start));
-    pieces.push(b.id);
+    pieces.push(block(b));
     at = b.end;
   }
   if (at < extent) pieces.push(frozenPart(at, extent));

@@ -1,9 +1,10 @@
 import { readTensor } from '../checkpoint/safetensors';
 import type { Model } from '../runtime/model';
-import { adamwStep, clipGradNorm, globalNorm, newAdamWState, type AdamWHyper, type AdamWState } from './adamw';
-import { bucket, labelledCount, lossBatch, type Example } from './lossBatch';
+import { newAdamWState, type AdamWHyper, type AdamWState } from './adamw';
+import { bucket, labelledCount, type Example } from './lossBatch';
 import { readBlock, trainableSlices, writeBlock, type ParamSlice, type TuneSpec } from './parameters';
 import { learningRate, type Schedule } from './schedule';
+import type { TrainingShape } from './trainingGraph';
 import { TrainingSession } from './trainingSession';
 
 export interface TrainerOptions {
@@ -12,7 +13,11 @@ export interface TrainerOptions {
   schedule: Schedule;
   /** clip the global gradient norm to this (0: no clipping) */
   maxGradNorm: number;
-  /** pad batches to multiples of these, so few graphs are compiled (1: exact sizes) */
+  /**
+   * the step graph's size, known up front for a whole run so that one graph is compiled; a step that does not fit
+   * grows it (and compiles another graph), rounded up to the quanta
+   */
+  shape?: TrainingShape;
   tokenQuantum: number;
   rowQuantum: number;
 }
@@ -26,9 +31,9 @@ export interface StepReport {
 }
 
 /**
- * The optimisation loop's state: the trainable blocks' values and AdamW moments, kept in host memory (the
- * frozen weights stay in the graphs), and one optimizer step per call over any number of micro-batches whose
- * gradients are accumulated.
+ * The optimisation loop's state: the trainable blocks' float32 master values and AdamW moments, in host buffers
+ * that the training graph reads and overwrites in place (the frozen weights stay in the graph), and one optimizer
+ * step per call over any number of micro-batches whose gradients the graph accumulates.
  */
 export class Trainer {
   readonly slices: ParamSlice[];
@@ -36,6 +41,7 @@ export class Trainer {
   readonly states: Map<string, AdamWState>;
   step = 0;
   private readonly session: TrainingSession;
+  private shape: TrainingShape | undefined;
 
   constructor(readonly model: Model, readonly options: TrainerOptions) {
     this.slices = trainableSlices(model.config, options.spec);
@@ -44,6 +50,7 @@ export class Trainer {
     this.params = new Map(this.slices.map((s) => [s.id, readBlock(tensor(s.tensor), s)]));
     this.states = new Map(this.slices.map((s) => [s.id, newAdamWState(this.params.get(s.id)!.length)]));
     this.session = new TrainingSession(model, this.slices);
+    this.shape = options.shape;
   }
 
   get placement() {
@@ -52,47 +59,25 @@ export class Trainer {
 
   /** One optimizer step over the micro-batches of one (accumulated) batch. */
   async train(microBatches: Example[][]): Promise<StepReport> {
-    const { loss, grads, tokens } = await this.gradients(microBatches);
-    const all = [...grads.values()];
-    const gradNorm = this.options.maxGradNorm > 0 ? clipGradNorm(all, this.options.maxGradNorm) : globalNorm(all);
     const lr = learningRate(this.options.adamw.lr, this.options.schedule, this.step);
-    for (const s of this.slices) adamwStep(this.params.get(s.id)!, grads.get(s.id)!, this.states.get(s.id)!, this.options.adamw, lr, s.decays);
+    const { loss, gradNorm } = await this.run(microBatches, lr, { apply: true, gradients: false });
     this.step += 1;
-    return { loss, lr, gradNorm, tokens };
+    for (const state of this.states.values()) state.step += 1;
+    return { loss, lr, gradNorm, tokens: microBatches.flat().reduce((n, e) => n + e.ids.length, 0) };
   }
 
   /** The loss of the current parameters, without an update. */
   async loss(microBatches: Example[][]): Promise<number> {
-    return (await this.gradients(microBatches)).loss;
-  }
-
-  /** Loss and gradients summed over micro-batches, each token weighted 1 / (labelled tokens of the whole batch). */
-  private async gradients(microBatches: Example[][]) {
-    const total = microBatches.reduce((n, mb) => n + labelledCount(mb), 0);
-    if (total === 0) throw new RangeError('a training batch has no labelled token');
-    let loss = 0;
-    let tokens = 0;
-    const grads = new Map(this.slices.map((s) => [s.id, new Float32Array(this.params.get(s.id)!.length)]));
-    for (const examples of microBatches) {
-      const size = {
-        tokens: bucket(Math.max(...examples.map((e) => e.ids.length)), this.options.tokenQuantum),
-        rows: bucket(labelledCount(examples), this.options.rowQuantum),
-      };
-      const result = await this.session.step(lossBatch(examples, this.model.padId, total, size), this.params);
-      loss += result.loss;
-      tokens += examples.reduce((n, e) => n + e.ids.length, 0);
-      for (const [id, g] of result.grads) addInto(grads.get(id)!, g);
-    }
-    return { loss, grads, tokens };
+    return (await this.run(microBatches, 0, { apply: false, gradients: false })).loss;
   }
 
   /** Gradients of the current parameters assembled into whole tensors (frozen parts zero), by tensor name. */
   async gradientsByTensor(microBatches: Example[][]): Promise<Map<string, Float32Array>> {
-    const { grads } = await this.gradients(microBatches);
+    const { grads } = await this.run(microBatches, 0, { apply: false, gradients: true });
     const tensors = new Map<string, Float32Array>();
     for (const s of this.slices) {
       const whole = tensors.get(s.tensor) ?? new Float32Array(s.tensorShape.reduce((a, b) => a * b, 1));
-      writeBlock(whole, s, grads.get(s.id)!);
+      writeBlock(whole, s, grads!.get(s.id)!);
       tensors.set(s.tensor, whole);
     }
     return tensors;
@@ -104,8 +89,25 @@ export class Trainer {
     for (const s of this.slices) if (s.tensor === name) writeBlock(tensor, s, this.params.get(s.id)!);
     return tensor;
   }
-}
 
-function addInto(sum: Float32Array, x: Float32Array): void {
-  for (let i = 0; i < sum.length; i++) sum[i] += x[i];
+  private async run(microBatches: Example[][], lr: number, options: { apply: boolean; gradients: boolean }) {
+    if (microBatches.reduce((n, mb) => n + labelledCount(mb), 0) === 0) throw new RangeError('a training batch has no labelled token');
+    const { adamw, maxGradNorm } = this.options;
+    return this.session.run(this.fit(microBatches), { microBatches, params: this.params, states: this.states, adamw, lr, step: this.step + 1, maxGradNorm }, options);
+  }
+
+  /** The graph size for these micro-batches: the current one, grown where they need more. */
+  private fit(microBatches: Example[][]): TrainingShape {
+    const { tokenQuantum, rowQuantum } = this.options;
+    const needed: TrainingShape = {
+      microBatches: microBatches.length,
+      batch: Math.max(...microBatches.map((mb) => mb.length)),
+      tokens: bucket(Math.max(...microBatches.flat().map((e) => e.ids.length)), tokenQuantum),
+      rows: bucket(Math.max(...microBatches.map(labelledCount)), rowQuantum),
+    };
+    const current = this.shape;
+    const fits = current && (Object.keys(needed) as (keyof TrainingShape)[]).every((k) => needed[k] <= current[k]) && current.microBatches === needed.microBatches;
+    if (!fits) this.shape = current ? { ...needed, batch: Math.max(needed.batch, current.batch), tokens: Math.max(needed.tokens, current.tokens), rows: Math.max(needed.rows, current.rows) } : needed;
+    return this.shape!;
+  }
 }

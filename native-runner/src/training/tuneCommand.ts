@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { TuneStep } from '../../../src/protocol/jobs';
-import type { HeadRef } from '../runtime/interventions';
+import type { HeadRef } from '../../../src/protocol/heads';
 import type { DeviceRequest } from '../runtime/session';
 import { ADAMW_DEFAULTS } from './adamw';
 import type { LossOn, OnBadLine } from './conversations';

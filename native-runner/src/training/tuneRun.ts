@@ -5,7 +5,8 @@ import { shuffled } from '../seededRandom';
 import type { DeviceRequest } from '../runtime/session';
 import type { AdamWHyper } from './adamw';
 import { readConversations, type DataProblem, type LossOn, type OnBadLine } from './conversations';
-import type { Example } from './lossBatch';
+import { bucket, labelledCount, type Example } from './lossBatch';
+import type { TrainingShape } from './trainingGraph';
 import type { TuneSpec } from './parameters';
 import type { ScheduleKind } from './schedule';
 import { Trainer } from './trainer';
@@ -45,26 +46,28 @@ export class TuneError extends Error {}
 
 export async function tune(config: TuneConfig, resume: boolean, onProgress: (p: TuneStep) => void): Promise<TuneResult> {
   const model = Model.load(config.model, { device: config.device, dtype: 'float32' });
-  const trainer = new Trainer(model, {
-    spec: config.spec,
-    adamw: config.adamw,
-    schedule: { kind: config.schedule, warmupSteps: config.warmupSteps, totalSteps: config.steps },
-    maxGradNorm: config.maxGradNorm,
-    tokenQuantum: 32,
-    rowQuantum: 32,
-  });
   try {
     const data = readConversations(config.data, model.tokenizer, { lossOn: config.lossOn, onBadLine: config.onBadLine });
+    const order = new DataOrder(data.examples.length, config.seed);
+    const microBatches = (step: number) => Array.from({ length: config.gradAccum }, (_, j) =>
+      order.batch(step * config.gradAccum + j, config.batchSize).map((i) => data.examples[i]));
+    const trainer = new Trainer(model, {
+      spec: config.spec,
+      adamw: config.adamw,
+      schedule: { kind: config.schedule, warmupSteps: config.warmupSteps, totalSteps: config.steps },
+      maxGradNorm: config.maxGradNorm,
+      shape: runShape(Array.from({ length: config.steps }, (_, step) => microBatches(step))),
+      tokenQuantum: TOKEN_QUANTUM,
+      rowQuantum: ROW_QUANTUM,
+    });
     const manifest = newManifest(config, model, trainer);
     removeStaleTemporaries(config.out);
     restore(config, trainer, manifest, resume);
-    const order = new DataOrder(data.examples.length, config.seed);
     let dir = latestCheckpoint(config.out) ?? '';
     const started = Date.now();
     const firstStep = trainer.step;
     while (trainer.step < config.steps) {
-      const micro = Array.from({ length: config.gradAccum }, (_, j) =>
-        order.batch(trainer.step * config.gradAccum + j, config.batchSize).map((i) => data.examples[i]));
+      const micro = microBatches(trainer.step);
       const report = await trainer.train(micro);
       record(manifest, report);
       const done = trainer.step - firstStep;
@@ -84,6 +87,21 @@ export async function tune(config: TuneConfig, resume: boolean, onProgress: (p: 
   } finally {
     await model.dispose();
   }
+}
+
+const TOKEN_QUANTUM = 32;
+const ROW_QUANTUM = 32;
+
+/** One graph size for every step of the run: its longest example and its most labelled micro-batch, rounded up. */
+function runShape(steps: Example[][][]): TrainingShape {
+  const micro = steps.flat();
+  const most = (values: number[]) => values.reduce((a, b) => Math.max(a, b), 1);
+  return {
+    microBatches: steps[0]?.length ?? 1,
+    batch: most(micro.map((mb) => mb.length)),
+    tokens: bucket(most(micro.flat().map((e) => e.ids.length)), TOKEN_QUANTUM),
+    rows: bucket(most(micro.map(labelledCount)), ROW_QUANTUM),
+  };
 }
 
 function tokensSeen(micro: Example[][]): number {
