@@ -182,24 +182,27 @@ class Runner {
       const baseSummary = await runEvaluation({
         ...settings, model: base, modelDir: params.base.dir, outDir: params.out.base, onProgress: this.itemProgress(params.job, token, 'base model'),
       });
-      this.progress({ job: params.job, message: `base model: logits over ${items.length} prompts`, done: 0, total: 1 });
+      this.progress({ job: params.job, message: `KL shift: the base model's logits over ${items.length} prompts`, done: 0, total: 1 });
       const prompts = items.map((item) => renderChat(base.tokenizer, item.messages).ids);
       const baseLogits = await RecordedLogits.record(base, prompts);
-      const tuned = Model.load(params.tuned.dir, { device: params.tuned.device, dtype: params.tuned.dtype });
       try {
         await base.dispose();
-        const tunedSummary = await runEvaluation({
-          ...settings, model: tuned, modelDir: params.tuned.dir, outDir: params.out.tuned, onProgress: this.itemProgress(params.job, token, 'tuned model'),
-        });
-        this.progress({ job: params.job, message: `KL shift over ${items.length} prompts`, done: 0, total: 1 });
-        return {
-          base: { out: params.out.base, summary: baseSummary },
-          tuned: { out: params.out.tuned, summary: tunedSummary },
-          klShift: await baseLogits.klOf(tuned),
-          prompts: prompts.length,
-        };
+        const tuned = Model.load(params.tuned.dir, { device: params.tuned.device, dtype: params.tuned.dtype });
+        try {
+          const tunedSummary = await runEvaluation({
+            ...settings, model: tuned, modelDir: params.tuned.dir, outDir: params.out.tuned, onProgress: this.itemProgress(params.job, token, 'tuned model'),
+          });
+          this.progress({ job: params.job, message: `KL shift over ${items.length} prompts`, done: 0, total: 1 });
+          return {
+            base: { out: params.out.base, summary: baseSummary },
+            tuned: { out: params.out.tuned, summary: tunedSummary },
+            klShift: await baseLogits.klOf(tuned),
+            prompts: prompts.length,
+          };
+        } finally {
+          await tuned.dispose();
+        }
       } finally {
-        await tuned.dispose();
         baseLogits.remove();
       }
     });

@@ -31,12 +31,17 @@ export function writeRandomCheckpoint(dir: string, hubConfig: Record<string, unk
   const config = parseConfig(hubConfig, configFile);
   const std = options.std ?? (hubConfig.initializer_range as number | undefined) ?? 0.02;
   const random = normalSampler(options.seed);
-  const tensors: TensorToWrite[] = [...expectedTensorShapes(config)].map(([name, shape]) => {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    const isNorm = name.endsWith('norm.weight');
-    for (let i = 0; i < data.length; i++) data[i] = isNorm ? 1 + 0.1 * random() : std * random();
-    return { name, dtype: options.dtype ?? 'F32', shape, data };
-  });
+  // each tensor is drawn when it is written, in order, so that the draws do not depend on sharding and a large model
+  // never has more than one tensor in memory
+  const tensors: TensorToWrite[] = [...expectedTensorShapes(config)].map(([name, shape]) => ({
+    name, dtype: options.dtype ?? 'F32', shape,
+    data: () => {
+      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      const isNorm = name.endsWith('norm.weight');
+      for (let i = 0; i < data.length; i++) data[i] = isNorm ? 1 + 0.1 * random() : std * random();
+      return data;
+    },
+  }));
   if (options.maxShardBytes) writeShardedSafetensors(dir, tensors, options.maxShardBytes);
   else writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   for (const file of TOKENIZER_FILES) {

@@ -236,6 +236,23 @@ export function readTensorBytes(info: TensorInfo): Buffer {
   return bytes;
 }
 
+/** The same bytes in pieces of at most `size`, read one at a time, for copying a large tensor with little memory. */
+export function* tensorByteChunks(info: TensorInfo, size = 1 << 23): Generator<Uint8Array> {
+  for (let start = 0; start < info.byteLength; start += size) {
+    yield readInto({ ...info, byteOffset: info.byteOffset + start, byteLength: Math.min(size, info.byteLength - start) }, Buffer.alloc(Math.min(size, info.byteLength - start)));
+  }
+}
+
+/** The tensor as float32 in pieces of at most `elements` values, each read and converted on its own. */
+export function* tensorPieces(info: TensorInfo, elements = 1 << 21): Generator<Float32Array> {
+  const width = DTYPE_BYTES[info.dtype];
+  const count = elementCount(info.shape);
+  for (let start = 0; start < count; start += elements) {
+    const n = Math.min(elements, count - start);
+    yield readTensor({ ...info, shape: [n], byteOffset: info.byteOffset + start * width, byteLength: n * width });
+  }
+}
+
 /**
  * The tensor as float32. The bytes are read straight into a fresh typed array, because the tensor's
  * offset in the file need not be a multiple of 2 or 4 and typed-array views must be aligned.
@@ -269,7 +286,7 @@ function readUint16(info: TensorInfo, count: number): Uint16Array {
   return bits;
 }
 
-function readInto(info: TensorInfo, target: Uint8Array): void {
+function readInto<T extends Uint8Array>(info: TensorInfo, target: T): T {
   const fd = openForReading(info.file);
   try {
     let done = 0;
@@ -283,6 +300,7 @@ function readInto(info: TensorInfo, target: Uint8Array): void {
   } finally {
     fs.closeSync(fd);
   }
+  return target;
 }
 
 /** Reads a range the caller has already checked lies within the file. */
@@ -297,36 +315,54 @@ function readAt(fd: number, position: number, length: number): Buffer {
   return bytes;
 }
 
+/** float32 values, converted to the tensor's dtype on writing, or bytes already in that dtype (whole or in pieces). */
+export type TensorData = Float32Array | Uint8Array | Iterable<Uint8Array>;
+
 export interface TensorToWrite {
   name: string;
   dtype: 'F32' | 'F16' | 'BF16';
   shape: number[];
-  data: Float32Array;
+  /** the data, or a function that makes it when the tensor is written, so that one tensor at a time is in memory */
+  data: TensorData | (() => TensorData);
 }
 
-/** Writes in the given order, converting float32 data to each tensor's dtype; atomic by rename. */
+/** Writes in the given order, converting float32 data to each tensor's dtype, one tensor at a time; atomic by rename. */
 export function writeSafetensors(file: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
-  const encoded = tensors.map((tensor) => encodeTensor(tensor, file));
   const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
   const names = new Set<string>();
   let offset = 0;
-  for (const [i, tensor] of tensors.entries()) {
+  for (const tensor of tensors) {
     if (names.has(tensor.name)) throw new CheckpointError(file, `tensor name ${tensor.name} is given twice`);
     names.add(tensor.name);
-    header[tensor.name] = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + encoded[i].byteLength] };
-    offset += encoded[i].byteLength;
+    const bytes = encodedByteLength(tensor);
+    header[tensor.name] = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
-  writeFileAtomic(file, [headerBytes(header), ...encoded]);
+  writeFileAtomic(file, (function* chunks() {
+    yield headerBytes(header);
+    for (const tensor of tensors) yield* encodeTensor(tensor, file);
+  })());
 }
 
-function encodeTensor(tensor: TensorToWrite, file: string): Uint8Array {
-  const count = elementCount(tensor.shape);
-  if (tensor.data.length !== count) {
-    throw new CheckpointError(file, `tensor ${tensor.name} has ${tensor.data.length} values but shape ${formatShape(tensor.shape)} holds ${count}`);
+function* encodeTensor(tensor: TensorToWrite, file: string): Generator<Uint8Array> {
+  const data = typeof tensor.data === 'function' ? tensor.data() : tensor.data;
+  if (!(data instanceof Float32Array)) {
+    let bytes = 0;
+    for (const chunk of data instanceof Uint8Array ? [data] : data) {
+      bytes += chunk.byteLength;
+      yield chunk;
+    }
+    if (bytes !== encodedByteLength(tensor)) {
+      throw new CheckpointError(file, `tensor ${tensor.name} has ${bytes} bytes but ${tensor.dtype} ${formatShape(tensor.shape)} takes ${encodedByteLength(tensor)}`);
+    }
+    return;
   }
-  const data = tensor.dtype === 'F32' ? tensor.data
-    : tensor.dtype === 'F16' ? float32ToFloat16(tensor.data) : float32ToBfloat16(tensor.data);
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const count = elementCount(tensor.shape);
+  if (data.length !== count) {
+    throw new CheckpointError(file, `tensor ${tensor.name} has ${data.length} values but shape ${formatShape(tensor.shape)} holds ${count}`);
+  }
+  const encoded = tensor.dtype === 'F32' ? data : tensor.dtype === 'F16' ? float32ToFloat16(data) : float32ToBfloat16(data);
+  yield new Uint8Array(encoded.buffer, encoded.byteOffset, encoded.byteLength);
 }
 
 /** Length prefix plus JSON padded with spaces to a multiple of 8, as the Rust library writes it. */
@@ -339,7 +375,7 @@ function headerBytes(header: Record<string, unknown>): Buffer {
 }
 
 /** Readers never see a half-written file: write beside it, flush to disk, then rename over it. */
-function writeFileAtomic(file: string, chunks: Uint8Array[]): void {
+function writeFileAtomic(file: string, chunks: Iterable<Uint8Array>): void {
   const temporary = `${file}.tmp-${process.pid}`;
   try {
     const fd = fs.openSync(temporary, 'w');

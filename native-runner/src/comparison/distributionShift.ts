@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { forward } from '../runtime/forward';
+import { forward, readsPerRun } from '../runtime/forward';
 import type { Model } from '../runtime/model';
 
 /**
@@ -21,11 +21,6 @@ export async function meanTokenKl(base: Model, tuned: Model, prompts: number[][]
     await tuned.dispose();
     recorded.remove();
   }
-}
-
-/** Positions per run: their [positions, V] logits stay within 2^25 floats (128 MB). */
-function positionsPerRun(vocab: number): number {
-  return Math.max(1, Math.floor((1 << 25) / vocab));
 }
 
 /** A model's logits at every position of every prompt, in a scratch file, to compare another model with. */
@@ -77,7 +72,7 @@ export class RecordedLogits {
 
 /** The logits of every position of one prompt, [positions, V] a chunk at a time. */
 async function* chunks(model: Model, ids: number[]): AsyncGenerator<Float32Array> {
-  const step = positionsPerRun(model.config.vocabSize);
+  const step = readsPerRun(model.config.vocabSize);
   for (let start = 0; start < ids.length; start += step) {
     const reads = Array.from({ length: Math.min(step, ids.length - start) }, (_, i) => ({ row: 0, position: start + i, ids: [] }));
     yield (await forward(model, { prompts: [ids], reads, fetchLogits: true })).logits!;

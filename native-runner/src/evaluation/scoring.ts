@@ -1,5 +1,5 @@
 import type { RowIntervention } from '../interventions/interventions';
-import { forward, type Read } from '../runtime/forward';
+import { forward, readsPerRun, type Read } from '../runtime/forward';
 import type { Model } from '../runtime/model';
 
 /**
@@ -9,9 +9,6 @@ import type { Model } from '../runtime/model';
  * positions and log-probabilities taken inside the graph, so no [T, V] logits of a long prompt are materialised
  * and only the numbers asked for leave ONNX Runtime.
  */
-
-/** Logit rows per run at most, as [rows, V] floats: batches whose reads need more are run in parts. */
-const LOGIT_FLOATS = 1 << 25;
 
 /** For each prompt, the log-probabilities of its `tokens` as the next token. */
 export async function nextTokenLogprobs(model: Model, prompts: number[][], tokens: number[][], intervention?: RowIntervention): Promise<number[][]> {
@@ -35,7 +32,7 @@ export interface ContinuationScores {
 
 export async function scoreContinuations(model: Model, rows: ContinuationToScore[], intervention?: RowIntervention): Promise<ContinuationScores[]> {
   const scores: ContinuationScores[] = [];
-  for (const part of partsWithin(rows, Math.max(1, Math.floor(LOGIT_FLOATS / model.config.vocabSize)))) {
+  for (const part of partsWithin(rows, readsPerRun(model.config.vocabSize))) {
     scores.push(...(await scorePart(model, part, intervention)));
   }
   return scores;

@@ -4,14 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint';
 import { float32ToFloat16 } from '../checkpoint/halfFloat';
-import { readTensor, readTensorBytes, type TensorInfo } from '../checkpoint/safetensors';
+import { tensorByteChunks, tensorPieces, type TensorInfo } from '../checkpoint/safetensors';
 import type { ExternalTensor, Graph } from '../onnx/graph';
 
 /**
  * The checkpoint's weights in the graph's dtype, laid out in one file that every graph of the model refers to as
  * ONNX external data. ONNX Runtime only reads external data from inside the model's folder (no absolute paths,
- * no symlinks out), so graphs are written next to this file. It is built one tensor at a time, so converting a
- * large checkpoint never holds more than one tensor in memory, and it is cached by the checkpoint's identity.
+ * no symlinks out), so graphs are written next to this file. It is built a few MB at a time, so converting a
+ * large checkpoint needs little memory, and it is cached by the checkpoint's identity.
  */
 
 export type GraphDtype = 'float32' | 'float16';
@@ -59,10 +59,13 @@ function writeWeightFile(checkpoint: Checkpoint, dtype: GraphDtype, dir: string)
   let offset = 0;
   try {
     for (const [name, info] of checkpoint.tensors) {
-      const bytes = tensorBytes(info, dtype);
-      fs.writeSync(fd, bytes, 0, bytes.length, offset);
-      index[name] = { elemType: dtype, dims: info.shape, location: FILE, offset, length: bytes.length };
-      offset += Math.ceil(bytes.length / ALIGN) * ALIGN;
+      let length = 0;
+      for (const piece of convertedPieces(info, dtype)) {
+        fs.writeSync(fd, piece, 0, piece.length, offset + length);
+        length += piece.length;
+      }
+      index[name] = { elemType: dtype, dims: info.shape, location: FILE, offset, length };
+      offset += Math.ceil(length / ALIGN) * ALIGN;
     }
     fs.fsyncSync(fd);
   } finally {
@@ -72,11 +75,13 @@ function writeWeightFile(checkpoint: Checkpoint, dtype: GraphDtype, dir: string)
   writeFileAtomic(path.join(dir, INDEX), JSON.stringify(index));
 }
 
-function tensorBytes(info: TensorInfo, dtype: GraphDtype): Uint8Array {
-  if (dtype === 'float32' && info.dtype === 'F32') return readTensorBytes(info);
-  const values = readTensor(info);
-  const out = dtype === 'float32' ? values : float32ToFloat16(values);
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+/** The tensor in the graph's dtype, a few MB at a time, so that converting a model never holds a whole tensor. */
+function* convertedPieces(info: TensorInfo, dtype: GraphDtype): Generator<Uint8Array> {
+  if (dtype === 'float32' && info.dtype === 'F32') return yield* tensorByteChunks(info);
+  for (const values of tensorPieces(info)) {
+    const out = dtype === 'float32' ? values : float32ToFloat16(values);
+    yield new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  }
 }
 
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
@@ -85,12 +90,17 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   fs.renameSync(tmp, file);
 }
 
-/** Binds every parameter to its tensor in the weight file, once per graph. */
+/**
+ * Binds every parameter to its tensor in the weight file, as an initializer of the root graph that every subgraph
+ * reads: ONNX Runtime maps an initializer once per graph that declares it, so one declared in a Loop body or an
+ * If branch would be a second copy in the process.
+ */
 export function fileWeights(weights: WeightFile): (g: Graph, name: string) => string {
   return (g, name) => {
-    if (g.initializers.has(name)) return name;
+    const { root } = g;
+    if (root.initializers.has(name)) return name;
     const tensor = weights.tensors.get(name);
     if (!tensor) throw new Error(`weight ${name} is not in the weight file`);
-    return g.initializer(name, tensor);
+    return root.initializer(name, tensor);
   };
 }

@@ -16,14 +16,14 @@ export interface Shapes {
 type Rule = (n: Node, s: ShapeState) => number[];
 
 /**
- * Shapes inferred node by node. `infer` may be called again for nodes appended later (a training graph's next
- * micro-batch is built after the previous one's backward pass, whose nodes need no shapes and are never given).
+ * Shapes inferred node by node. `infer` may be called again for nodes appended later. A subgraph's state falls back
+ * on its parent's for the values it reads from outside (a Loop body reads the weights and the main graph's inputs).
  */
 export class ShapeState implements Shapes {
   readonly shapes = new Map<string, number[]>();
   readonly values = new Map<string, number[]>();
 
-  constructor(private readonly graph: Graph) {
+  constructor(readonly graph: Graph, private readonly outer?: ShapeState) {
     for (const input of graph.inputs) {
       if (input.dims.some((d) => typeof d !== 'number')) throw new Error(`input ${input.name} has symbolic dims [${input.dims}]`);
       this.shapes.set(input.name, input.dims as number[]);
@@ -47,17 +47,22 @@ export class ShapeState implements Shapes {
   }
 
   shape(value: string): number[] {
-    const s = this.shapes.get(value);
+    const s = this.find(value);
     if (!s) throw new Error(`no static shape for ${value}`);
     return s;
   }
 
+  /** weights may join the root graph after its shapes were inferred, when a subgraph first uses them */
+  private find(value: string): number[] | undefined {
+    return this.shapes.get(value) ?? this.graph.initializers.get(value)?.dims ?? this.outer?.find(value);
+  }
+
   known(value: string): number[] | undefined {
-    return this.values.get(value);
+    return this.values.get(value) ?? this.outer?.known(value);
   }
 
   value(value: string): number[] {
-    const v = this.values.get(value);
+    const v = this.known(value);
     if (!v) throw new Error(`${value} is not known at build time`);
     return v;
   }

@@ -56,6 +56,15 @@ export interface ForwardResult {
   pathPatched: Float32Array | null;
 }
 
+/**
+ * The most next-token distributions a job should read in one run, so that their [reads, V] logits and the
+ * log-softmax's temporaries stay within 2^23 floats (32 MB) each, whatever the vocabulary: jobs that read more
+ * (scoring continuations, the KL shift) run in parts.
+ */
+export function readsPerRun(vocab: number): number {
+  return Math.max(1, Math.floor((1 << 23) / vocab));
+}
+
 export async function forward(model: Model, request: ForwardRequest): Promise<ForwardResult> {
   return forwardOn((await model.inference()).session, model, request);
 }

@@ -15,6 +15,8 @@ export function appendBackward(g: Graph, shapes: Shapes, seeds: Map<string, stri
   const active = activeValues(g, seeds, wrt);
   const contributions = new Map<string, string[]>();
   for (const [value, grad] of seeds) contributions.set(value, [grad]);
+  const producers = new Map(forwardNodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  const producer = (value: string) => producers.get(value);
 
   for (let i = forwardNodes.length - 1; i >= 0; i--) {
     const node = forwardNodes[i];
@@ -24,7 +26,7 @@ export function appendBackward(g: Graph, shapes: Shapes, seeds: Map<string, stri
     if (!wanted.some(Boolean)) continue;
     const rule = GRADIENT_RULES[node.op];
     if (!rule) throw new Error(`no gradient rule for ${node.op} (output ${node.outputs[0]})`);
-    rule({ g, shapes, node, dy, wanted }).forEach((grad, k) => {
+    rule({ g, shapes, node, dy, wanted, producer }).forEach((grad, k) => {
       if (!grad || !wanted[k]) return;
       const list = contributions.get(node.inputs[k]) ?? [];
       list.push(grad);

@@ -1,5 +1,5 @@
 import type { ModelConfig } from '../checkpoint/config';
-import { Graph } from '../onnx/graph';
+import { encodeTensor, Graph } from '../onnx/graph';
 import { OnnxDataType } from '../onnx/schema';
 import { ShapeState } from '../onnx/shapes';
 import { Decoder, type WeightBinder } from '../model/decoder';
@@ -46,40 +46,21 @@ export interface TrainingGraphSpec {
 }
 
 export function buildTrainingGraph(spec: TrainingGraphSpec): Graph {
-  const { config, slices, shape, dtype } = spec;
+  const { slices, shape, dtype } = spec;
   const { microBatches: A, batch: B, tokens: T, rows: M } = shape;
   const g = new Graph('pinpoint_training');
-  const tokenInput = (name: string) => g.input(name, 'int64', [A, B, T]);
-  const [ids, mask, positions] = ['input_ids', 'attention_mask', 'position_ids'].map(tokenInput);
-  const rows = g.input('loss_rows', 'int64', [A, M]);
-  const targets = g.input('loss_targets', 'int64', [A, M]);
-  const weights = g.input('loss_weights', 'float32', [A, M]);
+  for (const name of TOKEN_INPUTS) g.input(name, 'int64', [A, B, T]);
+  for (const name of LOSS_INPUTS) g.input(name, name === 'loss_weights' ? 'float32' : 'int64', [A, M]);
   for (const s of slices) for (const kind of ['param', 'm', 'v'] as const) g.input(blockInput(kind, s), 'float32', s.shape);
   declareAdamWInputs(g);
   const params = slices.map((s) => blockInput('param', s));
   const asUsed = new Map(slices.map((s, i) => [s.id, dtype === 'float32' ? params[i] : g.op('Cast', [params[i]], { to: OnnxDataType.FLOAT16 })]));
-  const binder = trainingBinder(slices, spec.frozen, (s) => asUsed.get(s.id)!);
-  const losses: string[] = [];
-  const gradients: string[][] = [];
-  const shapes = new ShapeState(g);
-  // each micro-batch's backward pass is built before the next one's forward pass, so that ONNX Runtime, running
-  // the nodes in about this order, frees one micro-batch's activations before the next one's exist
-  for (let a = 0; a < A; a++) {
-    const forwardFrom = g.nodes.length;
-    const pick = (x: string) => g.op('Gather', [x, g.scalar(a, 'int64')], { axis: 0 });
-    const decoder = new Decoder(config, g, binder, dtype);
-    const { residual } = decoder.forward({ ids: pick(ids), mask: pick(mask), positions: pick(positions) });
-    const logits = decoder.logitsAt(residual, pick(rows)); // [M, V] float32
-    const [t, w] = [pick(targets), pick(weights)];
-    losses.push(crossEntropy(g, logits, t, w));
-    const seed = g.op('Mul', [crossEntropyGradient(g, logits, t, w, config.vocabSize), g.scalar(LOSS_SCALE[dtype])]);
-    const grads = appendBackward(g, shapes.infer(g.nodes.slice(forwardFrom)), new Map([[logits, seed]]), params);
-    gradients.push(params.map((p) => (LOSS_SCALE[dtype] === 1 ? grads.get(p)! : g.op('Div', [grads.get(p)!, g.scalar(LOSS_SCALE[dtype])]))));
-  }
-  const sum = (values: string[]) => (values.length === 1 ? values[0] : g.op('Sum', values));
-  g.output('loss', sum(losses), 'float32', []);
-  const summed = slices.map((_, i) => sum(gradients.map((perBlock) => perBlock[i])));
-  const { norm, clipped } = clipByGlobalNorm(g, summed);
+  const shapes = new ShapeState(g).infer(g.nodes);
+  const { loss, grads } = A === 1
+    ? microBatch(g, spec, shapes, asUsed, g.scalar(0, 'int64'))
+    : accumulated(g, spec, shapes, asUsed);
+  g.output('loss', loss, 'float32', []);
+  const { norm, clipped } = clipByGlobalNorm(g, grads);
   g.output('grad_norm', norm, 'float32', []);
   slices.forEach((s, i) => {
     const decays = s.decays && spec.adamw.weightDecay !== 0;
@@ -87,9 +68,55 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): Graph {
     g.output(blockOutput('param_out', s), next.param, 'float32', s.shape);
     g.output(blockOutput('m_out', s), next.m, 'float32', s.shape);
     g.output(blockOutput('v_out', s), next.v, 'float32', s.shape);
-    if (spec.gradients) g.output(blockOutput('grad', s), summed[i], 'float32', s.shape);
+    if (spec.gradients) g.output(blockOutput('grad', s), grads[i], 'float32', s.shape);
   });
   return g;
+}
+
+const TOKEN_INPUTS = ['input_ids', 'attention_mask', 'position_ids'] as const;
+const LOSS_INPUTS = ['loss_rows', 'loss_targets', 'loss_weights'] as const;
+
+/**
+ * Micro-batch `index` (an int64 scalar) written into `g`: its forward pass, its loss, and the gradients of the
+ * blocks (float32, unscaled), by the blocks' order.
+ */
+function microBatch(g: Graph, spec: TrainingGraphSpec, outer: ShapeState, asUsed: Map<string, string>, index: string): { loss: string; grads: string[] } {
+  const { config, slices, dtype } = spec;
+  const forwardFrom = g.nodes.length;
+  const pick = (x: string) => g.op('Gather', [x, index], { axis: 0 });
+  const decoder = new Decoder(config, g, trainingBinder(slices, spec.frozen, (s) => asUsed.get(s.id)!), dtype);
+  const [ids, mask, positions] = TOKEN_INPUTS.map(pick);
+  const [rows, targets, weights] = LOSS_INPUTS.map(pick);
+  const { residual } = decoder.forward({ ids, mask, positions });
+  const logits = decoder.logitsAt(residual, rows); // [M, V] float32
+  const loss = crossEntropy(g, logits, targets, weights);
+  const seed = g.op('Mul', [crossEntropyGradient(g, logits, targets, weights, config.vocabSize), g.scalar(LOSS_SCALE[dtype])]);
+  const shapes = (g === outer.graph ? outer : new ShapeState(g, outer)).infer(g.nodes.slice(forwardFrom));
+  const params = slices.map((s) => blockInput('param', s));
+  const grads = appendBackward(g, shapes, new Map([[logits, seed]]), params);
+  return { loss, grads: params.map((p) => (LOSS_SCALE[dtype] === 1 ? grads.get(p)! : g.op('Div', [grads.get(p)!, g.scalar(LOSS_SCALE[dtype])]))) };
+}
+
+/**
+ * The micro-batches one after another in a Loop, which sums their losses and gradients: ONNX Runtime runs a node
+ * as soon as its inputs exist, so micro-batches written side by side would all be in memory at once, while a
+ * Loop's iterations run, and free their activations, in turn.
+ */
+function accumulated(g: Graph, spec: TrainingGraphSpec, shapes: ShapeState, asUsed: Map<string, string>): { loss: string; grads: string[] } {
+  const { slices, shape } = spec;
+  const body = g.subgraph('micro_batch');
+  const index = body.input(body.fresh('index'), 'int64', []);
+  body.input(body.fresh('condition'), 'bool', []);
+  const lossSoFar = body.input(body.fresh('loss_sum'), 'float32', []);
+  const gradsSoFar = slices.map((s) => body.input(body.fresh('grad_sum'), 'float32', s.shape));
+  const step = microBatch(body, spec, shapes, asUsed, index);
+  body.output(body.fresh('condition_out'), body.constant('true', 'bool', [], [1]), 'bool', []);
+  body.output(body.fresh('loss_out'), body.op('Add', [lossSoFar, step.loss]), 'float32', []);
+  slices.forEach((s, i) => body.output(body.fresh('grad_out'), body.op('Add', [gradsSoFar[i], step.grads[i]]), 'float32', s.shape));
+  const zeros = slices.map((s) => g.op('ConstantOfShape', [g.ints(s.shape)], { value: encodeTensor('float32', [1], [0]) }));
+  const outputs = [g.fresh('loss_sum'), ...slices.map(() => g.fresh('grad_sum'))];
+  g.opMulti('Loop', [g.scalar(shape.microBatches, 'int64'), g.constant('true', 'bool', [], [1]), g.scalar(0), ...zeros], outputs, { body: { graph: body } });
+  return { loss: outputs[0], grads: outputs.slice(1) };
 }
 
 /** loss = -sum_m w_m log softmax(logits_m)[target_m] */

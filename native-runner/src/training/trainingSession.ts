@@ -43,8 +43,6 @@ export class TrainingSession {
    * is (a loss or gradient check). `gradients`: also return the gradients (a graph of its own).
    */
   async run(shape: TrainingShape, inputs: StepInputs, options: { apply: boolean; gradients: boolean }): Promise<StepOutputs> {
-    const { session, placement } = await this.compiled(shape, inputs.adamw, options.gradients);
-    this.placement = placement;
     const blocks = this.blockFeeds(inputs.params, inputs.states);
     const feeds = { ...this.tokenFeeds(shape, inputs.microBatches), ...adamwFeeds(inputs.adamw, inputs.lr, inputs.step, inputs.maxGradNorm), ...blocks };
     const fetches: Record<string, ort.Tensor | null> = { loss: null, grad_norm: null };
@@ -53,23 +51,22 @@ export class TrainingSession {
       if (options.apply) for (const kind of ['param', 'm', 'v'] as const) fetches[blockOutput(`${kind}_out`, s)] = blocks[blockInput(kind, s)];
       if (options.gradients) fetches[blockOutput('grad', s)] = null;
     }
-    const out = await session.run(feeds, fetches);
-    const scalar = (name: string) => (out[name].data as Float32Array)[0];
-    const grads = options.gradients ? new Map(this.slices.map((s) => [s.id, out[blockOutput('grad', s)].data as Float32Array])) : null;
+    // a graph compiled for this step measures its placement on the step itself rather than on a run of its own
+    let out: ort.InferenceSession.ReturnType | undefined;
+    const { session, placement } = await this.compiled(shape, inputs.adamw, options.gradients, async (s) => { out = await s.run(feeds, fetches); });
+    this.placement = placement;
+    out ??= await session.run(feeds, fetches);
+    const scalar = (name: string) => (out![name].data as Float32Array)[0];
+    const grads = options.gradients ? new Map(this.slices.map((s) => [s.id, out![blockOutput('grad', s)].data as Float32Array])) : null;
     return { loss: scalar('loss'), gradNorm: scalar('grad_norm'), grads };
   }
 
-  private compiled(shape: TrainingShape, adamw: AdamWHyper, gradients: boolean): Promise<CompiledGraph> {
+  private compiled(shape: TrainingShape, adamw: AdamWHyper, gradients: boolean, firstRun: (s: ort.InferenceSession) => Promise<void>): Promise<CompiledGraph> {
     const { model, slices } = this;
     const key = `train ${JSON.stringify({ shape, adamw, gradients, dtype: model.dtype })} ${slices.map((s) => s.id).join(' ')}`;
     return model.session(key,
       () => buildTrainingGraph({ config: model.config, frozen: fileWeights(model.weights), slices, shape, dtype: model.dtype, adamw, gradients }),
-      async (session) => {
-        const params = new Map(slices.map((s) => [s.id, new Float32Array(size(s))]));
-        const states = new Map(slices.map((s) => [s.id, { step: 0, m: new Float32Array(size(s)), v: new Float32Array(size(s)) }]));
-        const probe = [[{ ids: [model.padId, model.padId], labels: [model.padId, model.padId] }]];
-        await session.run({ ...this.tokenFeeds(shape, probe), ...adamwFeeds(adamw, 0, 1, 0), ...this.blockFeeds(params, states) }, ['loss']);
-      });
+      firstRun);
   }
 
   private blockFeeds(params: Map<string, Float32Array>, states: Map<string, AdamWState>): Record<string, ort.Tensor> {
@@ -103,8 +100,4 @@ export class TrainingSession {
       loss_weights: new ort.Tensor('float32', stack((p) => p.lossWeights, (n) => new Float32Array(n)), [A, M]),
     };
   }
-}
-
-function size(s: ParamSlice): number {
-  return s.shape.reduce((a, b) => a * b, 1);
 }

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint';
-import { readSafetensors, readSafetensorsHeader, readTensor, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors';
+import { readSafetensors, readSafetensorsHeader, readTensor, tensorByteChunks, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors';
 import { writeFileAtomic } from '../model/weightFile';
 import type { AdamWState } from './adamw';
 import { writeBlock, type ParamSlice } from './parameters';
@@ -88,11 +88,19 @@ function block(name: string, shape: number[], data: Float32Array): TensorToWrite
   return { name, dtype: 'F32', shape, data };
 }
 
-/** Every tensor of the base model in its stored dtype, the tuned ones with their blocks written in. */
+/**
+ * Every tensor of the base model in its stored dtype, read when it is written: the untouched ones as their stored
+ * bytes, the tuned ones in float32 with their blocks written in.
+ */
 function tunedTensors(base: Checkpoint, slices: ParamSlice[], params: Map<string, Float32Array>): TensorToWrite[] {
   return [...base.tensors].map(([name, info]) => {
-    const data = readTensor(info);
-    for (const s of slices) if (s.tensor === name) writeBlock(data, s, params.get(s.id)!);
+    const tuned = slices.filter((s) => s.tensor === name);
+    const data = () => {
+      if (tuned.length === 0) return tensorByteChunks(info);
+      const values = readTensor(info);
+      for (const s of tuned) writeBlock(values, s, params.get(s.id)!);
+      return values;
+    };
     return { name, dtype: info.dtype as TensorToWrite['dtype'], shape: info.shape, data };
   });
 }
