@@ -7,7 +7,7 @@ import { createMessageConnection, StreamMessageReader, StreamMessageWriter } fro
 import {
   AttentionRequest, CompareRequest, EvaluateRequest, LocateRequest, TuneRequest, type ModelSpec,
 } from '../src/protocol/jobs';
-import { LoadModelRequest, type Device, type Dtype } from '../src/protocol/protocol';
+import { LoadModelRequest, RUNNER_ENV, type Device, type Dtype } from '../src/protocol/protocol';
 import { benchModel, float32Bytes, shapeName } from './benchModels';
 
 /**
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const data = path.join(work, 'two-items.jsonl');
   fs.writeFileSync(data, `${fs.readFileSync(SAMPLE, 'utf8').split('\n').slice(0, 2).join('\n')}\n`);
   const runner = spawn(process.execPath, [path.join(ROOT, 'dist', 'runner.js'), 'serve'], {
-    env: { ...process.env, PINPOINT_CACHE: process.env.PINPOINT_CACHE ?? path.join(work, 'cache') },
+    env: { ...process.env, ...RUNNER_ENV, PINPOINT_CACHE: process.env.PINPOINT_CACHE ?? path.join(work, 'cache') },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const connection = createMessageConnection(new StreamMessageReader(runner.stdout), new StreamMessageWriter(runner.stdin));

@@ -1,4 +1,5 @@
 // Bundles the extension host code, the runner process and the webviews with esbuild.
+import { chmodSync } from 'node:fs';
 import * as esbuild from 'esbuild';
 
 const production = process.argv.includes('--production');
@@ -14,7 +15,8 @@ await Promise.all([
     format: 'cjs',
     // The native binding is loaded from node_modules at run time, never bundled, and only in the runner.
     external: ['onnxruntime-node'],
-    banner: { js: '#!/usr/bin/env node' },
+    // the runner's environment (RUNNER_ENV in src/protocol/protocol.ts), set before node starts: GNU env's -S splits it
+    banner: { js: '#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 node' },
   }),
   esbuild.build({
     ...common,
@@ -37,3 +39,5 @@ await Promise.all([
     format: 'iife',
   }),
 ]);
+// `pinpoint` runs the bundle itself, through its shebang
+chmodSync('dist/runner.js', 0o755);

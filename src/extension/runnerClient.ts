@@ -11,7 +11,7 @@ import {
   type JobProgress, type KnockoutParams, type KnockoutResult, type LocateParams, type LocateResult, type TuneParams, type TuneResult,
 } from '../protocol/jobs';
 import {
-  GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest,
+  GenerateRequest, LoadModelRequest, LogNotification, RUNNER_ENV, RunnerErrorCode, RuntimeInfoRequest,
   type GenerateParams, type GenerateResult, type LoadModelParams, type LogParams, type ModelInfo, type RuntimeInfo,
 } from '../protocol/protocol';
 
@@ -138,7 +138,7 @@ export class RunnerClient implements vscode.Disposable {
     this.output.appendLine(`Starting the runner: ${node} ${this.runnerScript} serve`);
     const child = childProcess.spawn(node, [this.runnerScript, 'serve'], {
       // VS Code's own executable is Electron; this makes it behave as plain Node
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+      env: { ...process.env, ...RUNNER_ENV, ELECTRON_RUN_AS_NODE: '1' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const connection = createMessageConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));

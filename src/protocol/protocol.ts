@@ -35,6 +35,15 @@ export interface RuntimeInfo {
 
 export const RuntimeInfoRequest = new RequestType0<RuntimeInfo, void>('runtime/info');
 
+/**
+ * The environment the runner process starts with. glibc serves allocations under its mmap threshold from its heap,
+ * and raises that threshold each time it frees a large mapped block, so the packed weights of a second session (tens
+ * of MB each) land on the heap and stay resident once the session is released: 1.5 GB of a 0.5B model's 2 GB,
+ * measured. A fixed threshold keeps every large block mapped, and returned when freed. glibc reads it at start-up
+ * only, so whoever starts the runner sets it (the extension, `pinpoint`'s shebang, the benchmarks).
+ */
+export const RUNNER_ENV = { MALLOC_MMAP_THRESHOLD_: '131072' } as const;
+
 export interface LoadModelParams {
   /** a Hugging Face checkpoint folder (config.json, safetensors, tokenizer) */
   dir: string;

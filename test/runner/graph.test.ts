@@ -13,7 +13,9 @@ test('a graph serialises to a ModelProto with its nodes, attributes, inputs, out
 
   const decoded = ModelProto.toObject(ModelProto.decode(g.serialize()), { longs: Number, bytes: Array }) as any;
   assert.equal(decoded.opset_import[0].version, 21);
-  assert.deepEqual(decoded.graph.node.map((n: any) => n.op_type), ['Gemm', 'Softmax', 'Identity']);
+  // the Softmax writes the output itself: a computed value becomes an output by taking its name
+  assert.deepEqual(decoded.graph.node.map((n: any) => n.op_type), ['Gemm', 'Softmax']);
+  assert.deepEqual(decoded.graph.node[1].output, ['y']);
   assert.deepEqual(decoded.graph.node[0].attribute[0], { name: 'transB', type: 2, i: 1 });
   assert.equal(decoded.graph.node[1].attribute[0].i, -1);
   assert.deepEqual(decoded.graph.input[0].type.tensor_type.shape.dim, [{ dim_param: 'batch' }, { dim_value: 4 }]);
@@ -31,4 +33,22 @@ test('constants must match their shape, and names are never reused', () => {
   g.initializer('w', encodeTensor('float32', [1], [1]));
   assert.throws(() => g.initializer('w', encodeTensor('float32', [1], [1])), /defined twice/);
   assert.notEqual(g.fresh('a'), g.fresh('a'));
+});
+
+test('a value exposed as an output is renamed, and references to it follow; inputs and repeats go through an Identity', () => {
+  const g = new Graph('t');
+  const x = g.input('x', 'float32', [2]);
+  const y = g.op('Neg', [x]);
+  const branch = g.subgraph('branch');
+  branch.output(branch.fresh('abs'), branch.op('Abs', [y]), 'float32', [2]);
+  g.opMulti('If', [g.constant('c', 'bool', [], [1])], [g.fresh('if')], { then_branch: { graph: branch }, else_branch: { graph: branch } });
+  g.output('out', y, 'float32', [2]);
+  assert.equal(g.resolve(y), 'out');
+  const later = g.op('Exp', [y]);
+  g.output('again', y, 'float32', [2]);
+  g.output('echo', x, 'float32', [2]);
+  assert.deepEqual(g.nodes.filter((n) => n.op !== 'If').map((n) => [n.op, n.inputs, n.outputs]), [
+    ['Neg', [x], ['out']], ['Exp', ['out'], [later]], ['Identity', ['out'], ['again']], ['Identity', [x], ['echo']],
+  ]);
+  assert.deepEqual(branch.nodes[0].inputs, ['out'], 'a subgraph reading the value reads it by its new name');
 });

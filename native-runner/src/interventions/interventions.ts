@@ -30,15 +30,16 @@ export function interventionHooks(decoding: boolean): Hook[] {
   return KINDS.filter((k) => !decoding || k.everyPosition).map((k) => k.hook);
 }
 
+/** What the rows still do when decoding: the kinds that apply at every position, the others dropped. */
+export function decodingInterventions(rows: RowIntervention[]): RowIntervention[] {
+  const everyPosition = KINDS.filter((k) => k.everyPosition).map((k) => k.field);
+  return rows.map((r) => Object.fromEntries(everyPosition.filter((f) => r[f] !== undefined).map((f) => [f, r[f]])));
+}
+
 /** The feeds of every kind for B rows of T new positions; a row with nothing set leaves the model as it is. */
 export function interventionFeeds(config: ModelConfig, rows: RowIntervention[], newPositions: number, dtype: GraphDtype): Record<string, ort.Tensor> {
   const index = new RowIndex(rows.length, config);
   return Object.assign({}, ...KINDS.map((k) => k.feeds(config, rows.map((r) => r[k.field]), newPositions, index, dtype)));
-}
-
-/** Whether any row intervenes at all (the inference graph then takes its instrumented branch). */
-export function intervenes(rows: RowIntervention[]): boolean {
-  return rows.some((r) => KINDS.some((k) => r[k.field] !== undefined));
 }
 
 /** A JSON description of an intervention for run settings (values by hash), so that a resumed run can compare it. */

@@ -48,8 +48,7 @@ export async function locate(model: Model, items: EvalItem[], o: LocateOptions, 
       skipped.push({ id: item.id, reason: (e as Error).message });
     }
   }
-  // each method runs over every item before the next: attribution has a graph of its own, which would otherwise
-  // take the inference graph's place and give it back once per item
+  // each method runs over every item before the next: each has a graph of its own, which takes the other's place
   const total = pairs.length * (o.method === 'path' ? 1 : 2);
   let done = 0;
   const results: ItemResult[] = [];
@@ -76,7 +75,7 @@ export async function locate(model: Model, items: EvalItem[], o: LocateOptions, 
   const scores = meanOver(results, L, H, (r, l, h) => relativeChange(r.reference + r.effects[l][h], r.reference));
   const ranking = rankHeads(scores);
   const topK = o.topK ?? defaultTopK(L, H);
-  const placement = await model.placement();
+  const placement = await model.residentPlacement();
   return {
     format: 'pinpoint-heads/1',
     method: o.method,
@@ -138,7 +137,8 @@ async function attribution(model: Model, pair: PromptPair, targets: [number, num
   if (model.dtype !== 'float32') throw new Error('attribution patching runs in float32');
   const { session } = await model.session(`attribution ${tokens}`,
     () => buildAttributionGraph(model.config, fileWeights(model.weights), tokens),
-    async (s) => { await s.run(attributionFeeds(model, [[model.padId], [model.padId]], tokens, new Float32Array(2 * model.config.vocabSize))); });
+    async (s) => { await s.run(attributionFeeds(model, [[model.padId], [model.padId]], tokens, new Float32Array(2 * model.config.vocabSize))); },
+    { prepack: false, measure: 'always' });
   const V = model.config.vocabSize;
   const first = await session.run(attributionFeeds(model, [pair.reference, pair.counterfactual], tokens, new Float32Array(2 * V)));
   const logits = first.logits.data as Float32Array;

@@ -1,7 +1,11 @@
+import * as ort from 'onnxruntime-node';
 import type { HeadsFile } from '../../../src/protocol/heads';
 import type { RowIntervention } from '../interventions/interventions';
+import { fileWeights } from '../model/weightFile';
+import { leftPadded, tokenFeeds } from '../runtime/batch';
 import { forward } from '../runtime/forward';
 import type { Model } from '../runtime/model';
+import { buildPathPatchingGraph, PATH_PATCHING } from './pathPatchingGraph';
 import type { PromptPair } from './patchingPrompts';
 
 /**
@@ -15,14 +19,14 @@ export interface PatchedLogits {
 
 export type Positions = HeadsFile['positions'];
 
-/** Path patching of all heads in one run, the inference graph's path-patching tail (see pathPatchingTail.ts). */
+/** Path patching of all heads in one run of the path-patching graph (pathPatchingGraph.ts). */
 export async function pathPatching(model: Model, pair: PromptPair, targets: number[]): Promise<PatchedLogits> {
-  const out = await forward(model, {
-    prompts: [pair.reference, pair.counterfactual],
-    reads: [{ row: 0, position: pair.reference.length - 1, ids: targets }],
-    pathTargets: targets,
-  });
-  return { reference: Float32Array.from(out.logitsAt[0]), patched: out.pathPatched! };
+  const run = (s: ort.InferenceSession, prompts: number[][], ids: number[]) =>
+    s.run({ ...tokenFeeds(leftPadded(prompts, model.padId)), [PATH_PATCHING.targets]: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [ids.length]) });
+  const { session } = await model.session('path-patching', () => buildPathPatchingGraph(model.config, fileWeights(model.weights), model.dtype),
+    async (s) => { await run(s, [[model.padId], [model.padId]], [model.padId]); }, { prepack: false, measure: 'always' });
+  const out = await run(session, [pair.reference, pair.counterfactual], targets);
+  return { reference: out[PATH_PATCHING.reference].data as Float32Array, patched: out[PATH_PATCHING.patched].data as Float32Array };
 }
 
 /**

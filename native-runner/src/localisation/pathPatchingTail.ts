@@ -52,8 +52,13 @@ export function pathPatchingTail(decoder: Decoder, taps: PathPatchingTaps, targe
     const mlpIn = decoder.rmsNorm(rows, `model.layers.${j}.post_attention_layernorm.weight`);
     rows = g.op('Add', [rows, decoder.toFloat32(decoder.mlp(j, mlpIn))]); // [(j+1)H, C]
   }
-  const lmHead = decoder.weight(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
-  const targetRows = g.op('Gather', [lmHead, targets], { axis: 0 }); // [K, C]
+  return targetLogits(decoder, rows, targets);
+}
+
+/** The final norm and the target tokens' rows of lm_head only: [rows, K] float32 logits of residual rows [rows, C]. */
+export function targetLogits(decoder: Decoder, rows: string, targets: string): string {
+  const { g } = decoder;
+  const targetRows = g.op('Gather', [decoder.weight(decoder.lmHead), targets], { axis: 0 }); // [K, C]
   return decoder.toFloat32(g.op('Gemm', [decoder.rmsNorm(rows, 'model.norm.weight'), targetRows], { transB: 1 }));
 }
 

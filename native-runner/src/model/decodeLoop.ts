@@ -57,6 +57,8 @@ function decodeStep(body: Graph, s: DecodeSettings): Graph {
   const { config: c } = s;
   const L = c.numLayers;
   const cacheDims = ['batch', c.numKvHeads, 'keys', c.headDim];
+  // one key more after the step: a dim of another name, or ONNX Runtime takes the two for the same size
+  const nextCacheDims = ['batch', c.numKvHeads, 'next_keys', c.headDim];
   body.input(body.fresh('iteration'), 'int64', []);
   body.input(body.fresh('condition'), 'bool', []);
   const token = body.input(body.fresh('token'), 'int64', ['batch']);
@@ -77,11 +79,11 @@ function decodeStep(body: Graph, s: DecodeSettings): Graph {
   const out = (value: string, type: 'int64' | 'bool' | GraphDtype, dims: (string | number)[]) => body.output(body.fresh('out'), value, type, dims);
   out(body.op('Not', [allOf(body, nowDone)]), 'bool', []);
   out(emitted, 'int64', ['batch']);
-  out(mask, 'int64', ['batch', 'keys']);
+  out(mask, 'int64', ['batch', 'next_keys']);
   out(body.op('Add', [position, body.scalar(1, 'int64')]), 'int64', ['batch']);
   out(nowDone, 'bool', ['batch']);
-  for (const k of pass.cache.keys) out(k, s.dtype, cacheDims);
-  for (const v of pass.cache.values) out(v, s.dtype, cacheDims);
+  for (const k of pass.cache.keys) out(k, s.dtype, nextCacheDims);
+  for (const v of pass.cache.values) out(v, s.dtype, nextCacheDims);
   out(emitted, 'int64', ['batch']);
   return body;
 }

@@ -55,12 +55,18 @@ export class Decoder {
   private cos = '';
   private sin = '';
 
+  /**
+   * @param lmHead the tensor lm_head multiplies by: by default the checkpoint's (the embedding table when tied); the
+   * inference graph gives its own copy of it (weightFile.ts), so that the table the embedding lookup reads is not
+   * also the one ONNX Runtime packs for the product
+   */
   constructor(
     readonly config: ModelConfig,
     readonly g: Graph,
     private readonly bindWeight: WeightBinder,
     readonly dtype: GraphDtype,
     private readonly hooks: Hook[] = [],
+    readonly lmHead = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
   ) {
     this.dt = dtype;
   }
@@ -79,10 +85,9 @@ export class Decoder {
 
   /** The final norm and lm_head on the flattened positions `rows` [M] only (every one when absent): [M, V] float32. */
   logitsAt(residual: string, rows?: string): string {
-    const { g, config: c } = this;
+    const { g } = this;
     const selected = rows ? g.op('Gather', [residual, rows], { axis: 0 }) : residual; // [M, C]
-    const lmHead = this.weight(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
-    return this.toFloat32(g.op('Gemm', [this.rmsNorm(selected, 'model.norm.weight'), lmHead], { transB: 1 }));
+    return this.toFloat32(g.op('Gemm', [this.rmsNorm(selected, 'model.norm.weight'), this.weight(this.lmHead)], { transB: 1 }));
   }
 
   /** The parameter as the graph sees it (the binder decides whether it is an initializer or a trained value). */

@@ -43,7 +43,7 @@ export function prepareWeightFile(checkpoint: Checkpoint, dtype: GraphDtype): We
 
 /** Identity of the weights: paths, sizes and modification times of the files, and the target dtype. */
 function checkpointKey(checkpoint: Checkpoint, dtype: GraphDtype): string {
-  const hash = crypto.createHash('sha256').update(`v1 ${dtype}`);
+  const hash = crypto.createHash('sha256').update(`v2 ${dtype}`);
   for (const file of checkpoint.weights.files) {
     const stat = fs.statSync(file);
     hash.update(`\n${path.resolve(file)} ${stat.size} ${stat.mtimeMs}`);
@@ -58,7 +58,7 @@ function writeWeightFile(checkpoint: Checkpoint, dtype: GraphDtype, dir: string)
   const index: Record<string, ExternalTensor> = {};
   let offset = 0;
   try {
-    for (const [name, info] of checkpoint.tensors) {
+    for (const [name, info] of withOwnLmHead(checkpoint)) {
       let length = 0;
       for (const piece of convertedPieces(info, dtype)) {
         fs.writeSync(fd, piece, 0, piece.length, offset + length);
@@ -73,6 +73,21 @@ function writeWeightFile(checkpoint: Checkpoint, dtype: GraphDtype, dir: string)
   }
   fs.renameSync(tmp, path.join(dir, FILE));
   writeFileAtomic(path.join(dir, INDEX), JSON.stringify(index));
+}
+
+/** The weight file's tensor for lm_head's product in every model, tied or not. */
+export const OWN_LM_HEAD = 'lm_head.weight';
+
+/**
+ * The checkpoint's tensors, and for a model with tied embeddings `lm_head.weight` as a copy of the embedding table:
+ * the inference graph multiplies by that copy, which ONNX Runtime then keeps packed for its CPU kernels, while the
+ * embedding lookup reads the table itself, of which only the rows looked up are ever brought into memory.
+ */
+function withOwnLmHead(checkpoint: Checkpoint): [string, TensorInfo][] {
+  const tensors = [...checkpoint.tensors];
+  const embedding = checkpoint.tensors.get('model.embed_tokens.weight');
+  if (checkpoint.config.tieWordEmbeddings && embedding) tensors.push([OWN_LM_HEAD, embedding]);
+  return tensors;
 }
 
 /** The tensor in the graph's dtype, a few MB at a time, so that converting a model never holds a whole tensor. */

@@ -63,6 +63,8 @@ export class Graph {
   readonly root: Graph;
   private readonly scope: string;
   private counter = 0;
+  /** values renamed to become outputs, kept on the root for the whole model: later references follow them */
+  private readonly renamed = new Map<string, string>();
 
   constructor(readonly name: string, parent?: Graph) {
     this.root = parent?.root ?? this;
@@ -84,10 +86,36 @@ export class Graph {
     return name;
   }
 
-  /** Exposes `value` as the graph output `name` (an Identity keeps graph outputs distinct from internal values). */
+  /**
+   * Exposes `value` as the graph output `name`. A value computed by a node of this graph is renamed, so that the node
+   * writes the output itself (ONNX Runtime keeps an Identity before a graph output, and it copies); anything else
+   * (an input, an initializer, a value that is already an output) goes through an Identity.
+   */
   output(name: string, value: string, elemType: ElemType, dims: Dim[]): void {
-    if (value !== name) this.op('Identity', [value], {}, name);
+    value = this.resolve(value);
+    if (value !== name) {
+      const computed = this.nodes.some((n) => n.outputs.includes(value));
+      const exposed = this.outputs.some((o) => o.name === value);
+      if (computed && !exposed) this.rename(value, name);
+      else this.op('Identity', [value], {}, name);
+    }
     this.outputs.push({ name, elemType, dims });
+  }
+
+  /** Renames a value everywhere it appears: in this graph's nodes and in the subgraphs that read it. */
+  private rename(from: string, to: string): void {
+    this.root.renamed.set(from, to);
+    this.renameIn(from, to);
+  }
+
+  private renameIn(from: string, to: string): void {
+    for (const node of this.nodes) {
+      node.inputs = node.inputs.map((x) => (x === from ? to : x));
+      node.outputs = node.outputs.map((x) => (x === from ? to : x));
+      for (const attr of Object.values(node.attrs)) {
+        if (typeof attr === 'object' && 'graph' in attr) attr.graph.renameIn(from, to);
+      }
+    }
   }
 
   initializer(name: string, tensor: TensorValue | ExternalTensor): string {
@@ -112,13 +140,20 @@ export class Graph {
   /** Appends a node; returns its single output, or `outputs` when given explicitly. */
   op(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, output?: string): string {
     const out = output ?? this.fresh(op.toLowerCase());
-    this.nodes.push({ op, inputs, outputs: [out], attrs });
+    this.nodes.push({ op, inputs: inputs.map((x) => this.resolve(x)), outputs: [out], attrs });
     return out;
   }
 
   opMulti(op: string, inputs: string[], outputs: string[], attrs: Record<string, AttrValue> = {}): string[] {
-    this.nodes.push({ op, inputs, outputs, attrs });
+    this.nodes.push({ op, inputs: inputs.map((x) => this.resolve(x)), outputs, attrs });
     return outputs;
+  }
+
+  /** The value's name now (a value that became an output has the output's name). */
+  resolve(name: string): string {
+    let current = name;
+    for (let next = this.root.renamed.get(current); next !== undefined; next = this.root.renamed.get(current)) current = next;
+    return current;
   }
 
   serialize(): Uint8Array {

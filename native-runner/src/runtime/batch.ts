@@ -8,11 +8,12 @@ export interface TokenBatch {
   rows: number;
   /** [B, T] */
   inputIds: BigInt64Array;
-  /** [B, T]: 1 for real tokens */
+  /** [B, K]: 1 for real tokens, over cached and new positions */
   attentionMask: BigInt64Array;
   /** [B, T] */
   positionIds: BigInt64Array;
   newPositions: number;
+  keys: number;
 }
 
 /** `length` pads to a fixed size (graphs compiled for one shape); by default to the longest prompt. */
@@ -34,14 +35,32 @@ export function leftPadded(prompts: number[][], padId: number, length?: number):
       positionIds[start + i] = BigInt(i);
     });
   });
-  return { rows: B, inputIds, attentionMask, positionIds, newPositions: T };
+  return { rows: B, inputIds, attentionMask, positionIds, newPositions: T, keys: T };
+}
+
+/** The next step of incremental decoding: one new token per row after the `previous` batch's keys. */
+export function nextStep(previous: TokenBatch, tokens: BigInt64Array): TokenBatch {
+  const B = previous.rows;
+  const K = previous.keys + 1;
+  const attentionMask = new BigInt64Array(B * K);
+  const positionIds = new BigInt64Array(B);
+  for (let b = 0; b < B; b++) {
+    let seen = 0n;
+    for (let k = 0; k < K - 1; k++) {
+      attentionMask[b * K + k] = previous.attentionMask[b * previous.keys + k];
+      seen += attentionMask[b * K + k];
+    }
+    attentionMask[b * K + K - 1] = 1n;
+    positionIds[b] = seen;
+  }
+  return { rows: B, inputIds: tokens, attentionMask, positionIds, newPositions: 1, keys: K };
 }
 
 export function tokenFeeds(batch: TokenBatch): Record<string, ort.Tensor> {
-  const { rows: B, newPositions: T } = batch;
+  const { rows: B, newPositions: T, keys: K } = batch;
   return {
     input_ids: new ort.Tensor('int64', batch.inputIds, [B, T]),
-    attention_mask: new ort.Tensor('int64', batch.attentionMask, [B, T]),
+    attention_mask: new ort.Tensor('int64', batch.attentionMask, [B, K]),
     position_ids: new ort.Tensor('int64', batch.positionIds, [B, T]),
   };
 }

@@ -1,141 +1,94 @@
 import type { ModelConfig } from '../checkpoint/config';
 import { Graph, type Dim, type ElemType } from '../onnx/graph';
 import { declareInterventionInputs, interventionHooks } from '../interventions/interventions';
-import { PathPatchingTaps, pathPatchingTail } from '../localisation/pathPatchingTail';
-import { Decoder, type WeightBinder } from '../model/decoder';
+import { Decoder, type KvCache, type WeightBinder } from '../model/decoder';
 import { decodeLoop } from '../model/decodeLoop';
 import { PatternReader, ZReader } from '../model/readers';
-import type { GraphDtype } from '../model/weightFile';
+import { OWN_LM_HEAD, type GraphDtype } from '../model/weightFile';
 
 /**
- * The one graph every inference job of a model runs, so that a session, and one copy of the weights, serves them
- * all: a forward pass over the prompts, logits and log-probabilities at the positions asked for, greedy decoding
- * in a Loop, and, in an instrumented branch, interventions (patching, knockout, holding) and what is read along the
- * way (head outputs, an attention pattern, path patching of every head). An If on `instrumented` chooses the
- * branch, so a plain run computes nothing of the instrumentation: ONNX Runtime runs every node of a graph whatever
- * outputs are fetched, and only an If or a Loop leaves work undone.
+ * The one graph every inference job of a model runs, so that one session, and one copy of the weights, serves them
+ * all: a forward pass over new tokens with every intervention and reader in place (interventions/, model/readers.ts:
+ * fed to do nothing unless asked), logits and log-probabilities at the positions asked for, and greedy decoding.
+ *
+ * Decoding is where the two devices differ. On CUDA (`loop`) it runs inside the graph, an ONNX Loop over the decoder
+ * (model/decodeLoop.ts), so the KV cache never leaves the device and each token costs B ids. On CPU (`steps`) the
+ * graph takes and returns the KV cache and the runtime calls it once per token: the cache is in host memory either
+ * way, and a graph in which every weight has exactly one matrix product lets ONNX Runtime keep each weight packed
+ * for its CPU kernels in place of the mapped copy (a Loop body is a second product per weight); decoding a batch
+ * of a few rows runs 4x faster packed.
  *
  * Inputs:
- * - `input_ids`, `attention_mask`, `position_ids` [B, T]: the prompts, left-padded (runtime/batch.ts)
+ * - `input_ids`, `position_ids` [B, T] and `attention_mask` [B, P + T]: the new tokens (runtime/batch.ts)
+ * - steps: `past_key.{l}`, `past_value.{l}` [B, KV, P, D]; loop: `decode_steps` int64 scalar (iterations after the
+ *   first token, which is the argmax at the logit rows, so generation reads the last positions, M = B) and
+ *   `stop_ids` [E], the ids that stop a row
  * - `logit_rows` [M]: flattened positions b * T + t whose next-token distributions are computed
- * - `logprob_ids` [M, J]: ids whose log-probabilities are returned at each of those positions
- * - `decode_steps` int64 scalar and `stop_ids` [E]: greedy tokens after the first (which is the argmax at the logit
- *   rows, so generation reads the last positions, M = B), and the ids that stop a row
- * - `instrumented` bool scalar, and for the instrumented branch: every intervention's inputs (interventions/),
- *   `z_rows` [Mz], `pattern_head` [2] (layer, head), `path_patch` bool scalar with `path_targets` [K]
+ * - `logprob_ids` [M, J]: ids whose logits and log-probabilities are returned at each of those positions
+ * - every intervention's inputs, `z_rows` [Mz] and `pattern_head` [2] (layer, head)
  * Outputs:
- * - `logits` [M, V], `picked_logits` and `logprobs` [M, J] (the logits and log-probabilities of the ids asked for),
- *   float32; `next_token` [M], `generated` [S, B] int64
- * - `z.{l}` [Mz, H*D] float32 per layer, `pattern` [T, K] (row 0, the chosen head), `path_patched` [L*H, K]:
- *   empty unless instrumented (and, for the last, `path_patch`)
+ * - `logits` [M, V], `picked_logits` and `logprobs` [M, J] float32, `next_token` [M] int64
+ * - steps: `present_key.{l}`, `present_value.{l}` [B, KV, P + T, D]; loop: `generated` [S, B] int64
+ * - `z.{l}` [Mz, H*D] float32 per layer, `pattern` [T, P + T] (row 0, the chosen head)
  */
+export type Decoding = 'loop' | 'steps';
+
 export const INFERENCE_INPUTS = {
   ids: 'input_ids', mask: 'attention_mask', positions: 'position_ids', logitRows: 'logit_rows', logprobIds: 'logprob_ids',
-  decodeSteps: 'decode_steps', stopIds: 'stop_ids', instrumented: 'instrumented', zRows: 'z_rows', patternHead: 'pattern_head',
-  pathPatch: 'path_patch', pathTargets: 'path_targets',
+  decodeSteps: 'decode_steps', stopIds: 'stop_ids', zRows: 'z_rows', patternHead: 'pattern_head',
+  pastKey: (l: number) => `past_key.${l}`, pastValue: (l: number) => `past_value.${l}`,
 } as const;
 
 export const INFERENCE_OUTPUTS = {
-  logits: 'logits', pickedLogits: 'picked_logits', logprobs: 'logprobs', nextToken: 'next_token', generated: 'generated', pattern: 'pattern', pathPatched: 'path_patched',
+  logits: 'logits', pickedLogits: 'picked_logits', logprobs: 'logprobs', nextToken: 'next_token', generated: 'generated', pattern: 'pattern',
+  z: (l: number) => `z.${l}`, presentKey: (l: number) => `present_key.${l}`, presentValue: (l: number) => `present_value.${l}`,
 } as const;
 
-export function zOutput(layer: number): string {
-  return `z.${layer}`;
-}
-
-interface Output {
-  name: string;
-  elemType: ElemType;
-  dims: Dim[];
-}
-
-export function buildInferenceGraph(config: ModelConfig, weights: WeightBinder, dtype: GraphDtype, padId: number): Graph {
+export function buildInferenceGraph(config: ModelConfig, weights: WeightBinder, dtype: GraphDtype, padId: number, decoding: Decoding): Graph {
+  const c = config;
   const g = new Graph('pinpoint_inference');
   const I = INFERENCE_INPUTS;
+  const O = INFERENCE_OUTPUTS;
+  const cacheDims = (keys: string): Dim[] => ['batch', c.numKvHeads, keys, c.headDim];
+  const output = (name: string, value: string, elemType: ElemType, dims: Dim[]) => g.output(name, value, elemType, dims);
   g.input(I.ids, 'int64', ['batch', 'new']);
-  g.input(I.mask, 'int64', ['batch', 'new']);
+  g.input(I.mask, 'int64', ['batch', 'keys']);
   g.input(I.positions, 'int64', ['batch', 'new']);
   g.input(I.logitRows, 'int64', ['reads']);
   g.input(I.logprobIds, 'int64', ['reads', 'ids']);
-  g.input(I.decodeSteps, 'int64', []);
-  g.input(I.stopIds, 'int64', ['stops']);
-  g.input(I.instrumented, 'bool', []);
   g.input(I.zRows, 'int64', ['z_reads']);
   g.input(I.patternHead, 'int64', [2]);
-  g.input(I.pathPatch, 'bool', []);
-  g.input(I.pathTargets, 'int64', ['targets']);
-  declareInterventionInputs(g, config, dtype);
-  const outputs = graphOutputs(config);
-  const branch = (name: string, instrumented: boolean) => new Branch(g.subgraph(name), config, weights, dtype, padId).build(instrumented, outputs);
-  g.opMulti('If', [I.instrumented], outputs.map((o) => o.name), {
-    then_branch: { graph: branch('instrumented', true) },
-    else_branch: { graph: branch('plain', false) },
-  });
-  for (const o of outputs) g.output(o.name, o.name, o.elemType, o.dims);
-  return g;
-}
+  declareInterventionInputs(g, c, dtype);
+  const past: KvCache | undefined = decoding === 'steps' ? {
+    keys: Array.from({ length: c.numLayers }, (_, l) => g.input(I.pastKey(l), dtype, cacheDims('past'))),
+    values: Array.from({ length: c.numLayers }, (_, l) => g.input(I.pastValue(l), dtype, cacheDims('past'))),
+  } : undefined;
 
-function graphOutputs(c: ModelConfig): Output[] {
-  const O = INFERENCE_OUTPUTS;
-  return [
-    { name: O.logits, elemType: 'float32', dims: ['reads', c.vocabSize] },
-    { name: O.pickedLogits, elemType: 'float32', dims: ['reads', 'ids'] },
-    { name: O.logprobs, elemType: 'float32', dims: ['reads', 'ids'] },
-    { name: O.nextToken, elemType: 'int64', dims: ['reads'] },
-    { name: O.generated, elemType: 'int64', dims: ['steps', 'batch'] },
-    { name: O.pattern, elemType: 'float32', dims: ['queries', 'keys'] },
-    { name: O.pathPatched, elemType: 'float32', dims: ['patched', 'targets'] },
-    ...Array.from({ length: c.numLayers }, (_, l): Output => ({ name: zOutput(l), elemType: 'float32', dims: ['z_reads', c.numHeads * c.headDim] })),
-  ];
-}
-
-/** One branch of the If: the whole forward pass and decoding, with or without the instrumentation. */
-class Branch {
-  constructor(
-    private readonly g: Graph,
-    private readonly config: ModelConfig,
-    private readonly weights: WeightBinder,
-    private readonly dtype: GraphDtype,
-    private readonly padId: number,
-  ) {}
-
-  build(instrumented: boolean, outputs: Output[]): Graph {
-    const { g, config: c } = this;
-    const I = INFERENCE_INPUTS;
-    const z = new ZReader(I.zRows);
-    const pattern = new PatternReader(I.patternHead);
-    const taps = new PathPatchingTaps();
-    const hooks = instrumented ? [...interventionHooks(false), z, pattern, ...taps.hooks()] : [];
-    const decoder = new Decoder(c, g, this.weights, this.dtype, hooks);
-    const pass = decoder.forward({ ids: I.ids, mask: I.mask, positions: I.positions });
-    const logits = decoder.logitsAt(pass.residual, I.logitRows); // [M, V]
-    const next = g.op('ArgMax', [logits], { axis: -1, keepdims: 0 });
+  const z = new ZReader(I.zRows);
+  const pattern = new PatternReader(I.patternHead);
+  const decoder = new Decoder(c, g, weights, dtype, [...interventionHooks(false), z, pattern], OWN_LM_HEAD);
+  const pass = decoder.forward({ ids: I.ids, mask: I.mask, positions: I.positions, past });
+  const logits = decoder.logitsAt(pass.residual, I.logitRows); // [M, V]
+  const picked = g.op('GatherElements', [logits, I.logprobIds], { axis: 1 }); // [M, J]
+  const next = g.op('ArgMax', [logits], { axis: -1, keepdims: 0 });
+  output(O.logits, logits, 'float32', ['reads', c.vocabSize]);
+  output(O.pickedLogits, picked, 'float32', ['reads', 'ids']);
+  output(O.logprobs, logprobsAt(g, logits, picked), 'float32', ['reads', 'ids']);
+  output(O.nextToken, next, 'int64', ['reads']);
+  output(O.pattern, pattern.pattern, 'float32', ['new', 'keys']);
+  z.values.forEach((value, l) => output(O.z(l), value, 'float32', ['z_reads', c.numHeads * c.headDim]));
+  if (decoding === 'steps') {
+    pass.cache.keys.forEach((k, l) => output(O.presentKey(l), k, dtype, cacheDims('keys')));
+    pass.cache.values.forEach((v, l) => output(O.presentValue(l), v, dtype, cacheDims('keys')));
+  } else {
+    const steps = g.input(I.decodeSteps, 'int64', []);
+    const stopIds = g.input(I.stopIds, 'int64', ['stops']);
     const generated = decodeLoop(g, { cache: pass.cache, first: next, mask: I.mask }, {
-      config: c, weights: this.weights, dtype: this.dtype, hooks: instrumented ? interventionHooks(true) : [],
-      padId: this.padId, steps: I.decodeSteps, stopIds: I.stopIds,
+      config: c, weights, dtype, hooks: interventionHooks(true), padId, steps, stopIds,
     });
-    const none = (width: number) => g.constant('none', 'float32', [0, width], []);
-    const picked = g.op('GatherElements', [logits, I.logprobIds], { axis: 1 }); // [M, J]
-    const values = [
-      logits, picked, logprobsAt(g, logits, picked), next, generated,
-      instrumented ? pattern.pattern : none(0),
-      instrumented ? this.pathPatching(taps) : none(0),
-      ...(instrumented ? z.values : Array.from({ length: c.numLayers }, () => none(c.numHeads * c.headDim))),
-    ];
-    outputs.forEach((o, i) => g.output(g.fresh(o.name), values[i], o.elemType, o.dims));
-    return g;
+    output(O.generated, generated, 'int64', ['steps', 'batch']);
   }
-
-  /** path patching's tail when `path_patch` is set, else nothing: an If of its own, as it costs L*H rows of MLPs. */
-  private pathPatching(taps: PathPatchingTaps): string {
-    const { g, config: c } = this;
-    const tail = g.subgraph('path_patching');
-    tail.output(tail.fresh('patched'), pathPatchingTail(new Decoder(c, tail, this.weights, this.dtype), taps, INFERENCE_INPUTS.pathTargets), 'float32', ['patched', 'targets']);
-    const skip = g.subgraph('no_path_patching');
-    skip.output(skip.fresh('patched'), skip.constant('none', 'float32', [0, 0], []), 'float32', ['patched', 'targets']);
-    const [patched] = g.opMulti('If', [INFERENCE_INPUTS.pathPatch], [g.fresh('path_patched')], { then_branch: { graph: tail }, else_branch: { graph: skip } });
-    return patched;
-  }
+  return g;
 }
 
 /** log softmax(logits) at the picked logits [M, J], in float32 with the max subtracted first. */

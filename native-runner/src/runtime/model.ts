@@ -1,15 +1,15 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type * as ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 import { loadCheckpoint, type Checkpoint } from '../checkpoint/checkpoint';
 import type { ModelConfig } from '../checkpoint/config';
 import { ModelTokenizer } from '../checkpoint/tokenizer';
 import type { Graph } from '../onnx/graph';
 import { fileWeights, prepareWeightFile, writeFileAtomic, type GraphDtype, type WeightFile } from '../model/weightFile';
-import { buildInferenceGraph } from './inferenceGraph';
+import { buildInferenceGraph, type Decoding } from './inferenceGraph';
 import { forwardOn } from './forward';
-import { createSession, type DeviceRequest, type PlacementReport } from './session';
+import { createSession, cudaProviderInstalled, type DeviceRequest, type PlacementReport, type SessionSettings } from './session';
 
 export interface LoadOptions {
   device?: DeviceRequest;
@@ -60,10 +60,23 @@ export class Model {
     return this.tokenizer.padTokenId ?? this.config.padTokenId ?? this.tokenizer.eosTokenId ?? this.config.eosTokenIds[0] ?? 0;
   }
 
+  /** How the inference graph decodes: in a Loop where a GPU may run it, step by step on CPU (inferenceGraph.ts). */
+  get decoding(): Decoding {
+    return this.device === 'cuda' || (this.device === 'auto' && cudaProviderInstalled()) ? 'loop' : 'steps';
+  }
+
   /** The inference graph (runtime/inferenceGraph.ts), compiled once and opened when it is not the resident graph. */
   inference(): Promise<CompiledGraph> {
-    return this.session('inference', () => buildInferenceGraph(this.config, fileWeights(this.weights), this.dtype, this.padId),
-      async (s) => { await forwardOn(s, this, { prompts: [[this.padId]] }); });
+    return this.session('inference', () => buildInferenceGraph(this.config, fileWeights(this.weights), this.dtype, this.padId, this.decoding),
+      async (s) => { await forwardOn(s, this, { prompts: [[this.padId]] }); },
+      { prepack: this.decoding === 'steps', measure: 'always' });
+  }
+
+  /** past_key.{l} / past_value.{l} with no cached positions, [B, KV, 0, D], for a prompt pass that decodes by steps. */
+  emptyCache(rows: number): Record<string, ort.Tensor> {
+    const { numLayers, numKvHeads, headDim } = this.config;
+    const empty = () => new ort.Tensor(this.dtype, this.dtype === 'float32' ? new Float32Array(0) : new Uint16Array(0), [rows, numKvHeads, 0, headDim]);
+    return Object.fromEntries(Array.from({ length: numLayers }, (_, l) => [[`past_key.${l}`, empty()], [`past_value.${l}`, empty()]]).flat());
   }
 
   /** Where the inference graph runs, as ONNX Runtime reported it. */
@@ -71,29 +84,34 @@ export class Model {
     return (await this.inference()).placement;
   }
 
+  /** Where the resident graph runs, whichever it is (the inference graph's placement when none is open). */
+  async residentPlacement(): Promise<PlacementReport> {
+    return this.resident ? (await this.resident.compiled).placement : this.placement();
+  }
+
   /**
    * Opens the graph `key` as the model's resident session, releasing the one before it first so that two never
    * hold the weights at once. `probe` runs it once, with profiling on, so that the placement report says where its
    * nodes actually ran; it may call back into this model only through the session it is given.
    */
-  session(key: string, build: () => Graph, probe: (s: ort.InferenceSession) => Promise<void>): Promise<CompiledGraph> {
+  session(key: string, build: () => Graph, probe: (s: ort.InferenceSession) => Promise<void>, settings: SessionSettings): Promise<CompiledGraph> {
     if (this.resident?.key === key) return this.resident.compiled;
     const previous = this.resident?.compiled;
     const compiled = (async () => {
       await release(previous);
-      return this.compile(build(), probe);
+      return this.compile(build(), probe, settings);
     })();
     this.resident = { key, compiled };
     compiled.catch(() => { if (this.resident?.compiled === compiled) this.resident = undefined; });
     return compiled;
   }
 
-  private async compile(graph: Graph, probe: (s: ort.InferenceSession) => Promise<void>): Promise<CompiledGraph> {
+  private async compile(graph: Graph, probe: (s: ort.InferenceSession) => Promise<void>, settings: SessionSettings): Promise<CompiledGraph> {
     const bytes = graph.serialize();
     const hash = crypto.createHash('sha256').update(bytes).digest('hex').slice(0, 16);
     const file = path.join(this.weights.dir, `graph-${hash}.onnx`);
     if (!fs.existsSync(file)) writeFileAtomic(file, bytes);
-    return createSession(file, this.device, probe);
+    return createSession(file, this.device, probe, settings);
   }
 
   async dispose(): Promise<void> {

@@ -16,7 +16,7 @@ export interface PlacementReport {
   requested: DeviceRequest;
   /** cuda when any node ran on the CUDA provider (ORT keeps only shape arithmetic on CPU then) */
   provider: Provider;
-  /** kernel launches per ORT execution provider in the profiled run */
+  /** kernel launches per ORT execution provider in the profiled run; none where nothing was profiled */
   nodesByProvider: Record<string, number>;
 }
 
@@ -40,12 +40,32 @@ function executionProviders(device: DeviceRequest): ort.InferenceSession.Executi
 }
 
 /**
- * ONNX Runtime's session config entries (SessionOptions.extra). Prepacking would give every Gemm of every subgraph
- * (the inference graph has a plain and an instrumented branch, each with a decoding loop) a packed copy of its
- * weight of its own: 240 MB more for a 30M model of 106 MB; without it every node reads the one copy mapped from the weight
- * file, and a session opens in a fraction of the time. Initializers on a GPU take their size, not an arena's.
+ * How a session is made, per graph:
+ * - `prepack`: let ONNX Runtime's CPU kernels keep each weight of a Gemm in their packed layout (decoding a batch of
+ *   a few rows runs 4x faster); the packed copy replaces the one mapped from the weight file, but only where each
+ *   weight has one such consumer in the graph, so graphs that use a weight twice (a training step, a decoding loop
+ *   beside the prompt pass, path patching's tail) run unpacked, on the one mapped copy;
+ * - `measure`: when the placement is measured by profiling the first run: `always`, or only where it is in question
+ *   (`cuda`: the CUDA provider is among the session's), for graphs whose first run is costly to profile (a training
+ *   step). A session given the CPU provider alone runs every node there and reports no kernel counts.
  */
-const SESSION_CONFIG = { disable_prepacking: '1', use_device_allocator_for_initializers: '1' };
+export interface SessionSettings {
+  prepack: boolean;
+  measure: 'always' | 'cuda';
+}
+
+/**
+ * ONNX Runtime's session config entries (SessionOptions.extra). Constant sharing would merge initializers that hold
+ * the same bytes, such as a tied embedding table and the inference graph's own copy of it for lm_head, which is
+ * there so that the packed lm_head does not keep the whole table mapped for the embedding lookup's sake.
+ * Initializers on a GPU take their size, not an arena's rounding.
+ */
+function sessionConfig(settings: SessionSettings): Record<string, Record<string, string>> {
+  return {
+    session: { disable_prepacking: settings.prepack ? '0' : '1', use_device_allocator_for_initializers: '1' },
+    optimization: { disable_specified_optimizers: 'ConstantSharing' },
+  };
+}
 
 export interface Session {
   session: ort.InferenceSession;
@@ -60,23 +80,28 @@ export async function createSession(
   modelPath: string,
   device: DeviceRequest,
   probe: (s: ort.InferenceSession) => Promise<void>,
+  settings: SessionSettings,
 ): Promise<Session> {
-  const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinpoint-profile-'));
+  const providers = executionProviders(device);
+  const measured = settings.measure === 'always' || providers.length > 1;
+  const profileDir = measured ? fs.mkdtempSync(path.join(os.tmpdir(), 'pinpoint-profile-')) : '';
   const session = await ort.InferenceSession.create(modelPath, {
-    executionProviders: executionProviders(device),
+    executionProviders: providers,
     graphOptimizationLevel: 'all',
-    enableProfiling: true,
-    profileFilePrefix: path.join(profileDir, 'run'),
+    ...(measured ? { enableProfiling: true, profileFilePrefix: path.join(profileDir, 'run') } : {}),
     logSeverityLevel: 3,
     // ORT's memory pattern lays out one block for a run's planned peak, which its arena then rounds up: a training
     // step of a 0.5B model peaked at 5.7 GB with it and at 3.9 GB without, no slower
     enableMemPattern: false,
-    extra: { session: SESSION_CONFIG },
+    extra: sessionConfig(settings),
   });
   await probe(session);
-  session.endProfiling();
-  const nodesByProvider = readProfile(profileDir);
-  fs.rmSync(profileDir, { recursive: true, force: true });
+  let nodesByProvider: Record<string, number> = {};
+  if (measured) {
+    session.endProfiling();
+    nodesByProvider = readProfile(profileDir);
+    fs.rmSync(profileDir, { recursive: true, force: true });
+  }
   const provider: Provider = (nodesByProvider.CUDAExecutionProvider ?? 0) > 0 ? 'cuda' : 'cpu';
   if (device === 'cuda' && provider !== 'cuda') {
     throw new DeviceError('device "cuda" was requested but ONNX Runtime ran the graph on CPU (the CUDA provider did not load)');

@@ -10,9 +10,11 @@ import { GRADIENT_RULES } from './gradients';
  * `seeds` maps forward values to the names of their (already built) gradients; the result maps each of `wrt`
  * to the name of its gradient.
  */
-export function appendBackward(g: Graph, shapes: Shapes, seeds: Map<string, string>, wrt: string[]): Map<string, string> {
+export function appendBackward(g: Graph, shapes: Shapes, given: Map<string, string>, wrt: string[]): Map<string, string> {
+  // values may have been renamed since the caller named them (a value that became a graph output takes its name)
+  const seeds = new Map([...given].map(([value, grad]) => [g.resolve(value), g.resolve(grad)]));
   const forwardNodes = [...g.nodes];
-  const active = activeValues(g, seeds, wrt);
+  const active = activeValues(g, seeds, wrt.map((p) => g.resolve(p)));
   const contributions = new Map<string, string[]>();
   for (const [value, grad] of seeds) contributions.set(value, [grad]);
   const producers = new Map(forwardNodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
@@ -34,7 +36,7 @@ export function appendBackward(g: Graph, shapes: Shapes, seeds: Map<string, stri
     });
   }
   return new Map(wrt.map((p) => {
-    const grad = total(g, contributions.get(p));
+    const grad = total(g, contributions.get(g.resolve(p)));
     if (!grad) throw new Error(`${p} does not reach the loss`);
     return [p, grad];
   }));

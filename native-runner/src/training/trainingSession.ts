@@ -66,7 +66,7 @@ export class TrainingSession {
     const key = `train ${JSON.stringify({ shape, adamw, gradients, dtype: model.dtype })} ${slices.map((s) => s.id).join(' ')}`;
     return model.session(key,
       () => buildTrainingGraph({ config: model.config, frozen: fileWeights(model.weights), slices, shape, dtype: model.dtype, adamw, gradients }),
-      firstRun);
+      firstRun, { prepack: false, measure: 'cuda' });
   }
 
   private blockFeeds(params: Map<string, Float32Array>, states: Map<string, AdamWState>): Record<string, ort.Tensor> {
