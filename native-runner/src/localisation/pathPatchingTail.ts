@@ -58,7 +58,7 @@ export function pathPatchingTail(decoder: Decoder, taps: PathPatchingTaps, targe
 /** The final norm and the target tokens' rows of lm_head only: [rows, K] float32 logits of residual rows [rows, C]. */
 export function targetLogits(decoder: Decoder, rows: string, targets: string): string {
   const { g } = decoder;
-  const targetRows = g.op('Gather', [decoder.weight(decoder.lmHead), targets], { axis: 0 }); // [K, C]
+  const targetRows = g.op('Gather', [decoder.weight(decoder.lmHead[0]), targets], { axis: 0 }); // [K, C] of the whole table
   return decoder.toFloat32(g.op('Gemm', [decoder.rmsNorm(rows, 'model.norm.weight'), targetRows], { transB: 1 }));
 }
 

@@ -56,9 +56,9 @@ export class Decoder {
   private sin = '';
 
   /**
-   * @param lmHead the tensor lm_head multiplies by: by default the checkpoint's (the embedding table when tied); the
-   * inference graph gives its own copy of it (weightFile.ts), so that the table the embedding lookup reads is not
-   * also the one ONNX Runtime packs for the product
+   * @param lmHead the tensors lm_head multiplies by, blocks of rows of the output embedding whose logits are joined:
+   * by default the checkpoint's one (the embedding table when tied); the CPU inference graph gives the weight file's
+   * blocks (weightFile.ts lmHeadBlocks), which ONNX Runtime packs one at a time
    */
   constructor(
     readonly config: ModelConfig,
@@ -66,7 +66,7 @@ export class Decoder {
     private readonly bindWeight: WeightBinder,
     readonly dtype: GraphDtype,
     private readonly hooks: Hook[] = [],
-    readonly lmHead = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
+    readonly lmHead = [config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'],
   ) {
     this.dt = dtype;
   }
@@ -87,7 +87,9 @@ export class Decoder {
   logitsAt(residual: string, rows?: string): string {
     const { g } = this;
     const selected = rows ? g.op('Gather', [residual, rows], { axis: 0 }) : residual; // [M, C]
-    return this.toFloat32(g.op('Gemm', [this.rmsNorm(selected, 'model.norm.weight'), this.weight(this.lmHead)], { transB: 1 }));
+    const normed = this.rmsNorm(selected, 'model.norm.weight');
+    const blocks = this.lmHead.map((name) => g.op('Gemm', [normed, this.weight(name)], { transB: 1 }));
+    return this.toFloat32(blocks.length === 1 ? blocks[0] : g.op('Concat', blocks, { axis: -1 }));
   }
 
   /** The parameter as the graph sees it (the binder decides whether it is an initializer or a trained value). */

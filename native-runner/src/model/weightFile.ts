@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint';
+import type { ModelConfig } from '../checkpoint/config';
 import { float32ToFloat16 } from '../checkpoint/halfFloat';
 import { tensorByteChunks, tensorPieces, type TensorInfo } from '../checkpoint/safetensors';
 import type { ExternalTensor, Graph } from '../onnx/graph';
@@ -43,7 +44,7 @@ export function prepareWeightFile(checkpoint: Checkpoint, dtype: GraphDtype): We
 
 /** Identity of the weights: paths, sizes and modification times of the files, and the target dtype. */
 function checkpointKey(checkpoint: Checkpoint, dtype: GraphDtype): string {
-  const hash = crypto.createHash('sha256').update(`v2 ${dtype}`);
+  const hash = crypto.createHash('sha256').update(`v3 ${dtype}`);
   for (const file of checkpoint.weights.files) {
     const stat = fs.statSync(file);
     hash.update(`\n${path.resolve(file)} ${stat.size} ${stat.mtimeMs}`);
@@ -75,19 +76,29 @@ function writeWeightFile(checkpoint: Checkpoint, dtype: GraphDtype, dir: string)
   writeFileAtomic(path.join(dir, INDEX), JSON.stringify(index));
 }
 
-/** The weight file's tensor for lm_head's product in every model, tied or not. */
-export const OWN_LM_HEAD = 'lm_head.weight';
-
 /**
- * The checkpoint's tensors, and for a model with tied embeddings `lm_head.weight` as a copy of the embedding table:
- * the inference graph multiplies by that copy, which ONNX Runtime then keeps packed for its CPU kernels, while the
- * embedding lookup reads the table itself, of which only the rows looked up are ever brought into memory.
+ * The output embedding once more, in blocks of rows of at most 2^24 values, for the products that ONNX Runtime keeps
+ * packed (the CPU inference graph, which multiplies by each block and joins the logits). A weight is packed from
+ * its mapped copy, and both are resident until the packing is done, so a large table packed whole would briefly
+ * count twice; and the embedding lookup of a tied model keeps reading its own table, of which only the rows looked up
+ * are ever brought into memory.
  */
+export function lmHeadBlocks(config: ModelConfig): { name: string; rows: [number, number] }[] {
+  const perBlock = Math.max(1, Math.floor(2 ** 24 / config.hiddenSize));
+  return Array.from({ length: Math.ceil(config.vocabSize / perBlock) }, (_, i) => ({
+    name: `lm_head.block.${i}`, rows: [i * perBlock, Math.min(config.vocabSize, (i + 1) * perBlock)] as [number, number],
+  }));
+}
+
+/** The checkpoint's tensors, then the output embedding's blocks (lmHeadBlocks). */
 function withOwnLmHead(checkpoint: Checkpoint): [string, TensorInfo][] {
-  const tensors = [...checkpoint.tensors];
-  const embedding = checkpoint.tensors.get('model.embed_tokens.weight');
-  if (checkpoint.config.tieWordEmbeddings && embedding) tensors.push([OWN_LM_HEAD, embedding]);
-  return tensors;
+  const { config } = checkpoint;
+  const table = checkpoint.tensors.get(config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight')!;
+  const rowBytes = table.byteLength / config.vocabSize;
+  const blocks = lmHeadBlocks(config).map(({ name, rows: [start, end] }): [string, TensorInfo] => [name, {
+    ...table, name, shape: [end - start, config.hiddenSize], byteOffset: table.byteOffset + start * rowBytes, byteLength: (end - start) * rowBytes,
+  }]);
+  return [...checkpoint.tensors, ...blocks];
 }
 
 /** The tensor in the graph's dtype, a few MB at a time, so that converting a model never holds a whole tensor. */

@@ -4,7 +4,7 @@ import { declareInterventionInputs, interventionHooks } from '../interventions/i
 import { Decoder, type KvCache, type WeightBinder } from '../model/decoder';
 import { decodeLoop } from '../model/decodeLoop';
 import { PatternReader, ZReader } from '../model/readers';
-import { OWN_LM_HEAD, type GraphDtype } from '../model/weightFile';
+import { lmHeadBlocks, type GraphDtype } from '../model/weightFile';
 
 /**
  * The one graph every inference job of a model runs, so that one session, and one copy of the weights, serves them
@@ -66,7 +66,8 @@ export function buildInferenceGraph(config: ModelConfig, weights: WeightBinder, 
 
   const z = new ZReader(I.zRows);
   const pattern = new PatternReader(I.patternHead);
-  const decoder = new Decoder(c, g, weights, dtype, [...interventionHooks(false), z, pattern], OWN_LM_HEAD);
+  const lmHead = decoding === 'steps' ? lmHeadBlocks(c).map((b) => b.name) : undefined;
+  const decoder = new Decoder(c, g, weights, dtype, [...interventionHooks(false), z, pattern], lmHead);
   const pass = decoder.forward({ ids: I.ids, mask: I.mask, positions: I.positions, past });
   const logits = decoder.logitsAt(pass.residual, I.logitRows); // [M, V]
   const picked = g.op('GatherElements', [logits, I.logprobIds], { axis: 1 }); // [M, J]

@@ -45,9 +45,7 @@ export class Trainer {
 
   constructor(readonly model: Model, readonly options: TrainerOptions) {
     this.slices = trainableSlices(model.config, options.spec);
-    const tensors = new Map<string, Float32Array>();
-    const tensor = (name: string) => tensors.get(name) ?? tensors.set(name, readTensor(model.checkpoint.tensors.get(name)!)).get(name)!;
-    this.params = new Map(this.slices.map((s) => [s.id, readBlock(tensor(s.tensor), s)]));
+    this.params = initialBlocks(model, this.slices);
     this.states = new Map(this.slices.map((s) => [s.id, newAdamWState(this.params.get(s.id)!.length)]));
     this.session = new TrainingSession(model, this.slices);
     this.shape = options.shape;
@@ -110,4 +108,18 @@ export class Trainer {
     if (!fits) this.shape = current ? { ...needed, batch: Math.max(needed.batch, current.batch), tokens: Math.max(needed.tokens, current.tokens), rows: Math.max(needed.rows, current.rows) } : needed;
     return this.shape!;
   }
+}
+
+/** The blocks' values from the checkpoint, one tensor read at a time; a block that is its whole tensor is not copied. */
+function initialBlocks(model: Model, slices: ParamSlice[]): Map<string, Float32Array> {
+  const blocks = new Map<string, Float32Array>();
+  for (const name of new Set(slices.map((s) => s.tensor))) {
+    const tensor = readTensor(model.checkpoint.tensors.get(name)!);
+    for (const s of slices.filter((b) => b.tensor === name)) blocks.set(s.id, isWhole(s) ? tensor : readBlock(tensor, s));
+  }
+  return new Map(slices.map((s) => [s.id, blocks.get(s.id)!]));
+}
+
+function isWhole(s: ParamSlice): boolean {
+  return s.start === 0 && s.end === s.tensorShape[s.axis];
 }
