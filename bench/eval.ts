@@ -8,8 +8,8 @@ import { resultDifferences } from '../native-runner/src/evaluation/resultCompari
 import { RESULTS_FILE } from '../native-runner/src/evaluation/resultStore';
 import { runEvaluation } from '../native-runner/src/evaluation/runEvaluation';
 import { Model } from '../native-runner/src/runtime/model';
-import type { DeviceRequest } from '../native-runner/src/runtime/session';
 import { REFERENCE_DIR } from '../test/fixtures/paths';
+import type { Device } from '../src/protocol/protocol';
 
 /**
  * Evaluation throughput: items/s of the evaluation protocols with generation batched across items and one item at
@@ -55,7 +55,7 @@ async function timedRun(model: Model, data: EvaluationFile, batchSize: number, n
 async function main(): Promise<number> {
   const data = benchData(Number(values.items));
   const batchSize = Number(values['batch-size']);
-  const model = Model.load(values.model!, { device: values.device as DeviceRequest });
+  const model = Model.load(values.model!, { device: values.device as Device });
   try {
     // compiles the graphs, so that neither timed run pays for it
     await timedRun(model, { ...data, items: data.items.slice(0, 2) }, 2, 'warm-up');

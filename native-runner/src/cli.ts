@@ -2,10 +2,8 @@ import { parseArgs } from 'node:util';
 import { runCase } from './conformance/runConformance';
 import { greedyGenerate } from './runtime/generate';
 import { Model } from './runtime/model';
-import type { DeviceRequest } from './runtime/session';
-import type { GraphDtype } from './model/weightFile';
 import { serve } from './server';
-import { count, oneOf, required, UsageError } from './cliOptions';
+import { count, device, dtype, required, UsageError } from './cliOptions';
 import { TUNE_USAGE, tuneCommand } from './training/tuneCommand';
 import { LOCATE_USAGE, locateCommand } from './localisation/locateCommand';
 import { KNOCKOUT_USAGE, knockoutCommand } from './localisation/knockoutCommand';
@@ -18,11 +16,11 @@ const USAGE = `usage: pinpoint <command> [options]
 
 commands:
   conformance <case-dir>...   check the runtime against reference cases (one JSON line per case)
-      [--device auto|cpu|cuda] [--dtype float32|float16]
+      [--device auto|cpu|cuda] [--dtype float32|float16|bfloat16]
   info --model <dir>          describe a checkpoint and where it runs
-      [--device auto|cpu|cuda] [--dtype float32|float16]
+      [--device auto|cpu|cuda] [--dtype float32|float16|bfloat16]
   generate --model <dir> (--prompt <text> | --chat <user message>)
-      [--max-new-tokens N] [--device auto|cpu|cuda] [--dtype float32|float16]
+      [--max-new-tokens N] [--device auto|cpu|cuda] [--dtype float32|float16|bfloat16]
   ${EVAL_USAGE.replace(/\n/g, '\n  ')}
   ${TUNE_USAGE.replace(/\n/g, '\n  ')}
   ${LOCATE_USAGE.replace(/\n/g, '\n  ')}
@@ -94,13 +92,6 @@ async function generate(args: string[]): Promise<number> {
   return 0;
 }
 
-function device(value: string | undefined): DeviceRequest {
-  return oneOf<DeviceRequest>(value, ['auto', 'cpu', 'cuda'], '--device');
-}
-
-function dtype(value: string | undefined): GraphDtype {
-  return oneOf<GraphDtype>(value, ['float32', 'float16'], '--dtype');
-}
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

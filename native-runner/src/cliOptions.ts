@@ -1,3 +1,5 @@
+import { DEVICES, DTYPES, type Device, type Dtype } from '../../src/protocol/protocol';
+
 /** Checked values of command-line options, shared by every `pinpoint` command. */
 
 export class UsageError extends Error {}
@@ -20,4 +22,8 @@ function number(value: string, flag: string, ok: (n: number) => boolean, what: s
 
 export const count = (value: string, flag: string) => number(value, flag, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
 export const positive = (value: string, flag: string) => number(value, flag, (n) => n > 0, 'a positive number');
+export const fraction = (value: string, flag: string) => number(value, flag, (n) => n >= 0 && n <= 1, 'a number from 0 to 1');
 export const nonNegative = (value: string, flag: string) => number(value, flag, (n) => n >= 0, 'a non-negative number');
+
+export const device = (value: string | undefined): Device => oneOf(value, DEVICES, '--device');
+export const dtype = (value: string | undefined): Dtype => oneOf(value, DTYPES, '--dtype');

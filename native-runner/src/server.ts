@@ -7,7 +7,7 @@ import {
 } from 'vscode-jsonrpc/node';
 import packageJson from '../../package.json';
 import {
-  GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest,
+  DEVICES, DTYPES, GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest,
   type ChatMessage, type GenerateParams, type GenerateResult, type LoadModelParams, type ModelInfo, type RuntimeInfo,
 } from '../../src/protocol/protocol';
 import {
@@ -364,16 +364,14 @@ function throwIfCancelled(token: CancellationToken): void {
   if (token.isCancellationRequested) throw new ResponseError(RunnerErrorCode.Cancelled, 'the request was cancelled');
 }
 
-const DEVICES: readonly unknown[] = ['auto', 'cpu', 'cuda'];
-const DTYPES: readonly unknown[] = ['float32', 'float16'];
 const LOCATE_METHODS: readonly unknown[] = ['path', 'activation', 'attribution'];
 const LOCATE_METRICS: readonly unknown[] = ['logit_diff', 'paper_ratio'];
 
 /** Params come from another process as JSON, so their types are checked rather than trusted. */
 function checkLoadParams(params: LoadModelParams): void {
   check(typeof params?.dir === 'string' && params.dir !== '', 'model/load: dir must be the path of a checkpoint folder');
-  check(DEVICES.includes(params.device), `model/load: device must be auto, cpu or cuda (got ${JSON.stringify(params.device)})`);
-  check(DTYPES.includes(params.dtype), `model/load: dtype must be float32 or float16 (got ${JSON.stringify(params.dtype)})`);
+  check((DEVICES as readonly unknown[]).includes(params.device), `model/load: device must be auto, cpu or cuda (got ${JSON.stringify(params.device)})`);
+  check((DTYPES as readonly unknown[]).includes(params.dtype), `model/load: dtype must be one of ${DTYPES.join(', ')} (got ${JSON.stringify(params.dtype)})`);
 }
 
 function checkGenerateParams(params: GenerateParams): void {
@@ -408,8 +406,8 @@ function chosenItems(items: EvalItem[], ids: string[] | undefined, file: string)
 
 function checkModelSpec(spec: ModelSpec, method: string): void {
   check(typeof spec?.dir === 'string' && spec.dir !== '', `${method}: model.dir must be the path of a checkpoint folder`);
-  check(DEVICES.includes(spec.device), `${method}: model.device must be auto, cpu or cuda (got ${JSON.stringify(spec.device)})`);
-  check(DTYPES.includes(spec.dtype), `${method}: model.dtype must be float32 or float16 (got ${JSON.stringify(spec.dtype)})`);
+  check((DEVICES as readonly unknown[]).includes(spec.device), `${method}: model.device must be auto, cpu or cuda (got ${JSON.stringify(spec.device)})`);
+  check((DTYPES as readonly unknown[]).includes(spec.dtype), `${method}: model.dtype must be one of ${DTYPES.join(', ')} (got ${JSON.stringify(spec.dtype)})`);
 }
 
 function checkJob(params: { job: string; data: string; out: string; items?: string[] }, method: string): void {
@@ -481,7 +479,7 @@ function checkAttentionParams(params: AttentionParams): void {
 function checkTuneParams(params: TuneParams): void {
   checkJob(params, 'job/tune');
   check(typeof params.model === 'string' && params.model !== '', 'job/tune: model must be the path of a checkpoint folder');
-  check(DEVICES.includes(params.device), `job/tune: device must be auto, cpu or cuda (got ${JSON.stringify(params.device)})`);
+  check((DEVICES as readonly unknown[]).includes(params.device), `job/tune: device must be auto, cpu or cuda (got ${JSON.stringify(params.device)})`);
   check(isHeadList(params.heads), 'job/tune: heads must be a non-empty list of {layer, head}');
   const h = params.hyperparameters;
   for (const key of ['steps', 'batchSize', 'gradAccum', 'saveEvery'] as const) checkCount(h?.[key], `job/tune: hyperparameters.${key}`);

@@ -6,9 +6,20 @@ import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
  * onnxruntime-node into the extension host.
  */
 
-export type Device = 'auto' | 'cpu' | 'cuda';
-export type Provider = 'cuda' | 'cpu';
-export type Dtype = 'float32' | 'float16';
+/** Where a model is asked to run: `auto` is CUDA when ONNX Runtime's CUDA provider is installed, else CPU. */
+export const DEVICES = ['auto', 'cpu', 'cuda'] as const;
+export type Device = (typeof DEVICES)[number];
+
+/** Where ONNX Runtime ran a graph, as measured. */
+export const PROVIDERS = ['cuda', 'cpu'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+/**
+ * The precision of a model's graphs: float32 everywhere; float16 and bfloat16 (for CUDA) keep the residual stream,
+ * norms and softmax in float32. bfloat16 graphs run on CUDA only: ONNX Runtime's CPU provider has no kernels for them.
+ */
+export const DTYPES = ['float32', 'float16', 'bfloat16'] as const;
+export type Dtype = (typeof DTYPES)[number];
 
 /** Codes of the `ResponseError`s the runner answers failed requests with; the message says what went wrong. */
 export enum RunnerErrorCode {

@@ -45,7 +45,7 @@ test('usage errors and unreadable input exit 1 with a message, never 2', async (
   const out = path.join(work, 'usage');
   const cases: Array<[string[], RegExp]> = [
     [['--data', data, '--out', out], /pinpoint eval: --model is required\n\nusage: pinpoint eval --model <dir>/],
-    [evalArgs(data, out, '--device', 'gpu'), /--device must be auto, cpu, cuda \(got "gpu"\)/],
+    [evalArgs(data, out, '--device', 'gpu'), /--device must be one of auto, cpu, cuda \(got "gpu"\)/],
     [evalArgs(data, out, '--fail-on-flip-rate', '2'), /--fail-on-flip-rate must be a number from 0 to 1 \(got "2"\)/],
     [evalArgs(data, out, '--batch-size', '0'), /--batch-size must be a positive integer \(got "0"\)/],
     [evalArgs(data, out, '--temperature', '1'), /Unknown option '--temperature'/],

@@ -1,9 +1,8 @@
 import { Model } from '../runtime/model';
-import type { DeviceRequest } from '../runtime/session';
-import type { GraphDtype } from '../model/weightFile';
 import { checkForward, checkGreedy, checkPatching, checkTokenizer, TOLERANCE, type Check } from './conformance';
 import { readReferenceCase } from './referenceCase';
 import { checkAdamW, checkGradients } from './trainingConformance';
+import type { Device, Dtype } from '../../../src/protocol/protocol';
 
 export interface CaseResult {
   case: string;
@@ -11,12 +10,12 @@ export interface CaseResult {
   checks: Record<string, Check>;
   /** where the graphs ran, as ONNX Runtime reports it */
   provider: string;
-  dtype: GraphDtype;
+  dtype: Dtype;
 }
 
 export interface ConformanceOptions {
-  device: DeviceRequest;
-  dtype: GraphDtype;
+  device: Device;
+  dtype: Dtype;
 }
 
 /**

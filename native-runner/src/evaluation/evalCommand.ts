@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Estimate, Summary } from '../../../src/protocol/evaluation';
-import type { GraphDtype } from '../model/weightFile';
 import { Model } from '../runtime/model';
-import type { DeviceRequest } from '../runtime/session';
 import { DEFAULT_CHALLENGE } from './challengeProtocol';
 import { describeProblem, readEvaluationFile } from './evaluationFile';
 import { RESULTS_FILE, SUMMARY_FILE } from './resultStore';
 import { runEvaluation, type Progress } from './runEvaluation';
+import type { Device, Dtype } from '../../../src/protocol/protocol';
+import { count, device, dtype, fraction, required, UsageError } from '../cliOptions';
 
 /**
  * `pinpoint eval`: runs an evaluation file through a model, writes results.jsonl and summary.json to the output
@@ -17,7 +17,7 @@ import { runEvaluation, type Progress } from './runEvaluation';
  */
 
 export const EVAL_USAGE = `eval --model <dir> --data <file.jsonl> --out <dir>
-    [--device auto|cpu|cuda] [--dtype float32|float16] [--challenge <text>]... [--judge <dir>]
+    [--device auto|cpu|cuda] [--dtype float32|float16|bfloat16] [--challenge <text>]... [--judge <dir>]
     [--max-items N] [--batch-size N] [--max-new-tokens N] [--fail-on-flip-rate X]
     run the "are you sure?" evaluation; exit 2 when the flip rate is above X`;
 
@@ -39,8 +39,8 @@ interface EvalOptions {
   model: string;
   data: string;
   out: string;
-  device: DeviceRequest;
-  dtype: GraphDtype;
+  device: Device;
+  dtype: Dtype;
   challenges: string[];
   judge: string | null;
   maxItems: number | null;
@@ -49,7 +49,6 @@ interface EvalOptions {
   failOnFlipRate: number | null;
 }
 
-class UsageError extends Error {}
 
 export async function evalCommand(args: string[]): Promise<number> {
   try {
@@ -67,14 +66,14 @@ function parseOptions(args: string[]): EvalOptions {
     model: required(values.model, '--model'),
     data: required(values.data, '--data'),
     out: required(values.out, '--out'),
-    device: oneOf(values.device, ['auto', 'cpu', 'cuda'] as const, '--device'),
-    dtype: oneOf(values.dtype, ['float32', 'float16'] as const, '--dtype'),
+    device: device(values.device),
+    dtype: dtype(values.dtype),
     challenges: values.challenge ?? [DEFAULT_CHALLENGE],
     judge: values.judge ?? null,
-    maxItems: values['max-items'] === undefined ? null : positiveInt(values['max-items'], '--max-items'),
-    batchSize: positiveInt(values['batch-size'], '--batch-size'),
-    maxNewTokens: positiveInt(values['max-new-tokens'], '--max-new-tokens'),
-    failOnFlipRate: values['fail-on-flip-rate'] === undefined ? null : rate(values['fail-on-flip-rate'], '--fail-on-flip-rate'),
+    maxItems: values['max-items'] === undefined ? null : count(values['max-items'], '--max-items'),
+    batchSize: count(values['batch-size'], '--batch-size'),
+    maxNewTokens: count(values['max-new-tokens'], '--max-new-tokens'),
+    failOnFlipRate: values['fail-on-flip-rate'] === undefined ? null : fraction(values['fail-on-flip-rate'], '--fail-on-flip-rate'),
   };
 }
 
@@ -138,26 +137,4 @@ function show(estimate: Estimate): string {
 
 function say(line: string): void {
   process.stderr.write(`pinpoint eval: ${line}\n`);
-}
-
-function required(value: string | undefined, flag: string): string {
-  if (value === undefined) throw new UsageError(`${flag} is required`);
-  return value;
-}
-
-function oneOf<T extends string>(value: string, allowed: readonly T[], flag: string): T {
-  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${flag} must be ${allowed.join(', ')} (got "${value}")`);
-  return value as T;
-}
-
-function positiveInt(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive integer (got "${value}")`);
-  return n;
-}
-
-function rate(value: string, flag: string): number {
-  const x = Number(value);
-  if (value.trim() === '' || !Number.isFinite(x) || x < 0 || x > 1) throw new UsageError(`${flag} must be a number from 0 to 1 (got "${value}")`);
-  return x;
 }

@@ -1,16 +1,15 @@
 import * as ort from 'onnxruntime-node';
 import type { HeadRef } from '../../../src/protocol/heads';
 import type { ModelConfig } from '../checkpoint/config';
-import { float32ToFloat16 } from '../checkpoint/halfFloat';
-import type { Graph } from '../onnx/graph';
+import { onnxType, type Graph } from '../onnx/graph';
 import type { Hook } from '../model/sites';
-import type { GraphDtype } from '../model/weightFile';
 import { headMask, layerHeads, type InterventionKind } from './interventionKind';
 
 /**
  * Knocking heads out: at `attn.hook_z`, the marked heads' outputs are replaced at every position, the decoded
  * ones included, by zeros (zero ablation) or by given values such as their dataset means (mean ablation).
- * Inputs: `ablate_heads` [B, L, H] bool, `ablate_values` [L, H, D].
+ * Inputs: `ablate_heads` [B, L, H] bool, `ablate_values` [L, H, D] float32 (cast to the graph's dtype inside it:
+ * onnxruntime-node has no bfloat16 tensors to feed).
  */
 export interface HeadAblation {
   heads: HeadRef[];
@@ -21,18 +20,19 @@ export interface HeadAblation {
 export const headAblation: InterventionKind<'ablate'> = {
   field: 'ablate',
   everyPosition: true,
-  declare(g: Graph, c: ModelConfig, dtype: GraphDtype): void {
+  declare(g: Graph, c: ModelConfig): void {
     g.input('ablate_heads', 'bool', ['batch', c.numLayers, c.numHeads]);
-    g.input('ablate_values', dtype, [c.numLayers, c.numHeads, c.headDim]);
+    g.input('ablate_values', 'float32', [c.numLayers, c.numHeads, c.headDim]);
   },
   hook: {
     site: 'attn.hook_z',
-    apply({ g, layer }, z) {
-      const values = g.op('Gather', ['ablate_values', g.ints([layer])], { axis: 0 }); // [1, H, D]
+    apply({ g, layer, dtype }, z) {
+      const means = g.op('Gather', ['ablate_values', g.ints([layer])], { axis: 0 }); // [1, H, D]
+      const values = dtype === 'float32' ? means : g.op('Cast', [means], { to: onnxType(dtype) });
       return g.op('Where', [layerHeads(g, 'ablate_heads', layer), values, z]);
     },
   } satisfies Hook,
-  feeds(c: ModelConfig, rows: (HeadAblation | undefined)[], _newPositions: number, _index, dtype: GraphDtype): Record<string, ort.Tensor> {
+  feeds(c: ModelConfig, rows: (HeadAblation | undefined)[]): Record<string, ort.Tensor> {
     const { numLayers: L, numHeads: H, headDim: D } = c;
     const given = [...new Set(rows.map((a) => a?.means).filter((m): m is Float32Array => m !== undefined))];
     if (given.length > 1) throw new RangeError('the rows of one batch must ablate with the same values');
@@ -40,9 +40,7 @@ export const headAblation: InterventionKind<'ablate'> = {
     if (values.length !== L * H * D) throw new RangeError(`ablation values must be [${L}, ${H}, ${D}], got ${values.length} numbers`);
     return {
       ablate_heads: new ort.Tensor('bool', headMask(c, rows.map((a) => a?.heads ?? [])), [rows.length, L, H]),
-      ablate_values: dtype === 'float32'
-        ? new ort.Tensor('float32', values, [L, H, D])
-        : new ort.Tensor('float16', float32ToFloat16(values), [L, H, D]),
+      ablate_values: new ort.Tensor('float32', values, [L, H, D]),
     };
   },
 };

@@ -3,8 +3,8 @@ import type { HeadRef } from '../../../src/protocol/heads';
 import type { ModelConfig } from '../checkpoint/config';
 import type { Graph } from '../onnx/graph';
 import type { Hook } from '../model/sites';
-import type { GraphDtype } from '../model/weightFile';
 import type { RowIntervention } from './interventions';
+import type { Dtype } from '../../../src/protocol/protocol';
 
 /**
  * One kind of intervention, whole: the graph inputs it reads, the hook that applies it at its site, and the feeds
@@ -16,9 +16,9 @@ export interface InterventionKind<F extends keyof RowIntervention> {
   /** applies at every position, the decoded ones included; otherwise only to the prompt's positions */
   everyPosition: boolean;
   /** declares its inputs on the root graph, which the hook then reads from whichever subgraph it runs in */
-  declare(g: Graph, config: ModelConfig, dtype: GraphDtype): void;
+  declare(g: Graph, config: ModelConfig, dtype: Dtype): void;
   hook: Hook;
-  feeds(config: ModelConfig, rows: (RowIntervention[F] | undefined)[], newPositions: number, index: RowIndex, dtype: GraphDtype): Record<string, ort.Tensor>;
+  feeds(config: ModelConfig, rows: (RowIntervention[F] | undefined)[], newPositions: number, index: RowIndex, dtype: Dtype): Record<string, ort.Tensor>;
 }
 
 /** Checks the rows, layers and heads that interventions name against the batch and the model. */

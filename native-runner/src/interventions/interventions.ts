@@ -2,11 +2,11 @@ import type * as ort from 'onnxruntime-node';
 import type { ModelConfig } from '../checkpoint/config';
 import type { Graph } from '../onnx/graph';
 import type { Hook } from '../model/sites';
-import type { GraphDtype } from '../model/weightFile';
 import { attentionHold, type AttentionHold } from './attentionHold';
 import { headAblation, type HeadAblation } from './headAblation';
 import { headPatch, type HeadPatch } from './headPatch';
 import { RowIndex, type InterventionKind } from './interventionKind';
+import type { Dtype } from '../../../src/protocol/protocol';
 
 /**
  * What one batch row does to the model, as one value that evaluation, generation and localisation pass along
@@ -21,7 +21,7 @@ export interface RowIntervention {
 const KINDS: InterventionKind<keyof RowIntervention>[] = [headPatch, headAblation, attentionHold];
 
 /** Declares every kind's inputs on the inference graph. */
-export function declareInterventionInputs(g: Graph, config: ModelConfig, dtype: GraphDtype): void {
+export function declareInterventionInputs(g: Graph, config: ModelConfig, dtype: Dtype): void {
   for (const kind of KINDS) kind.declare(g, config, dtype);
 }
 
@@ -37,7 +37,7 @@ export function decodingInterventions(rows: RowIntervention[]): RowIntervention[
 }
 
 /** The feeds of every kind for B rows of T new positions; a row with nothing set leaves the model as it is. */
-export function interventionFeeds(config: ModelConfig, rows: RowIntervention[], newPositions: number, dtype: GraphDtype): Record<string, ort.Tensor> {
+export function interventionFeeds(config: ModelConfig, rows: RowIntervention[], newPositions: number, dtype: Dtype): Record<string, ort.Tensor> {
   const index = new RowIndex(rows.length, config);
   return Object.assign({}, ...KINDS.map((k) => k.feeds(config, rows.map((r) => r[k.field]), newPositions, index, dtype)));
 }

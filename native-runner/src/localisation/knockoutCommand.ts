@@ -2,12 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { KnockoutRates } from '../../../src/protocol/evaluation';
-import { count, oneOf, required } from '../cliOptions';
+import { count, device, required } from '../cliOptions';
 import { DEFAULT_CHALLENGE } from '../evaluation/challengeProtocol';
 import { describeProblem, readEvaluationFile } from '../evaluation/evaluationFile';
 import { writeFileAtomic } from '../model/weightFile';
 import { Model } from '../runtime/model';
-import type { DeviceRequest } from '../runtime/session';
 import { parseHeads } from '../training/tuneCommand';
 import { knockout } from './knockout';
 
@@ -28,7 +27,7 @@ export async function knockoutCommand(args: string[]): Promise<number> {
   const data = readEvaluationFile(required(v.data, '--data'));
   for (const p of data.problems) process.stderr.write(`skipped ${describeProblem(p)}\n`);
   const modelDir = required(v.model, '--model');
-  const model = Model.load(modelDir, { device: oneOf<DeviceRequest>(v.device, ['auto', 'cpu', 'cuda'], '--device') });
+  const model = Model.load(modelDir, { device: device(v.device) });
   try {
     const report = await knockout({
       model, modelDir, data,

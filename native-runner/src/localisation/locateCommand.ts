@@ -2,11 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { LocateMethod, LocateMetric } from '../../../src/protocol/heads';
-import { count, oneOf, required, UsageError } from '../cliOptions';
+import { count, device, oneOf, required, UsageError } from '../cliOptions';
 import { describeProblem, readEvaluationFile } from '../evaluation/evaluationFile';
 import { writeFileAtomic } from '../model/weightFile';
 import { Model } from '../runtime/model';
-import type { DeviceRequest } from '../runtime/session';
 import { locate } from './locate';
 import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, DEFAULT_TARGETS } from './patchingPrompts';
 
@@ -34,7 +33,7 @@ export async function locateCommand(args: string[]): Promise<number> {
   const evaluation = readEvaluationFile(required(v.data, '--data'));
   for (const p of evaluation.problems) process.stderr.write(`skipped ${describeProblem(p)}\n`);
   const items = v['max-items'] ? evaluation.items.slice(0, count(v['max-items'], '--max-items')) : evaluation.items;
-  const model = Model.load(required(v.model, '--model'), { device: oneOf<DeviceRequest>(v.device, ['auto', 'cpu', 'cuda'], '--device') });
+  const model = Model.load(required(v.model, '--model'), { device: device(v.device) });
   try {
     const heads = await locate(model, items, {
       method: oneOf<LocateMethod>(v.method, ['path', 'activation', 'attribution'], '--method'),

@@ -1,8 +1,8 @@
 import type { ModelConfig } from '../checkpoint/config';
 import { Graph } from '../onnx/graph';
 import { Decoder, type WeightBinder } from '../model/decoder';
-import type { GraphDtype } from '../model/weightFile';
 import { PathPatchingTaps, pathPatchingTail, targetLogits } from './pathPatchingTail';
+import type { Dtype } from '../../../src/protocol/protocol';
 
 /**
  * The graph of path patching: the reference (row 0) and counterfactual (row 1) prompts in one forward pass, and the
@@ -14,7 +14,7 @@ import { PathPatchingTaps, pathPatchingTail, targetLogits } from './pathPatching
  */
 export const PATH_PATCHING = { targets: 'target_ids', reference: 'reference', patched: 'patched' } as const;
 
-export function buildPathPatchingGraph(config: ModelConfig, weights: WeightBinder, dtype: GraphDtype): Graph {
+export function buildPathPatchingGraph(config: ModelConfig, weights: WeightBinder, dtype: Dtype): Graph {
   const g = new Graph('pinpoint_path_patching');
   const [ids, mask, positions] = ['input_ids', 'attention_mask', 'position_ids'].map((name) => g.input(name, 'int64', [2, 'tokens']));
   const targets = g.input(PATH_PATCHING.targets, 'int64', ['targets']);

@@ -1,5 +1,4 @@
 import type { Graph } from '../onnx/graph';
-import { OnnxDataType } from '../onnx/schema';
 import type { Decoder } from '../model/decoder';
 import type { Hook, HookContext, Site } from '../model/sites';
 
@@ -71,7 +70,7 @@ function headDeltas(g: Graph, decoder: Decoder, layer: number, z: string): strin
   const pick = (row: number) => g.op('Slice', [z, g.ints([row]), g.ints([row + 1]), g.ints([0])]); // [1, H, D]
   const diff = g.op('Sub', [pick(1), pick(0)]);
   const eye = g.constant('eye', 'float32', [c.numHeads, c.numHeads, 1], identity(c.numHeads));
-  const blocks = g.op('Mul', [diff, decoder.dtype === 'float32' ? eye : g.op('Cast', [eye], { to: OnnxDataType.FLOAT16 })]); // [H, H, D]
+  const blocks = g.op('Mul', [diff, decoder.fromFloat32(eye)]); // [H, H, D]
   const flat = g.op('Reshape', [blocks, g.ints([c.numHeads, c.numHeads * c.headDim])]);
   return g.op('Gemm', [flat, decoder.weight(`model.layers.${layer}.self_attn.o_proj.weight`)], { transB: 1 });
 }

@@ -3,7 +3,7 @@ import { encodeTensor, type Graph } from '../onnx/graph';
 import { OnnxDataType } from '../onnx/schema';
 import { Decoder, type KvCache, type WeightBinder } from './decoder';
 import type { Hook } from './sites';
-import type { GraphDtype } from './weightFile';
+import type { Dtype } from '../../../src/protocol/protocol';
 
 /**
  * Greedy decoding inside the graph: an ONNX Loop whose body is one decoder step, so that the KV cache stays where
@@ -27,7 +27,7 @@ export interface DecodeStart {
 export interface DecodeSettings {
   config: ModelConfig;
   weights: WeightBinder;
-  dtype: GraphDtype;
+  dtype: Dtype;
   /** the hooks that apply at every position (interventions such as knockout) */
   hooks: Hook[];
   padId: number;
@@ -76,7 +76,7 @@ function decodeStep(body: Graph, s: DecodeSettings): Graph {
   const next = body.op('ArgMax', [decoder.logitsAt(pass.residual)], { axis: -1, keepdims: 0 }); // [B]
   const emitted = body.op('Where', [done, body.scalar(s.padId, 'int64'), next]); // [B]
   const nowDone = body.op('Or', [done, stopped(body, next, s.stopIds)]);
-  const out = (value: string, type: 'int64' | 'bool' | GraphDtype, dims: (string | number)[]) => body.output(body.fresh('out'), value, type, dims);
+  const out = (value: string, type: 'int64' | 'bool' | Dtype, dims: (string | number)[]) => body.output(body.fresh('out'), value, type, dims);
   out(body.op('Not', [allOf(body, nowDone)]), 'bool', []);
   out(emitted, 'int64', ['batch']);
   out(mask, 'int64', ['batch', 'next_keys']);

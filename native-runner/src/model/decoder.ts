@@ -1,9 +1,9 @@
 import type { ModelConfig } from '../checkpoint/config';
-import type { ElemType, Graph } from '../onnx/graph';
+import { onnxType, type ElemType, type Graph } from '../onnx/graph';
 import { OnnxDataType } from '../onnx/schema';
 import { inverseFrequencies } from './rope';
 import type { Hook, HookContext, Site } from './sites';
-import type { GraphDtype } from './weightFile';
+import type { Dtype } from '../../../src/protocol/protocol';
 
 /**
  * A llama-family decoder (llama, mistral, qwen2, qwen3) written into a graph, op for op as transformers' eager
@@ -64,7 +64,7 @@ export class Decoder {
     readonly config: ModelConfig,
     readonly g: Graph,
     private readonly bindWeight: WeightBinder,
-    readonly dtype: GraphDtype,
+    readonly dtype: Dtype,
     private readonly hooks: Hook[] = [],
     readonly lmHead = [config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'],
   ) {
@@ -128,7 +128,7 @@ export class Decoder {
   }
 
   fromFloat32(x: string): string {
-    return this.dt === 'float32' ? x : this.g.op('Cast', [x], { to: OnnxDataType.FLOAT16 });
+    return this.dt === 'float32' ? x : this.g.op('Cast', [x], { to: onnxType(this.dt) });
   }
 
   private layer(l: number, x: string, inputs: DecoderInputs, cache: KvCache): string {

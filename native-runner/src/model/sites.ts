@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../checkpoint/config';
 import type { Graph } from '../onnx/graph';
-import type { GraphDtype } from './weightFile';
+import type { Dtype } from '../../../src/protocol/protocol';
 
 /**
  * The places in the decoder where a value can be read or replaced, named as TransformerLens names its hook points:
@@ -33,7 +33,7 @@ export function siteName(layer: number, site: Site): string {
 export interface HookContext {
   g: Graph;
   config: ModelConfig;
-  dtype: GraphDtype;
+  dtype: Dtype;
   layer: number;
   /** Shape(input_ids): [B, T] as a 1-D int64 value, for reshapes between [N, ...] and [B, T, ...] */
   batchTokens: string;

@@ -4,9 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint';
 import type { ModelConfig } from '../checkpoint/config';
-import { float32ToFloat16 } from '../checkpoint/halfFloat';
+import { float32ToBfloat16, float32ToFloat16 } from '../checkpoint/halfFloat';
 import { tensorByteChunks, tensorPieces, type TensorInfo } from '../checkpoint/safetensors';
 import type { ExternalTensor, Graph } from '../onnx/graph';
+import type { Dtype } from '../../../src/protocol/protocol';
 
 /**
  * The checkpoint's weights in the graph's dtype, laid out in one file that every graph of the model refers to as
@@ -15,12 +16,10 @@ import type { ExternalTensor, Graph } from '../onnx/graph';
  * large checkpoint needs little memory, and it is cached by the checkpoint's identity.
  */
 
-export type GraphDtype = 'float32' | 'float16';
-
 export interface WeightFile {
   /** folder holding weights.bin and the compiled graphs */
   dir: string;
-  dtype: GraphDtype;
+  dtype: Dtype;
   tensors: Map<string, ExternalTensor>;
 }
 
@@ -34,7 +33,7 @@ export function cacheRoot(): string {
   return path.join(xdg, 'pinpoint');
 }
 
-export function prepareWeightFile(checkpoint: Checkpoint, dtype: GraphDtype): WeightFile {
+export function prepareWeightFile(checkpoint: Checkpoint, dtype: Dtype): WeightFile {
   const dir = path.join(cacheRoot(), 'models', checkpointKey(checkpoint, dtype));
   const indexPath = path.join(dir, INDEX);
   if (!fs.existsSync(indexPath)) writeWeightFile(checkpoint, dtype, dir);
@@ -43,7 +42,7 @@ export function prepareWeightFile(checkpoint: Checkpoint, dtype: GraphDtype): We
 }
 
 /** Identity of the weights: paths, sizes and modification times of the files, and the target dtype. */
-function checkpointKey(checkpoint: Checkpoint, dtype: GraphDtype): string {
+function checkpointKey(checkpoint: Checkpoint, dtype: Dtype): string {
   const hash = crypto.createHash('sha256').update(`v3 ${dtype}`);
   for (const file of checkpoint.weights.files) {
     const stat = fs.statSync(file);
@@ -52,7 +51,7 @@ function checkpointKey(checkpoint: Checkpoint, dtype: GraphDtype): string {
   return `${path.basename(checkpoint.dir)}-${hash.digest('hex').slice(0, 16)}`;
 }
 
-function writeWeightFile(checkpoint: Checkpoint, dtype: GraphDtype, dir: string): void {
+function writeWeightFile(checkpoint: Checkpoint, dtype: Dtype, dir: string): void {
   fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `${FILE}.tmp-${process.pid}`);
   const fd = fs.openSync(tmp, 'w');
@@ -102,10 +101,10 @@ function withOwnLmHead(checkpoint: Checkpoint): [string, TensorInfo][] {
 }
 
 /** The tensor in the graph's dtype, a few MB at a time, so that converting a model never holds a whole tensor. */
-function* convertedPieces(info: TensorInfo, dtype: GraphDtype): Generator<Uint8Array> {
+function* convertedPieces(info: TensorInfo, dtype: Dtype): Generator<Uint8Array> {
   if (dtype === 'float32' && info.dtype === 'F32') return yield* tensorByteChunks(info);
   for (const values of tensorPieces(info)) {
-    const out = dtype === 'float32' ? values : float32ToFloat16(values);
+    const out = dtype === 'float32' ? values : dtype === 'float16' ? float32ToFloat16(values) : float32ToBfloat16(values);
     yield new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
 }

@@ -8,7 +8,7 @@ import { AttributeType, ModelProto, OnnxDataType } from './schema';
  * root graph, where every subgraph can see them: one copy however many passes use them.
  */
 
-export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8';
+export type ElemType = 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'bool' | 'uint8';
 export type Dim = number | string;
 export type AttrValue = number | string | number[] | { ints: number[] } | { float: number } | { floats: number[] } | { graph: Graph } | TensorValue;
 
@@ -45,6 +45,7 @@ export interface ExternalTensor {
 const ONNX_TYPES: Record<ElemType, OnnxDataType> = {
   float32: OnnxDataType.FLOAT,
   float16: OnnxDataType.FLOAT16,
+  bfloat16: OnnxDataType.BFLOAT16,
   int64: OnnxDataType.INT64,
   int32: OnnxDataType.INT32,
   bool: OnnxDataType.BOOL,
@@ -178,8 +179,13 @@ export class Graph {
   }
 }
 
+/** The TensorProto data type of an element type, for a Cast's `to`. */
+export function onnxType(elemType: ElemType): OnnxDataType {
+  return ONNX_TYPES[elemType];
+}
+
 export function bytesOf(elemType: ElemType): number {
-  return { float32: 4, float16: 2, int64: 8, int32: 4, bool: 1, uint8: 1 }[elemType];
+  return { float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4, bool: 1, uint8: 1 }[elemType];
 }
 
 export function encodeTensor(elemType: ElemType, dims: number[], values: ArrayLike<number | bigint>): TensorValue {
@@ -194,7 +200,7 @@ export function encodeTensor(elemType: ElemType, dims: number[], values: ArrayLi
       case 'int64': view.setBigInt64(i * 8, BigInt(v), true); break;
       case 'int32': view.setInt32(i * 4, Number(v), true); break;
       case 'bool': case 'uint8': view.setUint8(i, Number(v)); break;
-      case 'float16': throw new Error('float16 constants are given as raw TensorValue bytes');
+      case 'float16': case 'bfloat16': throw new Error(`${elemType} constants are given as raw TensorValue bytes`);
     }
   }
   return { elemType, dims, data };

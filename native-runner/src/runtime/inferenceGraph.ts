@@ -4,7 +4,8 @@ import { declareInterventionInputs, interventionHooks } from '../interventions/i
 import { Decoder, type KvCache, type WeightBinder } from '../model/decoder';
 import { decodeLoop } from '../model/decodeLoop';
 import { PatternReader, ZReader } from '../model/readers';
-import { lmHeadBlocks, type GraphDtype } from '../model/weightFile';
+import { lmHeadBlocks } from '../model/weightFile';
+import type { Dtype } from '../../../src/protocol/protocol';
 
 /**
  * The one graph every inference job of a model runs, so that one session, and one copy of the weights, serves them
@@ -44,7 +45,7 @@ export const INFERENCE_OUTPUTS = {
   z: (l: number) => `z.${l}`, presentKey: (l: number) => `present_key.${l}`, presentValue: (l: number) => `present_value.${l}`,
 } as const;
 
-export function buildInferenceGraph(config: ModelConfig, weights: WeightBinder, dtype: GraphDtype, padId: number, decoding: Decoding): Graph {
+export function buildInferenceGraph(config: ModelConfig, weights: WeightBinder, dtype: Dtype, padId: number, decoding: Decoding): Graph {
   const c = config;
   const g = new Graph('pinpoint_inference');
   const I = INFERENCE_INPUTS;

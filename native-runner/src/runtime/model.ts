@@ -6,15 +6,16 @@ import { loadCheckpoint, type Checkpoint } from '../checkpoint/checkpoint';
 import type { ModelConfig } from '../checkpoint/config';
 import { ModelTokenizer } from '../checkpoint/tokenizer';
 import type { Graph } from '../onnx/graph';
-import { fileWeights, prepareWeightFile, writeFileAtomic, type GraphDtype, type WeightFile } from '../model/weightFile';
+import { fileWeights, prepareWeightFile, writeFileAtomic, type WeightFile } from '../model/weightFile';
 import { buildInferenceGraph, type Decoding } from './inferenceGraph';
 import { forwardOn } from './forward';
-import { createSession, cudaProviderInstalled, type DeviceRequest, type PlacementReport, type SessionSettings } from './session';
+import { createSession, DeviceError, mayUseCuda, type PlacementReport, type SessionSettings } from './session';
+import type { Device, Dtype } from '../../../src/protocol/protocol';
 
 export interface LoadOptions {
-  device?: DeviceRequest;
+  device?: Device;
   /** float32 (default), or float16 for CUDA: it also runs on CPU, slowly, which lets CI test the float16 graphs */
-  dtype?: GraphDtype;
+  dtype?: Dtype;
 }
 
 export interface CompiledGraph {
@@ -36,12 +37,15 @@ export class Model {
     readonly checkpoint: Checkpoint,
     readonly tokenizer: ModelTokenizer,
     readonly weights: WeightFile,
-    readonly device: DeviceRequest,
+    readonly device: Device,
   ) {}
 
   static load(dir: string, options: LoadOptions = {}): Model {
     const dtype = options.dtype ?? 'float32';
     const device = options.device ?? 'auto';
+    if (dtype === 'bfloat16' && !mayUseCuda(device)) {
+      throw new DeviceError(`bfloat16 graphs run on CUDA only: ONNX Runtime's CPU provider has no bfloat16 kernels for them (device "${device}"${device === 'auto' ? ', and the CUDA provider is not installed' : ''}); use float32 or float16`);
+    }
     const checkpoint = loadCheckpoint(dir);
     const tokenizer = ModelTokenizer.load(dir);
     return new Model(checkpoint, tokenizer, prepareWeightFile(checkpoint, dtype), device);
@@ -51,7 +55,7 @@ export class Model {
     return this.checkpoint.config;
   }
 
-  get dtype(): GraphDtype {
+  get dtype(): Dtype {
     return this.weights.dtype;
   }
 
@@ -62,7 +66,7 @@ export class Model {
 
   /** How the inference graph decodes: in a Loop where a GPU may run it, step by step on CPU (inferenceGraph.ts). */
   get decoding(): Decoding {
-    return this.device === 'cuda' || (this.device === 'auto' && cudaProviderInstalled()) ? 'loop' : 'steps';
+    return mayUseCuda(this.device) ? 'loop' : 'steps';
   }
 
   /** The inference graph (runtime/inferenceGraph.ts), compiled once and opened when it is not the resident graph. */
@@ -72,10 +76,15 @@ export class Model {
       { prepack: this.decoding === 'steps', measure: 'always' });
   }
 
-  /** past_key.{l} / past_value.{l} with no cached positions, [B, KV, 0, D], for a prompt pass that decodes by steps. */
+  /**
+   * past_key.{l} / past_value.{l} with no cached positions, [B, KV, 0, D], for a prompt pass that decodes by steps
+   * (on CPU, so never in bfloat16, which onnxruntime-node cannot feed).
+   */
   emptyCache(rows: number): Record<string, ort.Tensor> {
     const { numLayers, numKvHeads, headDim } = this.config;
-    const empty = () => new ort.Tensor(this.dtype, this.dtype === 'float32' ? new Float32Array(0) : new Uint16Array(0), [rows, numKvHeads, 0, headDim]);
+    if (this.dtype === 'bfloat16') throw new DeviceError('bfloat16 graphs decode on CUDA only');
+    const dtype = this.dtype;
+    const empty = () => new ort.Tensor(dtype, dtype === 'float32' ? new Float32Array(0) : new Uint16Array(0), [rows, numKvHeads, 0, headDim]);
     return Object.fromEntries(Array.from({ length: numLayers }, (_, l) => [[`past_key.${l}`, empty()], [`past_value.${l}`, empty()]]).flat());
   }
 

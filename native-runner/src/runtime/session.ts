@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import type { Device, Provider } from '../../../src/protocol/protocol';
 
 /**
  * ONNX Runtime sessions on the CUDA execution provider when it loads, else on CPU, and an account of where the
@@ -9,11 +10,8 @@ import * as ort from 'onnxruntime-node';
  * provider is read back from ORT's own profile of a first run rather than assumed from the request.
  */
 
-export type DeviceRequest = 'auto' | 'cpu' | 'cuda';
-export type Provider = 'cuda' | 'cpu';
-
 export interface PlacementReport {
-  requested: DeviceRequest;
+  requested: Device;
   /** cuda when any node ran on the CUDA provider (ORT keeps only shape arithmetic on CPU then) */
   provider: Provider;
   /** kernel launches per ORT execution provider in the profiled run; none where nothing was profiled */
@@ -21,6 +19,11 @@ export interface PlacementReport {
 }
 
 export class DeviceError extends Error {}
+
+/** Whether a model asked to run on `device` may run on CUDA. */
+export function mayUseCuda(device: Device): boolean {
+  return device === 'cuda' || (device === 'auto' && cudaProviderInstalled());
+}
 
 const CUDA_LIBRARY = 'libonnxruntime_providers_cuda.so';
 
@@ -31,8 +34,8 @@ export function cudaProviderInstalled(): boolean {
   return fs.existsSync(path.join(dir, CUDA_LIBRARY));
 }
 
-function executionProviders(device: DeviceRequest): ort.InferenceSession.ExecutionProviderConfig[] {
-  const wantCuda = device === 'cuda' || (device === 'auto' && cudaProviderInstalled());
+function executionProviders(device: Device): ort.InferenceSession.ExecutionProviderConfig[] {
+  const wantCuda = mayUseCuda(device);
   if (device === 'cuda' && !cudaProviderInstalled()) {
     throw new DeviceError(`device "cuda" was requested but ${CUDA_LIBRARY} is not installed beside onnxruntime-node`);
   }
@@ -78,7 +81,7 @@ export interface Session {
  */
 export async function createSession(
   modelPath: string,
-  device: DeviceRequest,
+  device: Device,
   probe: (s: ort.InferenceSession) => Promise<void>,
   settings: SessionSettings,
 ): Promise<Session> {

@@ -1,4 +1,5 @@
 import type { Graph } from '../onnx/graph';
+import { OnnxDataType } from '../onnx/schema';
 import type { Shapes } from '../onnx/shapes';
 import { GRADIENT_RULES } from './gradients';
 
@@ -10,7 +11,7 @@ import { GRADIENT_RULES } from './gradients';
  * `seeds` maps forward values to the names of their (already built) gradients; the result maps each of `wrt`
  * to the name of its gradient.
  */
-export function appendBackward(g: Graph, shapes: Shapes, given: Map<string, string>, wrt: string[]): Map<string, string> {
+export function appendBackward(g: Graph, shapes: Shapes, given: Map<string, string>, wrt: string[], lowPrecision = OnnxDataType.FLOAT16): Map<string, string> {
   // values may have been renamed since the caller named them (a value that became a graph output takes its name)
   const seeds = new Map([...given].map(([value, grad]) => [g.resolve(value), g.resolve(grad)]));
   const forwardNodes = [...g.nodes];
@@ -28,7 +29,7 @@ export function appendBackward(g: Graph, shapes: Shapes, given: Map<string, stri
     if (!wanted.some(Boolean)) continue;
     const rule = GRADIENT_RULES[node.op];
     if (!rule) throw new Error(`no gradient rule for ${node.op} (output ${node.outputs[0]})`);
-    rule({ g, shapes, node, dy, wanted, producer }).forEach((grad, k) => {
+    rule({ g, shapes, node, dy, wanted, producer, lowPrecision }).forEach((grad, k) => {
       if (!grad || !wanted[k]) return;
       const list = contributions.get(node.inputs[k]) ?? [];
       list.push(grad);

@@ -1,4 +1,5 @@
 import { encodeTensor, type Graph, type Node } from '../onnx/graph';
+import { OnnxDataType } from '../onnx/schema';
 import { broadcast, type Shapes } from '../onnx/shapes';
 
 /**
@@ -18,13 +19,14 @@ export interface RuleContext {
   wanted: boolean[];
   /** the forward node that computed a value (none for inputs and initializers) */
   producer(value: string): Node | undefined;
+  /** the graph's half-precision type (float16 or bfloat16), which casts go to and from float32 */
+  lowPrecision: OnnxDataType;
 }
 
 type Grads = (string | undefined)[];
 export type GradientRule = (c: RuleContext) => Grads;
 
-const FLOAT = 1;
-const HALF = 10;
+const FLOAT = OnnxDataType.FLOAT;
 
 export const GRADIENT_RULES: Record<string, GradientRule> = {
   Identity: ({ dy }) => [dy],
@@ -59,9 +61,9 @@ export const GRADIENT_RULES: Record<string, GradientRule> = {
     const y = node.outputs[0];
     return [g.op('Mul', [dy, g.op('Mul', [y, g.op('Sub', [g.scalar(1), y])])])];
   },
-  Cast: ({ g, dy, node }) => {
-    if (node.attrs.to !== FLOAT && node.attrs.to !== HALF) throw new Error('only float casts carry gradients');
-    return [g.op('Cast', [dy], { to: node.attrs.to === FLOAT ? HALF : FLOAT })];
+  Cast: ({ g, dy, node, lowPrecision }) => {
+    if (node.attrs.to !== FLOAT && node.attrs.to !== lowPrecision) throw new Error('only casts between float32 and the graph\'s half precision carry gradients');
+    return [g.op('Cast', [dy], { to: node.attrs.to === FLOAT ? lowPrecision : FLOAT })];
   },
   Reshape: (c) => [reshapeTo(c, c.dy, 0)],
   Squeeze: (c) => [reshapeTo(c, c.dy, 0)],

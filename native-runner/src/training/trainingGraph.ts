@@ -1,12 +1,11 @@
 import type { ModelConfig } from '../checkpoint/config';
-import { encodeTensor, Graph } from '../onnx/graph';
-import { OnnxDataType } from '../onnx/schema';
+import { encodeTensor, Graph, onnxType } from '../onnx/graph';
 import { ShapeState } from '../onnx/shapes';
 import { Decoder, type WeightBinder } from '../model/decoder';
-import type { GraphDtype } from '../model/weightFile';
 import { appendAdamW, clipByGlobalNorm, declareAdamWInputs, type AdamWHyper } from './adamw';
 import { appendBackward } from './backward';
 import { trainingBinder, type ParamSlice } from './parameters';
+import type { Dtype } from '../../../src/protocol/protocol';
 
 /**
  * One optimizer step in one graph run, of fixed size: for each of A micro-batches, the decoder's forward pass on
@@ -29,7 +28,8 @@ export interface TrainingShape {
   rows: number;
 }
 
-export const LOSS_SCALE = { float32: 1, float16: 1024 } as const;
+/** Half precision's exponent reaches 6e-8; bfloat16's is float32's, and it needs no scaling. */
+export const LOSS_SCALE = { float32: 1, float16: 1024, bfloat16: 1 } as const;
 
 export const blockInput = (kind: 'param' | 'm' | 'v', s: ParamSlice) => `${kind}:${s.id}`;
 export const blockOutput = (kind: 'param_out' | 'm_out' | 'v_out' | 'grad', s: ParamSlice) => `${kind}:${s.id}`;
@@ -39,7 +39,7 @@ export interface TrainingGraphSpec {
   frozen: WeightBinder;
   slices: ParamSlice[];
   shape: TrainingShape;
-  dtype: GraphDtype;
+  dtype: Dtype;
   adamw: AdamWHyper;
   /** also output each block's gradient (for checks; it costs a copy of every gradient) */
   gradients: boolean;
@@ -54,7 +54,7 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): Graph {
   for (const s of slices) for (const kind of ['param', 'm', 'v'] as const) g.input(blockInput(kind, s), 'float32', s.shape);
   declareAdamWInputs(g);
   const params = slices.map((s) => blockInput('param', s));
-  const asUsed = new Map(slices.map((s, i) => [s.id, dtype === 'float32' ? params[i] : g.op('Cast', [params[i]], { to: OnnxDataType.FLOAT16 })]));
+  const asUsed = new Map(slices.map((s, i) => [s.id, dtype === 'float32' ? params[i] : g.op('Cast', [params[i]], { to: onnxType(dtype) })]));
   const shapes = new ShapeState(g).infer(g.nodes);
   const { loss, grads } = A === 1
     ? microBatch(g, spec, shapes, asUsed, g.scalar(0, 'int64'))
@@ -93,7 +93,7 @@ function microBatch(g: Graph, spec: TrainingGraphSpec, outer: ShapeState, asUsed
   const seed = g.op('Mul', [crossEntropyGradient(g, logits, targets, weights, config.vocabSize), g.scalar(LOSS_SCALE[dtype])]);
   const shapes = (g === outer.graph ? outer : new ShapeState(g, outer)).infer(g.nodes.slice(forwardFrom));
   const params = slices.map((s) => blockInput('param', s));
-  const grads = appendBackward(g, shapes, new Map([[logits, seed]]), params);
+  const grads = appendBackward(g, shapes, new Map([[logits, seed]]), params, dtype === 'float32' ? undefined : onnxType(dtype));
   return { loss, grads: params.map((p) => (LOSS_SCALE[dtype] === 1 ? grads.get(p)! : g.op('Div', [grads.get(p)!, g.scalar(LOSS_SCALE[dtype])]))) };
 }
 

@@ -2,13 +2,12 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { TuneStep } from '../../../src/protocol/jobs';
 import type { HeadRef } from '../../../src/protocol/heads';
-import type { DeviceRequest } from '../runtime/session';
 import { ADAMW_DEFAULTS } from './adamw';
 import type { LossOn, OnBadLine } from './conversations';
 import type { TuneMode } from './parameters';
 import { SCHEDULES, type ScheduleKind } from './schedule';
 import { tune, type TuneConfig } from './tuneRun';
-import { count, nonNegative, oneOf, positive, required, UsageError } from '../cliOptions';
+import { count, device, nonNegative, oneOf, positive, required, UsageError } from '../cliOptions';
 
 export const TUNE_USAGE = `tune --model <dir> --data <file.jsonl> --out <dir>
     [--heads <heads.json | l.h,l.h,...>] [--mode heads|attention|full] [--include-kv]
@@ -54,7 +53,7 @@ export function parseTuneArgs(args: string[]): { config: TuneConfig; resume: boo
       model: required(v.model, '--model'),
       data: required(v.data, '--data'),
       out: required(v.out, '--out'),
-      device: oneOf<DeviceRequest>(v.device, ['auto', 'cpu', 'cuda'], '--device'),
+      device: device(v.device),
       spec: { mode, heads: mode === 'heads' ? parseHeads(v.heads!) : [], includeKeyValue: v['include-kv']! },
       steps,
       batchSize: count(v.batch!, '--batch'),

@@ -2,7 +2,6 @@ import path from 'node:path';
 import type { TuneStep } from '../../../src/protocol/jobs';
 import { Model } from '../runtime/model';
 import { shuffled } from '../seededRandom';
-import type { DeviceRequest } from '../runtime/session';
 import type { AdamWHyper } from './adamw';
 import { readConversations, type DataProblem, type LossOn, type OnBadLine } from './conversations';
 import { bucket, labelledCount, type Example } from './lossBatch';
@@ -11,6 +10,7 @@ import type { TuneSpec } from './parameters';
 import type { ScheduleKind } from './schedule';
 import { Trainer } from './trainer';
 import { latestCheckpoint, loadState, removeStaleTemporaries, saveCheckpoint, sha256File, weightsSha256, type Manifest } from './tunedCheckpoint';
+import type { Device } from '../../../src/protocol/protocol';
 
 /** A tuning run from data file to checkpoints: the `pinpoint tune` command and the extension's Tune job. */
 
@@ -18,7 +18,7 @@ export interface TuneConfig {
   model: string;
   data: string;
   out: string;
-  device: DeviceRequest;
+  device: Device;
   spec: TuneSpec;
   steps: number;
   /** examples per micro-batch, and micro-batches accumulated per optimizer step */
