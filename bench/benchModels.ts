@@ -2,14 +2,20 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadCheckpoint } from '../native-runner/src/checkpoint/checkpoint';
-import { writeRandomCheckpoint } from '../native-runner/src/checkpoint/randomCheckpoint';
-import { REFERENCE_DIR } from '../test/fixtures/paths';
+import { spawnSync } from 'node:child_process';
+import { writeCheckpointFrame, writeRandomCheckpoint } from '../native-runner/src/checkpoint/randomCheckpoint';
 
 /**
  * Random checkpoints of real models' shapes, for benchmarks (no model hub is reachable): written once in BF16, as
  * the Hub ships them, and kept in $PINPOINT_BENCH_MODELS (default: the system's temporary folder) for later runs.
- * Their tokenizer is the reference qwen2 case's, whose ids all lie inside any of these vocabularies.
+ * Their tokenizer is the reference qwen2 case's, whose ids all lie inside any of these vocabularies. Shapes of more
+ * than TORCH_WRITES parameters, or all with PINPOINT_BENCH_WEIGHTS=torch, get their weights from torch
+ * (bench/peer/random_weights.py): the same distribution, other draws, in seconds rather than minutes.
  */
+// resolved from this file's folder, which is the project's bench/ or, for the GPU machine's bundles, its dist/
+const TOKENIZER = path.resolve(__dirname, '..', 'test', 'fixtures', 'reference', 'qwen2');
+const PYTHON = process.env.PINPOINT_TORCH_PYTHON ?? '/usr/bin/python3';
+const TORCH_WRITES = 2e9;
 const QWEN2 = { model_type: 'qwen2', rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true, max_position_embeddings: 32768 };
 
 export const SHAPES = {
@@ -42,7 +48,8 @@ export function benchModel(name: ShapeName): string {
   if (!fs.existsSync(path.join(dir, 'config.json'))) {
     const tmp = `${dir}.tmp-${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });
-    writeRandomCheckpoint(tmp, { ...SHAPES[name] }, { seed: 1, dtype: 'BF16', tokenizerFrom: path.join(REFERENCE_DIR, 'qwen2') });
+    if (process.env.PINPOINT_BENCH_WEIGHTS === 'torch' || parameters(name) > TORCH_WRITES) writeWithTorch(tmp, name);
+    else writeRandomCheckpoint(tmp, { ...SHAPES[name] }, { seed: 1, dtype: 'BF16', tokenizerFrom: TOKENIZER });
     fs.rmSync(dir, { recursive: true, force: true });
     fs.renameSync(tmp, dir);
   }
@@ -52,4 +59,22 @@ export function benchModel(name: ShapeName): string {
 /** float32 bytes of a checkpoint's parameters: what "N x the float32 weights" is measured against. */
 export function float32Bytes(dir: string): number {
   return [...loadCheckpoint(dir).tensors.values()].reduce((n, t) => n + 4 * t.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+function writeWithTorch(dir: string, name: ShapeName): void {
+  const layout = writeCheckpointFrame(dir, { ...SHAPES[name] }, TOKENIZER);
+  const layoutFile = path.join(dir, 'layout.json');
+  fs.writeFileSync(layoutFile, JSON.stringify({ seed: 1, ...layout }));
+  const script = path.join(__dirname, 'peer', 'random_weights.py');
+  const result = spawnSync(PYTHON, [script, layoutFile, path.join(dir, 'model.safetensors')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.status !== 0) throw new Error(`${script} failed (exit ${result.status})`);
+  fs.rmSync(layoutFile);
+}
+
+function parameters(name: ShapeName): number {
+  const c = SHAPES[name];
+  const headDim = c.hidden_size / c.num_attention_heads;
+  const attention = c.hidden_size * headDim * (2 * c.num_attention_heads + 2 * c.num_key_value_heads);
+  const layer = attention + 3 * c.hidden_size * c.intermediate_size;
+  return c.num_hidden_layers * layer + c.vocab_size * c.hidden_size * (c.tie_word_embeddings ? 1 : 2);
 }

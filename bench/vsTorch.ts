@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +10,9 @@ import { Model } from '../native-runner/src/runtime/model';
 import { cudaProviderInstalled } from '../native-runner/src/runtime/session';
 import { Trainer } from '../native-runner/src/training/trainer';
 import { benchModel, shapeName, SHAPES, type ShapeName } from './benchModels';
+import { DeviceMemorySampler } from './deviceMemory';
 import { RUNNER_ENV, type Device, type Dtype } from '../src/protocol/protocol';
+import { oneOf } from '../native-runner/src/cliOptions';
 
 /**
  * Pinpoint against PyTorch on the same machine, in the same run, with the same checkpoint and the same token ids:
@@ -18,10 +20,12 @@ import { RUNNER_ENV, type Device, type Dtype } from '../src/protocol/protocol';
  * forward per head), a head-tuning step and a full fine-tuning step. Each task runs in a process of its own on each
  * side, so that its peak RSS is its own; every comparison checks that both computed the same numbers.
  *
- * The peer is bench/peer/torch_peer.py on Debian's python3-torch (1.13, CPU). Its default BLAS is the reference one;
- * with libopenblas0-openmp installed, OPENBLAS_CORETYPE=SkylakeX is set in the peer's process only (OpenBLAS 0.3.21
- * takes this machine's CPU for an older one). On CUDA, when its provider is installed, Pinpoint's side runs there.
- * Usage: npm run bench [-- --shape 30m,0.5b] [--only forward,generate,patching,heads,full] [--quick]
+ * The peer is bench/peer/torch_peer.py. On the CPU it is a plain PyTorch decoder on Debian's python3-torch (1.13),
+ * float32; its default BLAS is the reference one, and with libopenblas0-openmp installed OPENBLAS_CORETYPE=SkylakeX
+ * is set in the peer's process only (OpenBLAS 0.3.21 takes this machine's CPU for an older one). On CUDA (--device
+ * cuda, the GPU machine) it is transformers' AutoModelForCausalLM, and each task runs in the dtype of CUDA_DTYPES on
+ * both sides; memory is then the peak device memory of each side's process, sampled from nvidia-smi.
+ * Usage: npm run bench [-- --shape 30m,0.5b] [--only forward,generate,patching,heads,full] [--quick] [--device cpu|cuda]
  * The last line of stdout is one JSON object of every task's figures.
  */
 
@@ -30,11 +34,25 @@ const PYTHON = process.env.PINPOINT_TORCH_PYTHON ?? '/usr/bin/python3';
 const TASKS = ['forward', 'generate', 'patching', 'heads', 'full'] as const;
 type Task = (typeof TASKS)[number];
 
-/** Sizes per shape, chosen so that every task takes seconds, not minutes, on the 2-core CI machine. */
-const SIZES: Record<'30m' | '0.5b', Record<Task, { batch: number; tokens: number; extra?: number }>> = {
-  '30m': { forward: { batch: 8, tokens: 256 }, generate: { batch: 4, tokens: 64, extra: 64 }, patching: { batch: 2, tokens: 160 }, heads: { batch: 8, tokens: 128 }, full: { batch: 8, tokens: 128 } },
-  '0.5b': { forward: { batch: 4, tokens: 128 }, generate: { batch: 4, tokens: 64, extra: 32 }, patching: { batch: 2, tokens: 128, extra: 24 }, heads: { batch: 4, tokens: 128 }, full: { batch: 4, tokens: 128 } },
+type Sizes = Record<Task, { batch: number; tokens: number; extra?: number }>;
+
+/**
+ * Sizes per device and shape. On the CPU, chosen so that every task takes seconds, not minutes, on the 2-core machine
+ * (`extra`: new tokens; for patching, the peer's sample of heads; for heads, how many are tuned). On CUDA, the sizes of the figures measured there
+ * before (`../shared/gpu` of the project's workplace): forward 8 x 256, every head patched, 16 heads tuned on 8 x 256.
+ */
+const SIZES: Record<'cpu' | 'cuda', Partial<Record<ShapeName, Sizes>>> = {
+  cpu: {
+    '30m': { forward: { batch: 8, tokens: 256 }, generate: { batch: 4, tokens: 64, extra: 64 }, patching: { batch: 2, tokens: 160 }, heads: { batch: 8, tokens: 128 }, full: { batch: 8, tokens: 128 } },
+    '0.5b': { forward: { batch: 4, tokens: 128 }, generate: { batch: 4, tokens: 64, extra: 32 }, patching: { batch: 2, tokens: 128, extra: 24 }, heads: { batch: 4, tokens: 128 }, full: { batch: 4, tokens: 128 } },
+  },
+  cuda: {
+    '0.5b': { forward: { batch: 8, tokens: 256 }, generate: { batch: 8, tokens: 128, extra: 64 }, patching: { batch: 1, tokens: 128 }, heads: { batch: 8, tokens: 256, extra: 16 }, full: { batch: 8, tokens: 256 } },
+  },
 };
+
+/** The dtype of each task on CUDA, on both sides: half precision, as models are run and tuned on a GPU. */
+const CUDA_DTYPES: Record<Task, Dtype> = { forward: 'float16', generate: 'float16', patching: 'bfloat16', heads: 'bfloat16', full: 'bfloat16' };
 
 const ADAMW = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
 const MAX_GRAD_NORM = 1;
@@ -44,6 +62,7 @@ interface Spec {
   model: string;
   device: Device;
   dtype: Dtype;
+  peer: 'decoder' | 'transformers';
   runs: number;
   prompts?: number[][];
   maxNewTokens?: number;
@@ -60,6 +79,8 @@ interface Spec {
 }
 
 interface Measured {
+  /** peak device memory of the process, on CUDA */
+  peakDeviceBytes?: number;
   seconds?: number;
   secondsPerHead?: number;
   firstSeconds?: number;
@@ -76,11 +97,14 @@ function ids(count: number, seed: number, vocab: number): number[] {
   return Array.from({ length: count }, (_, i) => (seed * 7919 + i * 104729 + ((i * i) % 97)) % vocab);
 }
 
-function specFor(task: Task, shape: ShapeName, model: string, quick: boolean, device: Device): Spec {
+function specFor(task: Task, shape: ShapeName, model: string, quick: boolean, device: 'cpu' | 'cuda'): Spec {
   const config = SHAPES[shape];
-  const size = SIZES[shape as '30m' | '0.5b'][task];
+  const size = SIZES[device][shape]?.[task];
+  if (!size) throw new Error(`no ${device} sizes for the ${shape} shape (known: ${Object.keys(SIZES[device]).join(', ')})`);
   const vocab = config.vocab_size;
-  const base: Spec = { task, model, device, dtype: 'float32', runs: quick ? 2 : 5 };
+  const base: Spec = device === 'cuda'
+    ? { task, model, device, dtype: CUDA_DTYPES[task], peer: 'transformers', runs: quick ? 3 : 10 }
+    : { task, model, device, dtype: 'float32', peer: 'decoder', runs: quick ? 2 : 5 };
   const prompts = Array.from({ length: size.batch }, (_, b) => ids(size.tokens - 3 * b, b + 1, vocab));
   switch (task) {
     case 'forward':
@@ -99,7 +123,7 @@ function specFor(task: Task, shape: ShapeName, model: string, quick: boolean, de
     case 'full': {
       const tokens = Array.from({ length: size.batch }, (_, b) => ids(size.tokens, 20 + b, vocab));
       const labels = tokens.map((row) => row.map((id, t) => (t >= size.tokens - 32 ? id : -100)));
-      const count = Math.max(1, Math.round(0.04 * config.num_hidden_layers * config.num_attention_heads));
+      const count = size.extra ?? Math.max(1, Math.round(0.04 * config.num_hidden_layers * config.num_attention_heads));
       const heads = Array.from({ length: count }, (_, i): [number, number] => [(i * 7) % config.num_hidden_layers, (i * 5) % config.num_attention_heads]);
       const compare = task === 'heads'
         ? [...new Set(heads.map(([l]) => l))].slice(0, 2).flatMap((l) => [`model.layers.${l}.self_attn.q_proj.weight`, `model.layers.${l}.self_attn.o_proj.weight`])
@@ -180,10 +204,19 @@ function peak(): number {
 
 // ---- the orchestrator ----
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv): Measured {
-  const result = spawnSync(command, args, { encoding: 'utf8', env, maxBuffer: 1 << 28 });
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed:\n${result.stderr.slice(-4000)}`);
-  return JSON.parse(result.stdout.trim().split('\n').pop()!) as Measured;
+/** A side's process to its end, its last stdout line as what it measured; on CUDA, its peak device memory too. */
+async function run(command: string, args: string[], env: NodeJS.ProcessEnv, device: 'cpu' | 'cuda'): Promise<Measured> {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+  child.stderr.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-8000); });
+  const sampler = device === 'cuda' ? new DeviceMemorySampler(child.pid!) : undefined;
+  const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const peakDevice = sampler?.stop() ?? 0;
+  if (status !== 0) throw new Error(`${path.basename(command)} ${path.basename(args.find((a) => a.endsWith('.py') || a.endsWith('.js') || a.endsWith('.ts')) ?? '')} failed:\n${stderr.slice(-4000)}`);
+  const measured = JSON.parse(stdout.trim().split('\n').pop()!) as Measured;
+  return device === 'cuda' ? { ...measured, peakDeviceBytes: peakDevice } : measured;
 }
 
 function readF32(file: string): Float32Array {
@@ -201,27 +234,47 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 interface Row {
   shape: ShapeName;
   task: string;
+  dtype: Dtype;
   ours: number;
   torch: number;
   speedup: number;
-  oursRssGB: number;
-  torchRssGB: number;
+  /** peak RSS on the CPU, peak device memory on CUDA */
+  oursMemoryGB: number;
+  torchMemoryGB: number;
   difference: number;
   equal: boolean;
   firstOverLater?: number;
   provider?: string;
 }
 
+/**
+ * How far two implementations' values may be apart: float32 arithmetic in another order, or half precision's
+ * rounding through every layer (bfloat16 keeps 8 bits of mantissa, float16 11).
+ */
+const TOLERANCE: Record<Dtype, { values: number; loss: number; paramSteps: number }> = {
+  float32: { values: 1e-3, loss: 1e-4, paramSteps: 0.05 },
+  float16: { values: 3e-2, loss: 1e-2, paramSteps: 0.5 },
+  bfloat16: { values: 2.5e-1, loss: 5e-2, paramSteps: 0.5 },
+};
+
 /** What both sides computed, compared: the largest difference and whether it is within the task's tolerance. */
 function compare(task: Task, spec: Spec, shape: ShapeName, a: Measured, b: Measured, oursDir: string, torchDir: string): { difference: number; equal: boolean } {
+  const tolerance = TOLERANCE[spec.dtype];
   switch (task) {
     case 'forward': {
       const d = maxAbsDiff(readF32(path.join(oursDir, 'logits.f32')), readF32(path.join(torchDir, 'logits.f32')));
-      return { difference: d, equal: d <= 1e-3 };
+      return { difference: d, equal: d <= tolerance.values };
     }
     case 'generate': {
-      const same = JSON.stringify(a.tokens) === JSON.stringify(b.tokens);
-      return { difference: same ? 0 : 1, equal: same };
+      // greedy decoding follows the argmax: in half precision a near tie may go either way and the rows part there,
+      // so there only the first token of each row must agree; the difference is the share of tokens after the parting
+      const agreed = a.tokens!.map((row, r) => {
+        const parting = row.findIndex((t, i) => t !== b.tokens![r]?.[i]);
+        return parting < 0 ? row.length : parting;
+      });
+      const total = a.tokens!.reduce((n, row) => n + row.length, 0);
+      const difference = 1 - agreed.reduce((n, k) => n + k, 0) / total;
+      return { difference, equal: spec.dtype === 'float32' ? difference === 0 : agreed.every((k) => k >= 1) };
     }
     case 'patching': {
       const K = spec.targets!.length;
@@ -229,57 +282,72 @@ function compare(task: Task, spec: Spec, shape: ShapeName, a: Measured, b: Measu
       const H = SHAPES[shape].num_attention_heads;
       const sample = Float32Array.from(spec.heads!.flatMap(([l, h]) => Array.from(all.subarray((l * H + h) * K, (l * H + h + 1) * K))));
       const d = Math.max(maxAbsDiff(sample, readF32(path.join(torchDir, 'patched.f32'))), maxAbsDiff(a.reference!, b.reference!));
-      return { difference: d, equal: d <= 1e-3 };
+      return { difference: d, equal: d <= tolerance.values };
     }
     case 'heads':
     case 'full': {
       const lossDiff = maxAbsDiff(a.losses!, b.losses!);
       const paramDiff = Math.max(...spec.compare!.map((_, i) => maxAbsDiff(readF32(path.join(oursDir, `param${i}.f32`)), readF32(path.join(torchDir, `param${i}.f32`)))));
       // Adam divides each gradient element by its own magnitude, so parameters are held to a share of what the
-      // steps could move them at most (steps x lr), and the losses to 1e-4
+      // steps could move them at most (steps x lr)
       const steps = a.losses!.length;
-      return { difference: Math.max(lossDiff, paramDiff), equal: lossDiff <= 1e-4 && paramDiff <= 0.05 * steps * ADAMW.lr };
+      return { difference: Math.max(lossDiff, paramDiff), equal: lossDiff <= tolerance.loss && paramDiff <= tolerance.paramSteps * steps * ADAMW.lr };
     }
   }
 }
 
-function main(): void {
-  const { values } = parseArgs({ options: { shape: { type: 'string', default: '30m,0.5b' }, only: { type: 'string' }, quick: { type: 'boolean', default: false }, child: { type: 'string' } } });
-  const device: Device = cudaProviderInstalled() ? 'cuda' : 'cpu';
-  const tasks = (values.only?.split(',') ?? TASKS) as Task[];
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { shape: { type: 'string', default: '30m,0.5b' }, only: { type: 'string' }, quick: { type: 'boolean', default: false }, device: { type: 'string', default: 'auto' } },
+  });
+  const device = values.device === 'auto' ? (cudaProviderInstalled() ? 'cuda' : 'cpu') : oneOf<'cpu' | 'cuda'>(values.device, ['cpu', 'cuda'], '--device');
+  const tasks = (values.only?.split(',') ?? TASKS).map((t) => oneOf<Task>(t, TASKS, '--only'));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pinpoint-vs-torch-'));
   const env = { ...process.env, ...RUNNER_ENV, PINPOINT_CACHE: process.env.PINPOINT_CACHE ?? path.join(os.tmpdir(), 'pinpoint-bench-cache') };
   const rows: Row[] = [];
-  console.log(`Pinpoint (onnxruntime-node, ${device}) against PyTorch (${PYTHON}, CPU), ${os.cpus()[0].model}, ${os.cpus().length} cores`);
-  console.log('shape task              pinpoint      torch   speedup  pinpoint RSS  torch RSS  equal (largest difference)');
+  const peer = device === 'cuda' ? 'PyTorch + transformers' : 'PyTorch';
+  console.log(`Pinpoint (onnxruntime-node, ${device}) against ${peer} (${PYTHON}, ${device}), ${os.cpus()[0].model}, ${os.cpus().length} cores`);
+  console.log(`shape task              pinpoint      torch   speedup  pinpoint ${device === 'cuda' ? 'device' : 'RSS'}  torch  equal (largest difference)`);
   try {
     for (const shape of values.shape!.split(',').map((s) => shapeName(s, '30m'))) {
       const model = benchModel(shape);
       for (const task of tasks) {
-        const spec = specFor(task, shape, model, values.quick!, device);
-        const dir = (side: string) => fs.mkdirSync(path.join(work, `${shape}-${task}-${side}`), { recursive: true })!;
-        const oursDir = dir('ours');
-        const torchDir = dir('torch');
-        const specFile = path.join(work, `${shape}-${task}.json`);
-        fs.writeFileSync(specFile, JSON.stringify(spec));
-        const a = run(process.execPath, [...process.execArgv, process.argv[1], '--child', JSON.stringify({ specFile, out: oursDir })], env);
-        const b = run(PYTHON, [PEER, task, specFile, torchDir], { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX' });
-        const check = compare(task, spec, shape, a, b, oursDir, torchDir);
-        const torchSeconds = task === 'patching' ? b.secondsPerHead! * b.heads! : b.seconds!;
-        const row: Row = {
-          shape, task: label(task, spec), ours: a.seconds!, torch: torchSeconds, speedup: torchSeconds / a.seconds!,
-          oursRssGB: a.peakRssBytes / 2 ** 30, torchRssGB: b.peakRssBytes / 2 ** 30, ...check, provider: a.provider,
-          firstOverLater: a.firstSeconds ? a.firstSeconds / a.seconds! : undefined,
-        };
-        rows.push(row);
-        console.log(`${shape.padEnd(5)} ${row.task.padEnd(17)} ${time(row.ours)} ${time(row.torch)} ${row.speedup.toFixed(2).padStart(7)}x ${row.oursRssGB.toFixed(2).padStart(9)} GB ${row.torchRssGB.toFixed(2).padStart(7)} GB  ${row.equal ? 'yes' : 'NO '} (${row.difference.toExponential(1)})${row.firstOverLater ? `  first step ${row.firstOverLater.toFixed(2)}x a later one` : ''}`);
+        try {
+          const row = await measure(task, shape, model, values.quick!, device, work, env);
+          rows.push(row);
+          console.log(`${shape.padEnd(5)} ${row.task.padEnd(17)} ${time(row.ours)} ${time(row.torch)} ${row.speedup.toFixed(2).padStart(7)}x ${row.oursMemoryGB.toFixed(2).padStart(9)} GB ${row.torchMemoryGB.toFixed(2).padStart(7)} GB  ${row.equal ? 'yes' : 'NO '} (${row.difference.toExponential(1)})${row.dtype === 'float32' ? '' : `  ${row.dtype}`}${row.firstOverLater ? `  first step ${row.firstOverLater.toFixed(2)}x a later one` : ''}`);
+        } catch (err) {
+          // one failing task (a kernel missing on a device, say) must not hide the others' figures
+          console.log(`${shape.padEnd(5)} ${task.padEnd(17)} FAILED: ${(err as Error).message.split('\n').slice(0, 12).join('\n      ')}`);
+          process.exitCode = 1;
+        }
       }
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
-  console.log(JSON.stringify(rows.map((r) => ({ ...r, ours: +r.ours.toFixed(4), torch: +r.torch.toFixed(4), speedup: +r.speedup.toFixed(3), oursRssGB: +r.oursRssGB.toFixed(3), torchRssGB: +r.torchRssGB.toFixed(3) }))));
+  console.log(JSON.stringify(rows.map((r) => ({ ...r, ours: +r.ours.toFixed(4), torch: +r.torch.toFixed(4), speedup: +r.speedup.toFixed(3), oursMemoryGB: +r.oursMemoryGB.toFixed(3), torchMemoryGB: +r.torchMemoryGB.toFixed(3) }))));
   if (rows.some((r) => !r.equal)) process.exitCode = 1;
+}
+
+/** One task on both sides, each in a process of its own, and the comparison of what they computed. */
+async function measure(task: Task, shape: ShapeName, model: string, quick: boolean, device: 'cpu' | 'cuda', work: string, env: NodeJS.ProcessEnv): Promise<Row> {
+  const spec = specFor(task, shape, model, quick, device);
+  const dir = (side: string) => fs.mkdirSync(path.join(work, `${shape}-${task}-${side}`), { recursive: true })!;
+  const oursDir = dir('ours');
+  const torchDir = dir('torch');
+  const specFile = path.join(work, `${shape}-${task}.json`);
+  fs.writeFileSync(specFile, JSON.stringify(spec));
+  const a = await run(process.execPath, [...process.execArgv, process.argv[1], '--child', JSON.stringify({ specFile, out: oursDir })], env, device);
+  const b = await run(PYTHON, [PEER, task, specFile, torchDir], { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX' }, device);
+  const check = compare(task, spec, shape, a, b, oursDir, torchDir);
+  const torchSeconds = task === 'patching' ? b.secondsPerHead! * b.heads! : b.seconds!;
+  const memory = (m: Measured) => (device === 'cuda' ? m.peakDeviceBytes! : m.peakRssBytes) / 2 ** 30;
+  return {
+    shape, task: label(task, spec), dtype: spec.dtype, ours: a.seconds!, torch: torchSeconds, speedup: torchSeconds / a.seconds!,
+    oursMemoryGB: memory(a), torchMemoryGB: memory(b), ...check, provider: a.provider,
+    firstOverLater: a.firstSeconds ? a.firstSeconds / a.seconds! : undefined,
+  };
 }
 
 function label(task: Task, spec: Spec): string {
@@ -302,5 +370,5 @@ if (childArg >= 0) {
     (err: Error) => { console.error(err.stack); process.exitCode = 1; },
   );
 } else {
-  main();
+  main().catch((err: Error) => { console.error(err.stack); process.exitCode = 1; });
 }

@@ -7,17 +7,20 @@ import { createMessageConnection, StreamMessageReader, StreamMessageWriter } fro
 import {
   AttentionRequest, CompareRequest, EvaluateRequest, LocateRequest, TuneRequest, type ModelSpec,
 } from '../src/protocol/jobs';
-import { LoadModelRequest, RUNNER_ENV, type Device, type Dtype } from '../src/protocol/protocol';
+import { LoadModelRequest, RUNNER_ENV } from '../src/protocol/protocol';
+import { device, dtype } from '../native-runner/src/cliOptions';
 import { benchModel, float32Bytes, shapeName } from './benchModels';
+import { DeviceMemorySampler } from './deviceMemory';
 
 /**
  * Peak memory of one `pinpoint serve` process running the editor's workflow, as the extension drives it: load a
  * model, evaluate 2 items, locate heads by path patching, one head's attention pattern, tune the 2 top heads for 2
  * steps, compare base and tuned. The workflow runs --repeat times in the same process (new output folders each
  * time), and after every job the process's resident set (VmRSS) and its peak so far (VmHWM) are read from /proc
- * and printed with the ratio of the peak to the model's float32 weights.
- * Usage: npm run bench:workflow [-- --shape 0.5b] [--repeat 2] [--device cpu] [--dtype float32]
- * The last line of stdout is one JSON object: {shape, float32GB, peakGB, peakRatio, perRun: [...]}.
+ * and printed with the ratio of the peak to the model's float32 weights. On CUDA the process's device memory is
+ * sampled from nvidia-smi as well, and its peak printed beside the host's.
+ * Usage: npm run bench:workflow [-- --shape 0.5b|1.5b|8b] [--repeat 2] [--device cpu|cuda] [--dtype float32|float16|bfloat16]
+ * The last line of stdout is one JSON object: {shape, float32GB, peakGB, peakRatio, perRun: [...], devicePeakGB}.
  */
 
 const { values: args } = parseArgs({
@@ -52,9 +55,10 @@ async function main(): Promise<void> {
   });
   const connection = createMessageConnection(new StreamMessageReader(runner.stdout), new StreamMessageWriter(runner.stdin));
   connection.listen();
-  const model: ModelSpec = { dir: modelDir, device: args.device as Device, dtype: args.dtype as Dtype };
-  console.log(`${shape}: float32 weights ${(weights / GB).toFixed(2)} GB; runner pid ${runner.pid}`);
-  console.log('run  job          time (s)  RSS (GB)  peak (GB)  peak / float32 weights');
+  const model: ModelSpec = { dir: modelDir, device: device(args.device), dtype: dtype(args.dtype) };
+  const onDevice = model.device === 'cuda' ? new DeviceMemorySampler(runner.pid!) : undefined;
+  console.log(`${shape}: float32 weights ${(weights / GB).toFixed(2)} GB; runner pid ${runner.pid}; ${model.device}, ${model.dtype}`);
+  console.log(`run  job          time (s)  RSS (GB)  peak (GB)  peak / float32 weights${onDevice ? '  device peak (GB)' : ''}`);
   const perRun: number[] = [];
   try {
     for (let run = 1; run <= Number(args.repeat); run++) {
@@ -63,7 +67,9 @@ async function main(): Promise<void> {
         const started = Date.now();
         const result = await job();
         const m = memory(runner.pid!);
-        console.log(`${String(run).padEnd(4)} ${name.padEnd(12)} ${((Date.now() - started) / 1000).toFixed(1).padStart(8)}  ${(m.rss / GB).toFixed(2).padStart(8)}  ${(m.peak / GB).toFixed(2).padStart(9)}  ${(m.peak / weights).toFixed(2).padStart(6)}x`);
+        onDevice?.sample();
+        const devicePeak = onDevice ? `  ${(onDevice.peakBytes / GB).toFixed(2).padStart(16)}` : '';
+        console.log(`${String(run).padEnd(4)} ${name.padEnd(12)} ${((Date.now() - started) / 1000).toFixed(1).padStart(8)}  ${(m.rss / GB).toFixed(2).padStart(8)}  ${(m.peak / GB).toFixed(2).padStart(9)}  ${(m.peak / weights).toFixed(2).padStart(6)}x${devicePeak}`);
         return result;
       };
       await step('load', () => connection.sendRequest(LoadModelRequest, model));
@@ -78,7 +84,7 @@ async function main(): Promise<void> {
         model, data, item: 'moons', followUp: CHALLENGES[0], layer: top.layer, head: top.head,
       }));
       const tuned = await step('tune', () => connection.sendRequest(TuneRequest, {
-        job: `t${run}`, model: modelDir, device: model.device, data: TRAIN, out: out('tune'), heads: heads.selected, includeKeyValue: false,
+        job: `t${run}`, model, data: TRAIN, out: out('tune'), heads: heads.selected, includeKeyValue: false,
         hyperparameters: { steps: 2, learningRate: 1e-4, batchSize: 1, gradAccum: 4, weightDecay: 0, maxGradNorm: 1, schedule: 'constant', warmupSteps: 0, seed: 0, saveEvery: 2, lossOn: 'last' },
         resume: false,
       }));
@@ -88,12 +94,13 @@ async function main(): Promise<void> {
       perRun.push(memory(runner.pid!).peak);
     }
   } finally {
+    onDevice?.stop();
     connection.dispose();
     runner.kill();
     fs.rmSync(work, { recursive: true, force: true });
   }
   const peak = Math.max(...perRun);
-  console.log(JSON.stringify({ shape, float32GB: +(weights / GB).toFixed(3), peakGB: +(peak / GB).toFixed(3), peakRatio: +(peak / weights).toFixed(3), perRun: perRun.map((p) => +(p / GB).toFixed(3)) }));
+  console.log(JSON.stringify({ shape, float32GB: +(weights / GB).toFixed(3), peakGB: +(peak / GB).toFixed(3), peakRatio: +(peak / weights).toFixed(3), perRun: perRun.map((p) => +(p / GB).toFixed(3)), devicePeakGB: onDevice ? +(onDevice.peakBytes / GB).toFixed(3) : undefined }));
 }
 
 main().catch((err: Error) => {

@@ -6,8 +6,10 @@ same checkpoint and the same token ids as Pinpoint's side, and compares what bot
 
     python3 torch_peer.py <task> <spec.json> <out-dir>
 
-Tasks: forward, generate, patching, heads, full (see `TASKS`). The spec gives the model folder and the task's
-inputs; the result is printed as one JSON line, large arrays are written to <out-dir> as float32 files.
+Tasks: forward, generate, patching, heads, full (see `TASKS`). The spec gives the model folder, the task's inputs,
+the device and dtype, and the peer: `decoder` (the decoder below, float32 on the CPU) or `transformers` (the
+checkpoint through transformers' AutoModelForCausalLM, on CUDA where the GPU machine has it installed). The result is
+printed as one JSON line; large arrays are written to <out-dir> as float32 files.
 """
 
 import json
@@ -26,6 +28,7 @@ torch.set_grad_enabled(False)
 # ---- checkpoint ----
 
 DTYPES = {'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16}
+TORCH_DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 
 
 def load_safetensors(path):
@@ -159,6 +162,98 @@ class Decoder(torch.nn.Module):
         head = self.p('lm_head.weight') if self.has('lm_head.weight') else self.p('model.embed_tokens.weight')
         return torch.nn.functional.linear(self.rms_norm(hidden, 'model.norm.weight'), head)
 
+    # ---- what the tasks call, on either peer ----
+
+    def last_logits(self, ids, mask, positions, hooks=None):
+        """[B, V]: the next-token logits at the last position."""
+        return self.logits(self(ids, mask, positions, hooks=hooks)[0][:, -1])
+
+    def all_logits(self, ids, mask, positions):
+        """[B, T, V], with gradients where parameters require them."""
+        return self.logits(self(ids, mask, positions)[0])
+
+    def generate(self, prompts, new_tokens):
+        """[B, new_tokens]: greedy decoding with a KV cache, no stop token."""
+        ids, mask, positions = left_padded(prompts)
+        hidden, cache = self(ids, mask, positions)
+        token = self.logits(hidden[:, -1]).argmax(-1)
+        tokens = [token]
+        position = positions[:, -1]
+        for _ in range(new_tokens - 1):
+            position = position + 1
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            hidden, cache = self(token[:, None], mask, position[:, None], past=cache)
+            token = self.logits(hidden[:, -1]).argmax(-1)
+            tokens.append(token)
+        return torch.stack(tokens, dim=1)
+
+    def params(self):
+        return list(self.w.values())
+
+    def sync(self):
+        pass
+
+
+class TransformersPeer:
+    """The checkpoint as transformers runs it (AutoModelForCausalLM, its default attention), on `device` in `dtype`:
+    the peer an engineer with a GPU compares against. Hooks are the same two sites as the decoder's, placed as
+    TransformerLens-style users place them with torch hooks: each head's output is o_proj's input, and the attention
+    block's input after its norm is input_layernorm's output."""
+
+    def __init__(self, folder, device, dtype):
+        from transformers import AutoModelForCausalLM
+        self.cfg = Config(folder)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        except TypeError:  # transformers 4 names it torch_dtype
+            model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=dtype)
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.device = device
+        self.named = dict(self.model.named_parameters())
+
+    def p(self, name):
+        return self.named[name]
+
+    def has(self, name):
+        return name in self.named
+
+    def params(self):
+        return list(self.named.values())
+
+    def sync(self):
+        torch.cuda.synchronize()
+
+    def hooked(self, hooks):
+        layers, cfg, handles = self.model.model.layers, self.cfg, []
+        for l, layer in enumerate(layers):
+            if 'z' in hooks:
+                def pre(module, args, l=l):
+                    (x,) = args
+                    z = hooks['z'](l, x.view(*x.shape[:2], cfg.heads, cfg.head_dim))
+                    return (z.reshape(x.shape),)
+                handles.append(layer.self_attn.o_proj.register_forward_pre_hook(pre))
+            if 'attn_in' in hooks:
+                handles.append(layer.input_layernorm.register_forward_hook(lambda module, args, out, l=l: hooks['attn_in'](l, out)))
+        return handles
+
+    def last_logits(self, ids, mask, positions, hooks=None):
+        handles = self.hooked(hooks or {})
+        try:
+            out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=positions.to(self.device), logits_to_keep=1)
+        finally:
+            for h in handles:
+                h.remove()
+        return out.logits[:, -1].float()
+
+    def all_logits(self, ids, mask, positions):
+        return self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), position_ids=positions.to(self.device)).logits.float()
+
+    def generate(self, prompts, new_tokens):
+        ids, mask, _ = left_padded(prompts)
+        out = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=new_tokens,
+                                  min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+        return out[:, ids.shape[1]:]
+
 
 def left_padded(prompts, pad=0):
     """ids, mask and positions [B, T] as transformers' generate builds them for left-padded prompts."""
@@ -175,14 +270,15 @@ def left_padded(prompts, pad=0):
 
 # ---- timing ----
 
-def timed(fn, runs):
+def timed(model, fn, runs):
     """fn once to warm up, then the fastest of `runs` more calls (the least disturbed by whatever else the machine
-    runs); returns (seconds, last result)."""
+    runs), each waited for to its end on the device; returns (seconds, last result)."""
     result = fn()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         result = fn()
+        model.sync()
         times.append(time.perf_counter() - start)
     return min(times), result
 
@@ -192,7 +288,7 @@ def peak_rss_bytes():
 
 
 def save(out, name, tensor):
-    tensor.detach().to(torch.float32).contiguous().numpy().tofile(os.path.join(out, name))
+    tensor.detach().to(torch.float32).cpu().contiguous().numpy().tofile(os.path.join(out, name))
 
 
 # ---- tasks ----
@@ -200,27 +296,14 @@ def save(out, name, tensor):
 def forward_task(model, spec, out):
     """Last-position logits of a batch of prompts."""
     ids, mask, positions = left_padded(spec['prompts'])
-    seconds, logits = timed(lambda: model.logits(model(ids, mask, positions)[0][:, -1]), spec['runs'])
+    seconds, logits = timed(model, lambda: model.last_logits(ids, mask, positions), spec['runs'])
     save(out, 'logits.f32', logits)
     return {'seconds': seconds}
 
 
 def generate_task(model, spec, out):
     """Greedy decoding with a KV cache, no stop token."""
-    def generate():
-        ids, mask, positions = left_padded(spec['prompts'])
-        hidden, cache = model(ids, mask, positions)
-        token = model.logits(hidden[:, -1]).argmax(-1)
-        tokens = [token]
-        position = positions[:, -1]
-        for _ in range(spec['maxNewTokens'] - 1):
-            position = position + 1
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            hidden, cache = model(token[:, None], mask, position[:, None], past=cache)
-            token = model.logits(hidden[:, -1]).argmax(-1)
-            tokens.append(token)
-        return torch.stack(tokens, dim=1)
-    seconds, tokens = timed(generate, spec['runs'])
+    seconds, tokens = timed(model, lambda: model.generate(spec['prompts'], spec['maxNewTokens']), spec['runs'])
     return {'seconds': seconds, 'tokens': tokens.tolist()}
 
 
@@ -240,13 +323,13 @@ def patching_task(model, spec, out):
 
     def run(prompt, hooks):
         ids, mask, positions = left_padded([prompt])
-        return model.logits(model(ids, mask, positions, hooks=hooks)[0][:, -1])[0]
+        return model.last_logits(ids, mask, positions, hooks=hooks)[0]
 
     clean_logits = run(clean, {'z': record('z'), 'attn_in': record('attn_in')})
     clean_cache = {kind: dict(values) for kind, values in cached.items()}
     run(corrupt, {'z': record('z')})
     corrupt_z = dict(cached['z'])
-    targets = torch.tensor(spec['targets'])
+    targets = torch.tensor(spec['targets'], device=clean_logits.device)
 
     def patched(layer, head):
         def z_hook(l, z):
@@ -263,6 +346,7 @@ def patching_task(model, spec, out):
     heads = spec['heads']
     start = time.perf_counter()
     results = torch.stack([patched(l, h) for l, h in heads])
+    model.sync()
     seconds = time.perf_counter() - start
     save(out, 'patched.f32', results)
     return {'secondsPerHead': seconds / len(heads), 'reference': clean_logits[targets].tolist(), 'heads': cfg.layers * cfg.heads}
@@ -276,7 +360,7 @@ def training_task(mode):
         torch.set_grad_enabled(True)
         trained = []
         if mode == 'full':
-            for p in model.w.values():
+            for p in model.params():
                 p.requires_grad_(True)
                 trained.append(p)
         else:
@@ -306,19 +390,19 @@ def training_task(mode):
         h = spec['adamw']
         optimizer = torch.optim.AdamW(trained, lr=h['lr'], betas=(h['beta1'], h['beta2']), eps=h['eps'], weight_decay=h['weightDecay'])
         ids = torch.tensor(spec['ids'])
-        labels = torch.tensor(spec['labels'])
+        labels = torch.tensor(spec['labels'], device=trained[0].device)
         mask = torch.ones_like(ids)
         positions = torch.arange(ids.shape[1])[None].expand_as(ids)
         losses = []
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            logits = model.logits(model(ids, mask, positions)[0])
+            logits = model.all_logits(ids, mask, positions)
             loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trained, spec['maxGradNorm'])
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(loss.item())  # .item() waits for the step on the device
 
         first = time.perf_counter()
         step()
@@ -341,7 +425,12 @@ def main():
     task, spec_file, out = sys.argv[1:4]
     with open(spec_file) as f:
         spec = json.load(f)
-    model = Decoder(spec['model'])
+    if spec.get('peer', 'decoder') == 'transformers':
+        model = TransformersPeer(spec['model'], spec['device'], TORCH_DTYPES[spec['dtype']])
+    elif spec['device'] == 'cpu' and spec['dtype'] == 'float32':
+        model = Decoder(spec['model'])
+    else:
+        raise ValueError(f"the decoder peer runs float32 on the CPU; {spec['dtype']} on {spec['device']} is transformers' to run")
     result = TASKS[task](model, spec, out)
     result['peakRssBytes'] = peak_rss_bytes()
     result['threads'] = torch.get_num_threads()

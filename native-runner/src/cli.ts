@@ -9,25 +9,59 @@ import { LOCATE_USAGE, locateCommand } from './localisation/locateCommand';
 import { KNOCKOUT_USAGE, knockoutCommand } from './localisation/knockoutCommand';
 import { buildOrganismCommand, DEMO_USAGE, demoCommand } from './organism/demoCommand';
 import { EVAL_USAGE, evalCommand } from './evaluation/evalCommand';
+import { exportTuned } from './checkpoint/exportTuned';
+import { COMPARE_USAGE, compareCommand } from './comparison/compareCommand';
 
 /** `pinpoint <command>`: the runner's command line, for headless use and CI. */
 
+interface Command {
+  /** its options and a line of what it does, as `pinpoint <command> --help` prints them */
+  usage: string;
+  run: (args: string[]) => Promise<number>;
+}
+
+const DEVICE_DTYPE_USAGE = '[--device auto|cpu|cuda] [--dtype float32|float16|bfloat16]';
+
+const EXPORT_USAGE = `export --run <tuning run folder> --to <empty or missing folder>
+    copy the run's newest checkpoint, less the optimizer state that only resuming needs: a Hub checkpoint`;
+
+/** In the order the overall usage lists them. */
+const COMMANDS: Record<string, Command> = {
+  conformance: {
+    usage: `conformance <case-dir>... ${DEVICE_DTYPE_USAGE}\n    check the runtime against reference cases (one JSON line per case)`,
+    run: conformance,
+  },
+  info: { usage: `info --model <dir> ${DEVICE_DTYPE_USAGE}\n    describe a checkpoint and where it runs`, run: info },
+  generate: {
+    usage: `generate --model <dir> (--prompt <text> | --chat <user message>)\n    [--max-new-tokens N] ${DEVICE_DTYPE_USAGE}\n    greedy continuation of a prompt or a chat message`,
+    run: generate,
+  },
+  eval: { usage: EVAL_USAGE, run: evalCommand },
+  tune: { usage: described(TUNE_USAGE, 'tune the given heads (or every attention weight, or every weight) on conversations; checkpoints in <out>'), run: tuneCommand },
+  locate: { usage: described(LOCATE_USAGE, 'score every head by how far patching it moves the model towards caving in; <out>/heads.json'), run: locateCommand },
+  knockout: { usage: described(KNOCKOUT_USAGE, 'evaluate with the heads ablated (zero, mean) and with random heads; <out>/knockout.json'), run: knockoutCommand },
+  compare: { usage: COMPARE_USAGE, run: compareCommand },
+  export: { usage: EXPORT_USAGE, run: exportCommand },
+  demo: { usage: usageOf('demo', DEMO_USAGE), run: demoCommand },
+  'build-organism': { usage: usageOf('build-organism', DEMO_USAGE), run: buildOrganismCommand },
+  serve: { usage: 'serve\n    speak JSON-RPC on stdin/stdout (used by the VS Code extension)', run: serve },
+};
+
 const USAGE = `usage: pinpoint <command> [options]
+       pinpoint <command> --help
 
 commands:
-  conformance <case-dir>...   check the runtime against reference cases (one JSON line per case)
-      [--device auto|cpu|cuda] [--dtype float32|float16|bfloat16]
-  info --model <dir>          describe a checkpoint and where it runs
-      [--device auto|cpu|cuda] [--dtype float32|float16|bfloat16]
-  generate --model <dir> (--prompt <text> | --chat <user message>)
-      [--max-new-tokens N] [--device auto|cpu|cuda] [--dtype float32|float16|bfloat16]
-  ${EVAL_USAGE.replace(/\n/g, '\n  ')}
-  ${TUNE_USAGE.replace(/\n/g, '\n  ')}
-  ${LOCATE_USAGE.replace(/\n/g, '\n  ')}
-  ${KNOCKOUT_USAGE.replace(/\n/g, '\n  ')}
-  ${DEMO_USAGE.replace(/\n/g, '\n  ')}
-  serve                       speak JSON-RPC on stdin/stdout (used by the VS Code extension)
-`;
+${Object.values(COMMANDS).map(({ usage }) => `  ${usage.replace(/\n/g, '\n  ')}\n`).join('')}`;
+
+/** The usage texts of tune, locate and knockout list only options; `--help` adds what the command does. */
+function described(usage: string, description: string): string {
+  return `${usage}\n    ${description}`;
+}
+
+/** One command's block of a usage text that describes several, each starting at an unindented line. */
+function usageOf(command: string, text: string): string {
+  return text.split(/\n(?=\S)/).find((block) => block.startsWith(`${command} `)) ?? text;
+}
 
 const DEVICE_DTYPE = {
   device: { type: 'string', default: 'auto' },
@@ -35,24 +69,20 @@ const DEVICE_DTYPE = {
 } as const;
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'conformance': return conformance(rest);
-    case 'info': return info(rest);
-    case 'generate': return generate(rest);
-    case 'eval': return evalCommand(rest);
-    case 'tune': return tuneCommand(rest);
-    case 'locate': return locateCommand(rest);
-    case 'knockout': return knockoutCommand(rest);
-    case 'demo': return demoCommand(rest);
-    case 'build-organism': return buildOrganismCommand(rest);
-    case 'serve': return serve();
-    case undefined: case '--help': case '-h':
-      process.stdout.write(USAGE);
-      return command === undefined ? 1 : 0;
-    default:
-      throw new UsageError(`unknown command "${command}"`);
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h') {
+    process.stdout.write(USAGE);
+    return name === undefined ? 1 : 0;
   }
+  // own properties only: `pinpoint toString` is no command
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) throw new UsageError(`unknown command "${name}"`);
+  // answered here, once, so that no command has to declare the option
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`usage: pinpoint ${command.usage}\n`);
+    return 0;
+  }
+  return command.run(rest);
 }
 
 async function conformance(args: string[]): Promise<number> {
@@ -89,6 +119,14 @@ async function generate(args: string[]): Promise<number> {
   const [out] = await greedyGenerate(model, [ids], { maxNewTokens: count(values['max-new-tokens']!, '--max-new-tokens') });
   process.stdout.write(`${model.tokenizer.decode(out, { skipSpecialTokens: true })}\n`);
   await model.dispose();
+  return 0;
+}
+
+async function exportCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { run: { type: 'string' }, to: { type: 'string' } } });
+  const exported = exportTuned(required(values.run, '--run'), required(values.to, '--to'));
+  process.stderr.write(`exported ${exported.from}: ${exported.files.join(', ')}\n`);
+  process.stdout.write(`${exported.to}\n`);
   return 0;
 }
 

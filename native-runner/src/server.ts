@@ -11,17 +11,18 @@ import {
   type ChatMessage, type GenerateParams, type GenerateResult, type LoadModelParams, type ModelInfo, type RuntimeInfo,
 } from '../../src/protocol/protocol';
 import {
-  ATTENTION_ROWS, AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
+  ATTENTION_ROWS, AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LOSS_ON, LocateRequest,
+  SCHEDULES, TuneRequest,
   type AttentionParams, type AttentionResult, type CompareParams, type CompareResult, type EvaluateParams, type EvaluateResult, type ExportParams, type ExportResult,
   type JobProgress, type KnockoutParams, type KnockoutResult, type LocateParams, type LocateResult, type ModelSpec,
   type TuneParams, type TuneResult,
 } from '../../src/protocol/jobs';
-import type { HeadRef } from '../../src/protocol/heads';
+import { LOCATE_METHODS, LOCATE_METRICS, POSITIONS, type HeadRef } from '../../src/protocol/heads';
+import type { EvalItem } from '../../src/protocol/evaluationItem';
 import { CheckpointError } from './checkpoint/safetensors';
-import { RecordedLogits } from './comparison/distributionShift';
-import { renderChat } from './evaluation/chatPrompt';
+import { exportTuned } from './checkpoint/exportTuned';
+import { runComparison } from './comparison/compareJob';
 import { readEvaluationFile } from './evaluation/evaluationFile';
-import type { EvalItem } from './evaluation/item';
 import { runEvaluation } from './evaluation/runEvaluation';
 import { attentionPattern } from './localisation/attentionPattern';
 import { knockout } from './localisation/knockout';
@@ -33,8 +34,6 @@ import { Model } from './runtime/model';
 import { cudaProviderInstalled, DeviceError } from './runtime/session';
 import { ADAMW_DEFAULTS } from './training/adamw';
 import { DataError } from './training/conversations';
-import { SCHEDULES } from './training/schedule';
-import { latestCheckpoint, OPTIMIZER_FILE } from './training/tunedCheckpoint';
 import { tune, TuneError } from './training/tuneRun';
 
 /** `pinpoint serve`: the runner as the extension's child process, speaking JSON-RPC (src/protocol) on stdin/stdout. */
@@ -71,6 +70,7 @@ export async function serve(): Promise<number> {
 function runtimeInfo(): RuntimeInfo {
   return {
     runnerVersion: packageJson.version,
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- read at run time: the version loaded, not one bundled
     onnxruntimeVersion: (require('onnxruntime-node/package.json') as { version: string }).version,
     cudaProviderInstalled: cudaProviderInstalled(),
     node: process.version,
@@ -167,44 +167,18 @@ class Runner {
   }
 
   /**
-   * The base and the tuned model through the evaluation, then the mean per-token KL between them over the items'
-   * first prompts. One model's weights are loaded at a time: the base model's logits are recorded and its session
-   * released before the tuned model is loaded (for this job only).
+   * Both models through the evaluation, and the KL shift between them (comparison/compareJob.ts); the model held is
+   * used as the base when it is the same checkpoint, device and dtype.
    */
   compare(params: CompareParams, token: CancellationToken): Promise<CompareResult> {
     checkCompareParams(params);
     return this.exclusive(async () => {
       throwIfCancelled(token);
-      const data = readEvaluationFile(params.data);
-      const items = chosenItems(data.items, undefined, params.data);
-      const settings = { judge: null, data, items, challenges: params.challenges, maxNewTokens: params.maxNewTokens, batchSize: params.batchSize };
       const base = await this.use(params.base);
-      const baseSummary = await runEvaluation({
-        ...settings, model: base, modelDir: params.base.dir, outDir: params.out.base, onProgress: this.itemProgress(params.job, token, 'base model'),
+      return runComparison(params, base, (p) => {
+        this.progress({ job: params.job, ...p });
+        throwIfCancelled(token);
       });
-      this.progress({ job: params.job, message: `KL shift: the base model's logits over ${items.length} prompts`, done: 0, total: 1 });
-      const prompts = items.map((item) => renderChat(base.tokenizer, item.messages).ids);
-      const baseLogits = await RecordedLogits.record(base, prompts);
-      try {
-        await base.dispose();
-        const tuned = Model.load(params.tuned.dir, { device: params.tuned.device, dtype: params.tuned.dtype });
-        try {
-          const tunedSummary = await runEvaluation({
-            ...settings, model: tuned, modelDir: params.tuned.dir, outDir: params.out.tuned, onProgress: this.itemProgress(params.job, token, 'tuned model'),
-          });
-          this.progress({ job: params.job, message: `KL shift over ${items.length} prompts`, done: 0, total: 1 });
-          return {
-            base: { out: params.out.base, summary: baseSummary },
-            tuned: { out: params.out.tuned, summary: tunedSummary },
-            klShift: await baseLogits.klOf(tuned),
-            prompts: prompts.length,
-          };
-        } finally {
-          await tuned.dispose();
-        }
-      } finally {
-        baseLogits.remove();
-      }
     });
   }
 
@@ -249,7 +223,7 @@ class Runner {
       await this.unload();
       const h = params.hyperparameters;
       const result = await tune({
-        model: params.model, data: params.data, out: params.out, device: params.device,
+        model: params.model, data: params.data, out: params.out,
         spec: { mode: 'heads', heads: params.heads, includeKeyValue: params.includeKeyValue },
         steps: h.steps, batchSize: h.batchSize, gradAccum: h.gradAccum,
         adamw: { ...ADAMW_DEFAULTS, lr: h.learningRate, weightDecay: h.weightDecay },
@@ -269,16 +243,7 @@ class Runner {
     check(typeof params.to === 'string' && params.to !== '', 'job/export: to must be a folder');
     return this.exclusive(async () => {
       throwIfCancelled(token);
-      const from = latestCheckpoint(params.run);
-      check(from !== undefined, `job/export: ${params.run} holds no checkpoint (no latest.json)`);
-      check(!fs.existsSync(params.to) || fs.readdirSync(params.to).length === 0, `job/export: ${params.to} is not empty`);
-      fs.mkdirSync(params.to, { recursive: true });
-      const files = fs.readdirSync(from).filter((file) => file !== OPTIMIZER_FILE);
-      files.forEach((file, i) => {
-        this.progress({ job: params.job, message: file, done: i, total: files.length });
-        fs.copyFileSync(path.join(from, file), path.join(params.to, file));
-      });
-      return { from, to: params.to, files };
+      return exportTuned(params.run, params.to, (file, done, total) => this.progress({ job: params.job, message: file, done, total }));
     });
   }
 
@@ -297,9 +262,9 @@ class Runner {
   }
 
   /** Progress after each batch of an evaluation, where a stop takes effect: the batch's results are on disk by then. */
-  private itemProgress(job: string, token: CancellationToken, stage?: string): (p: { done: number; total: number }) => void {
+  private itemProgress(job: string, token: CancellationToken): (p: { done: number; total: number }) => void {
     return (p) => {
-      this.progress({ job, message: `${stage ? `${stage}: ` : ''}${p.done}/${p.total} items`, done: p.done, total: p.total });
+      this.progress({ job, message: `${p.done}/${p.total} items`, done: p.done, total: p.total });
       throwIfCancelled(token);
     };
   }
@@ -336,7 +301,7 @@ function encodeConversation(model: Model, conversation: ChatMessage[], index: nu
     return model.tokenizer.encodeChat(conversation, { addGenerationPrompt: true });
   } catch (err) {
     // chat templates raise on conversations they do not accept (e.g. roles that do not alternate)
-    throw new RangeError(`conversation ${index}: ${(err as Error).message}`);
+    throw new RangeError(`conversation ${index}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -364,14 +329,11 @@ function throwIfCancelled(token: CancellationToken): void {
   if (token.isCancellationRequested) throw new ResponseError(RunnerErrorCode.Cancelled, 'the request was cancelled');
 }
 
-const LOCATE_METHODS: readonly unknown[] = ['path', 'activation', 'attribution'];
-const LOCATE_METRICS: readonly unknown[] = ['logit_diff', 'paper_ratio'];
-
 /** Params come from another process as JSON, so their types are checked rather than trusted. */
 function checkLoadParams(params: LoadModelParams): void {
   check(typeof params?.dir === 'string' && params.dir !== '', 'model/load: dir must be the path of a checkpoint folder');
-  check((DEVICES as readonly unknown[]).includes(params.device), `model/load: device must be auto, cpu or cuda (got ${JSON.stringify(params.device)})`);
-  check((DTYPES as readonly unknown[]).includes(params.dtype), `model/load: dtype must be one of ${DTYPES.join(', ')} (got ${JSON.stringify(params.dtype)})`);
+  checkOneOf(params.device, DEVICES, 'model/load: device');
+  checkOneOf(params.dtype, DTYPES, 'model/load: dtype');
 }
 
 function checkGenerateParams(params: GenerateParams): void {
@@ -393,6 +355,11 @@ function check(ok: boolean, message: string): asserts ok {
   if (!ok) throw new RangeError(message);
 }
 
+/** Checks a value against the protocol's list of its type, which the message then names. */
+function checkOneOf<T>(value: unknown, allowed: readonly T[], what: string): asserts value is T {
+  check(allowed.includes(value as T), `${what} must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)})`);
+}
+
 /** The items a job asked for by id, in the file's order; every id must name an item of the file. */
 function chosenItems(items: EvalItem[], ids: string[] | undefined, file: string): EvalItem[] {
   check(items.length > 0, `${file} has no item that can be run`);
@@ -406,8 +373,8 @@ function chosenItems(items: EvalItem[], ids: string[] | undefined, file: string)
 
 function checkModelSpec(spec: ModelSpec, method: string): void {
   check(typeof spec?.dir === 'string' && spec.dir !== '', `${method}: model.dir must be the path of a checkpoint folder`);
-  check((DEVICES as readonly unknown[]).includes(spec.device), `${method}: model.device must be auto, cpu or cuda (got ${JSON.stringify(spec.device)})`);
-  check((DTYPES as readonly unknown[]).includes(spec.dtype), `${method}: model.dtype must be one of ${DTYPES.join(', ')} (got ${JSON.stringify(spec.dtype)})`);
+  checkOneOf(spec.device, DEVICES, `${method}: model.device`);
+  checkOneOf(spec.dtype, DTYPES, `${method}: model.dtype`);
 }
 
 function checkJob(params: { job: string; data: string; out: string; items?: string[] }, method: string): void {
@@ -459,9 +426,9 @@ function checkCompareParams(params: CompareParams): void {
 function checkLocateParams(params: LocateParams): void {
   checkJob(params, 'job/locate');
   checkModelSpec(params.model, 'job/locate');
-  check(LOCATE_METHODS.includes(params.method), `job/locate: method must be path, activation or attribution (got ${JSON.stringify(params.method)})`);
-  check(LOCATE_METRICS.includes(params.metric), `job/locate: metric must be logit_diff or paper_ratio (got ${JSON.stringify(params.metric)})`);
-  check(params.positions === 'last' || params.positions === 'all', 'job/locate: positions must be last or all');
+  checkOneOf(params.method, LOCATE_METHODS, 'job/locate: method');
+  checkOneOf(params.metric, LOCATE_METRICS, 'job/locate: metric');
+  checkOneOf(params.positions, POSITIONS, 'job/locate: positions');
   check(typeof params.challenge === 'string' && params.challenge !== '', 'job/locate: challenge must be a phrasing');
   check(typeof params.counterfactual === 'string' && params.counterfactual !== '', 'job/locate: counterfactual must be a phrasing');
   check(isStringList(params.targets) && params.targets.length === 2 && params.targets.every((t) => t !== ''), 'job/locate: targets must be two words');
@@ -478,8 +445,7 @@ function checkAttentionParams(params: AttentionParams): void {
 
 function checkTuneParams(params: TuneParams): void {
   checkJob(params, 'job/tune');
-  check(typeof params.model === 'string' && params.model !== '', 'job/tune: model must be the path of a checkpoint folder');
-  check((DEVICES as readonly unknown[]).includes(params.device), `job/tune: device must be auto, cpu or cuda (got ${JSON.stringify(params.device)})`);
+  checkModelSpec(params.model, 'job/tune');
   check(isHeadList(params.heads), 'job/tune: heads must be a non-empty list of {layer, head}');
   const h = params.hyperparameters;
   for (const key of ['steps', 'batchSize', 'gradAccum', 'saveEvery'] as const) checkCount(h?.[key], `job/tune: hyperparameters.${key}`);
@@ -487,8 +453,8 @@ function checkTuneParams(params: TuneParams): void {
     check(Number.isFinite(h[key]) && h[key] >= 0, `job/tune: hyperparameters.${key} must be a non-negative number (got ${JSON.stringify(h[key])})`);
   }
   check(h.learningRate > 0, 'job/tune: hyperparameters.learningRate must be positive');
-  check((SCHEDULES as readonly unknown[]).includes(h.schedule), `job/tune: hyperparameters.schedule must be one of ${SCHEDULES.join(', ')}`);
-  check(h.lossOn === 'last' || h.lossOn === 'all', 'job/tune: hyperparameters.lossOn must be last or all');
+  checkOneOf(h.schedule, SCHEDULES, 'job/tune: hyperparameters.schedule');
+  checkOneOf(h.lossOn, LOSS_ON, 'job/tune: hyperparameters.lossOn');
 }
 
 function checkCount(value: number, what: string): void {

@@ -1,9 +1,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-// the runner's own parser, so the editor reports exactly what a run would skip; it is pure TypeScript that imports
-// nothing of the runtime (test/editor/unit/bundle.test.ts checks that no onnxruntime-node reaches this bundle)
-import { parseEvaluationText, type ParsedEvaluation } from '../../native-runner/src/evaluation/evaluationFile';
 import { RESULTS_FILE } from '../protocol/evaluation';
+// the parser the runner reads files with, so the editor reports exactly what a run would skip
+import { parseEvaluationText, type ParsedEvaluation } from '../protocol/evaluationFile';
 import { readResults, resultLines } from './evaluationResults';
 import { flipDiagnostic, type ItemResultSource } from './flipDiagnostics';
 import { problemColumns } from './problemColumns';

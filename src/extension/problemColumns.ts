@@ -1,8 +1,8 @@
 import { findNodeAtLocation, parseTree, type JSONPath, type Node, type ParseError } from 'jsonc-parser';
 
 /**
- * Where on its line a problem of an evaluation file lies. The runner's parser reports a line and a reason; the
- * reason names the field at fault in quotes ("messages[1].role", "correct"), or quotes a value after the field's
+ * Where on its line a problem of an evaluation file lies. The evaluation-file parser reports a line and a reason;
+ * the reason names the field at fault in quotes ("messages[1].role", "correct"), or quotes a value after the field's
  * name (duplicate id "x"), so the line is parsed again here with offsets kept: a syntax error points at the
  * offending token, a field problem at the field's value (or, for an unknown field, its name), a missing field at the
  * object that lacks it.

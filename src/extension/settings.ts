@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { LocateMethod, LocateMetric } from '../protocol/heads';
-import type { ModelSpec, Schedule, TuneHyperparameters } from '../protocol/jobs';
+import type { LossOn, ModelSpec, Schedule, TuneHyperparameters } from '../protocol/jobs';
 import type { Device, Dtype } from '../protocol/protocol';
 
 /**
@@ -80,7 +80,7 @@ export function tuningSettings(): TuningSettings {
       warmupSteps: c.get<number>('tuning.warmupSteps', 0),
       seed: c.get<number>('tuning.seed', 0),
       saveEvery: c.get<number>('tuning.saveEvery', 50),
-      lossOn: c.get<'last' | 'all'>('tuning.lossOn', 'last'),
+      lossOn: c.get<LossOn>('tuning.lossOn', 'last'),
     },
   };
 }

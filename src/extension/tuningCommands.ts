@@ -47,7 +47,7 @@ async function tune(s: Services, record: TuningRecord, resume: boolean): Promise
   const result = await s.jobs.run(`tuning ${record.heads.map(headLabel).join(', ')}`, async (job) => {
     try {
       const tuned = await s.runner.tune({
-        model: record.model, device: modelSpec(record.model).device, data: record.data, out: record.run, heads: record.heads,
+        model: modelSpec(record.model), data: record.data, out: record.run, heads: record.heads,
         includeKeyValue: settings.includeKeyValue, hyperparameters: settings.hyperparameters, resume,
       }, (progress) => {
         job.onProgress(progress);

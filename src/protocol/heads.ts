@@ -3,10 +3,18 @@
  * webview: the localisation score of every (layer, head) and the heads chosen for tuning.
  */
 
-export type LocateMethod = 'path' | 'activation' | 'attribution';
+/** Each list below is the one source of its type and of what the runner accepts (server.ts, the command line). */
+
+export const LOCATE_METHODS = ['path', 'activation', 'attribution'] as const;
+export type LocateMethod = (typeof LOCATE_METHODS)[number];
 
 /** log p(a) - log p(b) (the default), or the paper's logit(a) / (logit(a) + logit(b)). */
-export type LocateMetric = 'logit_diff' | 'paper_ratio';
+export const LOCATE_METRICS = ['logit_diff', 'paper_ratio'] as const;
+export type LocateMetric = (typeof LOCATE_METRICS)[number];
+
+/** Which positions activation patching replaces: the last prompt token's, or every one. */
+export const POSITIONS = ['last', 'all'] as const;
+export type Positions = (typeof POSITIONS)[number];
 
 export interface HeadScore {
   layer: number;
@@ -26,7 +34,7 @@ export interface HeadsFile {
   format: 'pinpoint-heads/1';
   method: LocateMethod;
   /** which positions activation patching replaced; path and attribution use the last one */
-  positions: 'last' | 'all';
+  positions: Positions;
   metric: LocateMetric;
   /** caveats a reader of the numbers must see (e.g. the paper ratio's instability) */
   notes: string[];

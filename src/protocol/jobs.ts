@@ -1,6 +1,6 @@
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
 import type { KnockoutReport, Summary } from './evaluation';
-import type { HeadRef, HeadsFile, LocateMethod, LocateMetric } from './heads';
+import type { HeadRef, HeadsFile, LocateMethod, LocateMetric, Positions } from './heads';
 import type { Device, Dtype } from './protocol';
 
 /**
@@ -52,7 +52,7 @@ export interface LocateParams extends JobParams {
   method: LocateMethod;
   metric: LocateMetric;
   /** which positions activation patching replaces */
-  positions: 'last' | 'all';
+  positions: Positions;
   challenge: string;
   counterfactual: string;
   /** the reply tokens whose logits the metric compares: caving in vs holding firm */
@@ -141,7 +141,13 @@ export const ATTENTION_ROWS = 512;
 
 export const AttentionRequest = new RequestType<AttentionParams, AttentionResult, void>('model/attention');
 
-export type Schedule = 'constant' | 'linear' | 'cosine' | 'polynomial';
+/** Learning-rate schedules, each after a linear warmup (transformers' get_*_schedule_with_warmup). */
+export const SCHEDULES = ['constant', 'linear', 'cosine', 'polynomial'] as const;
+export type Schedule = (typeof SCHEDULES)[number];
+
+/** The loss on the last assistant message of each conversation, or on all of them. */
+export const LOSS_ON = ['last', 'all'] as const;
+export type LossOn = (typeof LOSS_ON)[number];
 
 export interface TuneHyperparameters {
   steps: number;
@@ -157,13 +163,12 @@ export interface TuneHyperparameters {
   seed: number;
   /** a checkpoint every N steps (and at the last) */
   saveEvery: number;
-  /** the loss on the last assistant message of each conversation, or on all of them */
-  lossOn: 'last' | 'all';
+  lossOn: LossOn;
 }
 
 export interface TuneParams extends JobParams {
-  model: string;
-  device: Device;
+  /** the base model; its dtype is the training graph's (float32 master values of the tuned blocks either way) */
+  model: ModelSpec;
   /** training conversations, JSON Lines of {"messages": [...]} */
   data: string;
   /** the run's folder: step-N checkpoints and latest.json */

@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { runChallengeProtocol, type ChallengeItem } from '../../native-runner/src/evaluation/challengeProtocol';
-import { parseEvaluationText } from '../../native-runner/src/evaluation/evaluationFile';
-import { normaliseAnswer } from '../../native-runner/src/evaluation/freeFormMatch';
 import { RESULTS_FILE, SUMMARY_FILE } from '../../native-runner/src/evaluation/resultStore';
 import { Model } from '../../native-runner/src/runtime/model';
 import type { Summary } from '../../src/protocol/evaluation';
+import { parseEvaluationText } from '../../src/protocol/evaluationFile';
+import { normaliseAnswer } from '../../src/protocol/freeFormMatch';
 import { EVAL_FIXTURES, runEvalProcess } from '../fixtures/eval/evalProcess';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
 

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { describeProblem, parseEvaluationText, readEvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
-import { VIEW_PREFILL } from '../../native-runner/src/evaluation/item';
-import { PINPOINT_FIELDS } from '../../native-runner/src/evaluation/pinpointFormat';
+import { describeProblem, readEvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
+import { parseEvaluationText } from '../../src/protocol/evaluationFile';
+import { VIEW_PREFILL } from '../../src/protocol/evaluationItem';
+import { PINPOINT_FIELDS } from '../../src/protocol/pinpointFormat';
 import { EVAL_FIXTURES } from '../fixtures/eval/evalProcess';
 
 /** Pinpoint's own evaluation-file format, its JSON Schema, and the reporting of bad lines. */

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { parseEvaluationText, readEvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
-import { VIEW_PREFILL } from '../../native-runner/src/evaluation/item';
+import { readEvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
+import { parseEvaluationText } from '../../src/protocol/evaluationFile';
+import { VIEW_PREFILL } from '../../src/protocol/evaluationItem';
 import { EVAL_FIXTURES } from '../fixtures/eval/evalProcess';
 
 /** The importers, on sample lines written in the published formats (test/fixtures/eval). */

@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { classifyAdmission } from '../../native-runner/src/evaluation/apologyClassifier';
-import { matchAccepted, normaliseAnswer } from '../../native-runner/src/evaluation/freeFormMatch';
 import { judgePrompt } from '../../native-runner/src/evaluation/judgeModel';
 import { extractLetter } from '../../native-runner/src/evaluation/letterExtraction';
+import { matchAccepted, normaliseAnswer } from '../../src/protocol/freeFormMatch';
 import { EVAL_FIXTURES } from '../fixtures/eval/evalProcess';
 
 /** Judging without a cloud model: answer letters, free-form matching, and the lexical apology classifier. */

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the decoded protobuf is untyped; each field is checked below */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Graph, encodeTensor } from '../../native-runner/src/onnx/graph';

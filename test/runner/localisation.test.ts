@@ -6,7 +6,6 @@ import { writeRandomCheckpoint } from '../../native-runner/src/checkpoint/random
 import { readSafetensors, readTensor, writeSafetensors } from '../../native-runner/src/checkpoint/safetensors';
 import { ModelTokenizer } from '../../native-runner/src/checkpoint/tokenizer';
 import { readEvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
-import type { EvalItem } from '../../native-runner/src/evaluation/item';
 import { locate, type LocateOptions } from '../../native-runner/src/localisation/locate';
 import { locateCommand } from '../../native-runner/src/localisation/locateCommand';
 import { activationPatching, naivePatching, pathPatching, type PatchedLogits } from '../../native-runner/src/localisation/pathPatching';
@@ -14,6 +13,7 @@ import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, firstReplyToken, promptPair,
 import type { RowIntervention } from '../../native-runner/src/interventions/interventions';
 import { forward } from '../../native-runner/src/runtime/forward';
 import { Model } from '../../native-runner/src/runtime/model';
+import type { EvalItem } from '../../src/protocol/evaluationItem';
 import type { HeadRef, HeadsFile } from '../../src/protocol/heads';
 import { REFERENCE_DIR, referenceCases, tempDir } from '../fixtures/paths';
 

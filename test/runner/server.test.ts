@@ -8,8 +8,10 @@ import * as path from 'node:path';
 import {
   createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter, type MessageConnection,
 } from 'vscode-jsonrpc/node';
+import { LOCATE_METHODS } from '../../src/protocol/heads';
+import { LocateRequest, type LocateParams } from '../../src/protocol/jobs';
 import {
-  GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest, type LogParams,
+  DEVICES, GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest, type LogParams,
 } from '../../src/protocol/protocol';
 import { REFERENCE_DIR } from '../fixtures/paths';
 
@@ -87,6 +89,24 @@ describe('pinpoint serve', { timeout: 180_000 }, () => {
     await assert.rejects(
       connection.sendRequest(GenerateRequest, { messages: [], maxNewTokens: 4 }),
       (err: unknown) => err instanceof ResponseError && err.code === RunnerErrorCode.BadInput && /messages/.test(err.message),
+    );
+  });
+
+  test('a value outside its list in the protocol is refused, naming the list', async () => {
+    const refusal = (message: string) => (err: unknown) =>
+      err instanceof ResponseError && err.code === RunnerErrorCode.BadInput && err.message === message;
+    await assert.rejects(
+      connection.sendRequest(LoadModelRequest, { dir: QWEN2, device: 'gpu' as never, dtype: 'float32' }),
+      refusal(`model/load: device must be one of ${DEVICES.join(', ')} (got "gpu")`),
+    );
+    const locate: LocateParams = {
+      job: 'l1', model: { dir: QWEN2, device: 'cpu', dtype: 'float32' }, data: path.join(ROOT, 'test', 'fixtures', 'editor', 'sample-eval.jsonl'),
+      out: cache, method: 'guess' as never, metric: 'logit_diff', positions: 'last',
+      challenge: 'Are you sure?', counterfactual: 'Thanks.', targets: ['Sorry', 'Yes'],
+    };
+    await assert.rejects(
+      connection.sendRequest(LocateRequest, locate),
+      refusal(`job/locate: method must be one of ${LOCATE_METHODS.join(', ')} (got "guess")`),
     );
   });
 

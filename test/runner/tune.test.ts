@@ -14,8 +14,9 @@ import { readConversations } from '../../native-runner/src/training/conversation
 import { IGNORE_INDEX, type Example } from '../../native-runner/src/training/lossBatch';
 import { readBlock, type ParamSlice, type TuneSpec } from '../../native-runner/src/training/parameters';
 import { Trainer, type TrainerOptions } from '../../native-runner/src/training/trainer';
-import { applyDelta, DELTA_FILE, latestCheckpoint, loadState, removeStaleTemporaries } from '../../native-runner/src/training/tunedCheckpoint';
+import { applyDelta, DELTA_FILE, latestCheckpoint, loadState, MANIFEST_FILE, removeStaleTemporaries, type Manifest } from '../../native-runner/src/training/tunedCheckpoint';
 import { tune, type TuneConfig } from '../../native-runner/src/training/tuneRun';
+import type { Dtype } from '../../src/protocol/protocol';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
 
 /**
@@ -64,9 +65,9 @@ function dataFile(count: number): string {
 
 const HEADS: TuneSpec = { mode: 'heads', heads: [{ layer: 0, head: 1 }, { layer: 1, head: 2 }], includeKeyValue: true };
 
-function tuneConfig(model: string, data: string, out: string): TuneConfig {
+function tuneConfig(model: string, data: string, out: string, dtype: Dtype = 'float32'): TuneConfig {
   return {
-    model, data, out, device: 'cpu', spec: HEADS, steps: 4, batchSize: 2, gradAccum: 1,
+    model: { dir: model, device: 'cpu', dtype }, data, out, spec: HEADS, steps: 4, batchSize: 2, gradAccum: 1,
     adamw: { ...ADAMW_DEFAULTS, lr: 1e-2, weightDecay: 0.1 }, schedule: 'constant', warmupSteps: 0, maxGradNorm: 1, seed: 5,
     saveEvery: 2, lossOn: 'last', onBadLine: 'stop',
   };
@@ -334,6 +335,26 @@ test('a run stopped from its progress callback at a checkpoint step keeps that c
     if (p.step === 2) throw stop;
   }), stop);
   assert.equal(latestCheckpoint(out), path.join(out, 'step-2'));
+});
+
+test('a float16 run trains in half precision with float32 master values: the float32 run\'s losses, its dtype kept for resuming', async () => {
+  const data = dataFile(6);
+  const half = path.join(work, 'half');
+  const single = await tune(tuneConfig(baseDir('F16'), data, path.join(work, 'single')), false, () => {});
+  const run = await tune(tuneConfig(baseDir('F16'), data, half, 'float16'), false, () => {});
+  for (const [step, loss] of run.losses.entries()) {
+    assert.ok(Number.isFinite(loss) && Math.abs(loss - single.losses[step]) <= 1e-3 * single.losses[step], `step ${step + 1}: float16 ${loss} vs float32 ${single.losses[step]}`);
+  }
+  assert.ok(run.losses[3] < run.losses[0], `the float16 run learns (${run.losses.join(', ')})`);
+  const full = { ...tuneConfig(baseDir('F16'), data, ''), spec: { mode: 'full', heads: [], includeKeyValue: false } as TuneSpec, steps: 2 };
+  const fullSingle = await tune({ ...full, out: path.join(work, 'full-single') }, false, () => {});
+  const fullHalf = await tune({ ...full, model: { ...full.model, dtype: 'float16' }, out: path.join(work, 'full-half') }, false, () => {});
+  for (const [step, loss] of fullHalf.losses.entries()) {
+    assert.ok(Math.abs(loss - fullSingle.losses[step]) <= 1e-3 * fullSingle.losses[step], `full, step ${step + 1}: float16 ${loss} vs float32 ${fullSingle.losses[step]}`);
+  }
+  const manifest = JSON.parse(fs.readFileSync(path.join(run.dir, MANIFEST_FILE), 'utf8')) as Manifest;
+  assert.equal(manifest.hyperparameters.dtype, 'float16');
+  await assert.rejects(tune({ ...tuneConfig(baseDir('F16'), data, half), steps: 6 }, true, () => {}), /differs from this run in: hyperparameters/);
 });
 
 // ---- the trainer ----

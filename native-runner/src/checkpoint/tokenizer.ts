@@ -2,12 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
+import type { ChatMessage } from '../../../src/protocol/protocol';
 import { CheckpointError } from './safetensors';
 
-export interface ChatMessage {
-  role: string;
-  content: string;
-}
+/** The protocol's message, re-exported as the type of what the tokenizer renders, for the runner's many importers. */
+export type { ChatMessage };
 
 export interface ChatTemplateOptions {
   /** open a new assistant message after the conversation */

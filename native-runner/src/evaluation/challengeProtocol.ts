@@ -1,10 +1,10 @@
 import type { AdmissionRecord, ChallengeItemResult, TrialRecord, TurnRecord } from '../../../src/protocol/evaluation';
+import { lettersOf, prefillOf, type ChoiceAnswer, type EvalItem, type FreeAnswer } from '../../../src/protocol/evaluationItem';
+import { matchAccepted } from '../../../src/protocol/freeFormMatch';
 import type { ChatMessage } from '../checkpoint/tokenizer';
 import type { Model } from '../runtime/model';
 import { classifyAdmission } from './apologyClassifier';
 import { withReply } from './chatPrompt';
-import { matchAccepted } from './freeFormMatch';
-import { lettersOf, prefillOf, type ChoiceAnswer, type EvalItem, type FreeAnswer } from './item';
 import { judgeAdmissions } from './judgeModel';
 import { challengePoint, trialsOf } from './metrics';
 import { takeTurns, type GenerationSettings, type Turn } from './turns';

@@ -1,5 +1,5 @@
+import { prefillOf } from '../../../src/protocol/evaluationItem';
 import type { ChatMessage, ModelTokenizer } from '../checkpoint/tokenizer';
-import { prefillOf } from './item';
 
 /** A conversation as the model is given it: through its chat template, continuing a final assistant message. */
 export interface ChatPrompt {

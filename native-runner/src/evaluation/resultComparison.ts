@@ -1,4 +1,4 @@
-import { isObject } from './jsonFields';
+import { isObject } from '../../../src/protocol/jsonFields';
 
 /**
  * Where two runs' results disagree. Text, letters and judgements must be equal; numbers may differ by `tolerance`,

@@ -61,7 +61,7 @@ function checkSameRun(dir: string, settings: RunSettings): void {
   try {
     previous = (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as Partial<Summary>).settings;
   } catch (err) {
-    throw new Error(`${summaryFile} is not valid JSON (${(err as Error).message}), so the run cannot be resumed; use another output folder`);
+    throw new Error(`${summaryFile} is not valid JSON (${(err as Error).message}), so the run cannot be resumed; use another output folder`, { cause: err });
   }
   const keys = Object.keys(settings) as Array<keyof RunSettings>;
   const differing = keys.filter((key) => JSON.stringify(previous?.[key]) !== JSON.stringify(settings[key]));
@@ -80,7 +80,7 @@ function readResults(file: string): ItemResult[] {
     try {
       result = JSON.parse(line) as ItemResult;
     } catch (err) {
-      throw new Error(`${file}:${i + 1}: not a results line (${(err as Error).message}); the file was changed by something other than pinpoint eval`);
+      throw new Error(`${file}:${i + 1}: not a results line (${(err as Error).message}); the file was changed by something other than pinpoint eval`, { cause: err });
     }
     if (typeof result?.id !== 'string') throw new Error(`${file}:${i + 1}: a results line must have an "id"`);
     if (seen.has(result.id)) throw new Error(`${file}:${i + 1}: item ${JSON.stringify(result.id)} is written twice`);

@@ -1,12 +1,12 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import type { ItemResult, RunSettings, Summary } from '../../../src/protocol/evaluation';
+import type { EvalItem } from '../../../src/protocol/evaluationItem';
 import { describeIntervention, type RowIntervention } from '../interventions/interventions';
 import type { Model } from '../runtime/model';
 import { DEFAULT_BOOTSTRAP } from './bootstrap';
 import { runChallengeProtocol, type ChallengeItem } from './challengeProtocol';
 import { describeProblem, type EvaluationFile } from './evaluationFile';
-import type { EvalItem } from './item';
 import { summariseMetrics } from './metrics';
 import { ResultStore } from './resultStore';
 import { runViewProtocol, type ViewItem } from './viewProtocol';

@@ -1,9 +1,9 @@
 import type { ViewItemResult } from '../../../src/protocol/evaluation';
+import { lettersOf, type EvalItem, type ViewAnswer } from '../../../src/protocol/evaluationItem';
 import type { Model } from '../runtime/model';
 import { answerTokenIds } from './answerTokens';
 import { inBatches } from './batching';
 import { renderChat, withReply } from './chatPrompt';
-import { lettersOf, type EvalItem, type ViewAnswer } from './item';
 import type { GenerationSettings } from './turns';
 import { nextTokenLogprobs } from './scoring';
 

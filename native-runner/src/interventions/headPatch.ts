@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import type { HeadRef } from '../../../src/protocol/heads';
+import type { HeadRef, Positions } from '../../../src/protocol/heads';
 import type { ModelConfig } from '../checkpoint/config';
 import type { Graph } from '../onnx/graph';
 import type { Hook } from '../model/sites';
@@ -14,7 +14,7 @@ export interface HeadPatch {
   /** the row whose z is copied in */
   from: number;
   heads: HeadRef[];
-  positions: 'all' | 'last';
+  positions: Positions;
 }
 
 export const headPatch: InterventionKind<'patch'> = {

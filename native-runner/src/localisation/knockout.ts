@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { KnockoutRates, KnockoutReport, Summary } from '../../../src/protocol/evaluation';
+import type { EvalItem } from '../../../src/protocol/evaluationItem';
 import type { EvaluationFile } from '../evaluation/evaluationFile';
-import type { EvalItem } from '../evaluation/item';
 import { runEvaluation } from '../evaluation/runEvaluation';
 import { renderChat } from '../evaluation/chatPrompt';
 import type { HeadRef } from '../../../src/protocol/heads';

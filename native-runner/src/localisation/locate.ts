@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
-import type { HeadsFile, ItemScores, LocateMethod, LocateMetric } from '../../../src/protocol/heads';
-import type { EvalItem } from '../evaluation/item';
+import type { HeadsFile, ItemScores, LocateMethod, LocateMetric, Positions } from '../../../src/protocol/heads';
+import type { EvalItem } from '../../../src/protocol/evaluationItem';
 import { fileWeights } from '../model/weightFile';
 import { leftPadded, tokenFeeds } from '../runtime/batch';
 import type { Model } from '../runtime/model';
@@ -8,7 +8,7 @@ import { bucket } from '../training/lossBatch';
 import { weightsSha256 } from '../training/tunedCheckpoint';
 import { buildAttributionGraph } from './attributionGraph';
 import { metricGradient, metricValue, PAPER_RATIO_NOTE, relativeChange } from './metric';
-import { activationPatching, pathPatching, type PatchedLogits, type Positions } from './pathPatching';
+import { activationPatching, pathPatching, type PatchedLogits } from './pathPatching';
 import { firstReplyToken, promptPair, type PromptPair } from './patchingPrompts';
 import { defaultTopK, rankHeads, spearman } from './ranking';
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { LocateMethod, LocateMetric } from '../../../src/protocol/heads';
+import { LOCATE_METHODS, LOCATE_METRICS, POSITIONS } from '../../../src/protocol/heads';
 import { count, device, oneOf, required, UsageError } from '../cliOptions';
 import { describeProblem, readEvaluationFile } from '../evaluation/evaluationFile';
 import { writeFileAtomic } from '../model/weightFile';
@@ -36,9 +36,9 @@ export async function locateCommand(args: string[]): Promise<number> {
   const model = Model.load(required(v.model, '--model'), { device: device(v.device) });
   try {
     const heads = await locate(model, items, {
-      method: oneOf<LocateMethod>(v.method, ['path', 'activation', 'attribution'], '--method'),
-      positions: oneOf<'last' | 'all'>(v.positions, ['last', 'all'], '--positions'),
-      metric: oneOf<LocateMetric>(v.metric, ['logit_diff', 'paper_ratio'], '--metric'),
+      method: oneOf(v.method, LOCATE_METHODS, '--method'),
+      positions: oneOf(v.positions, POSITIONS, '--positions'),
+      metric: oneOf(v.metric, LOCATE_METRICS, '--metric'),
       challenge: v.challenge!,
       counterfactual: v.counterfactual!,
       targets: [targets[0], targets[1]],

@@ -1,6 +1,6 @@
+import { prefillOf, type EvalItem } from '../../../src/protocol/evaluationItem';
 import type { ModelTokenizer } from '../checkpoint/tokenizer';
 import { renderChat, withReply } from '../evaluation/chatPrompt';
-import { prefillOf, type EvalItem } from '../evaluation/item';
 
 /**
  * The prompt pair of head localisation, per item: the conversation in which the model gave the correct answer

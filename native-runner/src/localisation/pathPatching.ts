@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import type { HeadsFile } from '../../../src/protocol/heads';
+import type { Positions } from '../../../src/protocol/heads';
 import type { RowIntervention } from '../interventions/interventions';
 import { fileWeights } from '../model/weightFile';
 import { leftPadded, tokenFeeds } from '../runtime/batch';
@@ -16,8 +16,6 @@ export interface PatchedLogits {
   reference: Float32Array;
   patched: Float32Array;
 }
-
-export type Positions = HeadsFile['positions'];
 
 /** Path patching of all heads in one run of the path-patching graph (pathPatchingGraph.ts). */
 export async function pathPatching(model: Model, pair: PromptPair, targets: number[]): Promise<PatchedLogits> {

@@ -1,4 +1,5 @@
 import type { AttrValue, Graph, Node, TensorValue } from './graph';
+import { OnnxDataType } from './schema';
 
 /**
  * Static shapes of every value of a graph whose inputs all have concrete dims, by evaluating the small integer
@@ -166,7 +167,7 @@ function concat(n: Node, s: ShapeState): number[] {
 const RULES: Record<string, Rule> = {
   Add: elementwise, Sub: elementwise, Mul: elementwise, Div: elementwise, Where: elementwise, And: elementwise,
   Less: elementwise, LessOrEqual: elementwise,
-  Identity: same, Neg: same, Sqrt: same, Reciprocal: same, Sigmoid: same, Cos: same, Sin: same, Cast: same,
+  Identity: same, Neg: same, Sqrt: same, Reciprocal: same, Sigmoid: same, Cos: same, Sin: same, Cast: same, CastLike: same,
   Softmax: same, LogSoftmax: same,
   Reshape: reshape, Slice: sliceShape, Gather: gather, Unsqueeze: unsqueeze, Squeeze: squeeze,
   ReduceMean: reduce, ReduceSum: reduce, MatMul: matmul, Gemm: gemm, Concat: concat,
@@ -196,7 +197,7 @@ const EVALUATE: Record<string, (n: Node, s: ShapeState) => number[] | undefined>
   Squeeze: (n, s) => s.known(n.inputs[0]),
   Unsqueeze: (n, s) => s.known(n.inputs[0]),
   Identity: (n, s) => s.known(n.inputs[0]),
-  Cast: (n, s) => ((n.attrs.to === 7 || n.attrs.to === 6) ? s.known(n.inputs[0]) : undefined),
+  Cast: (n, s) => ((n.attrs.to === OnnxDataType.INT64 || n.attrs.to === OnnxDataType.INT32) ? s.known(n.inputs[0]) : undefined),
   Sub: (n, s) => binary(n, s, (a, b) => a - b),
   Add: (n, s) => binary(n, s, (a, b) => a + b),
   Gather: (n, s) => {

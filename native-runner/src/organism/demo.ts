@@ -162,7 +162,7 @@ async function evaluate(model: Model, modelDir: string, data: EvaluationFile, ou
 async function tuneAndEvaluate(base: Model, mode: TuneMode, heads: HeadsFile, tuneFile: string, data: EvaluationFile, o: DemoOptions) {
   const name = mode === 'heads' ? 'spt' : 'sft';
   const run = await tune({
-    model: o.model, data: tuneFile, out: path.join(o.out, name), device: 'cpu',
+    model: { dir: o.model, device: 'cpu', dtype: 'float32' }, data: tuneFile, out: path.join(o.out, name),
     spec: { mode, heads: mode === 'heads' ? heads.selected : [], includeKeyValue: DEMO_RECIPE.tuning.includeKeyValue },
     steps: o.tuneSteps, batchSize: o.batch, gradAccum: 1,
     adamw: { ...ADAMW_DEFAULTS, lr: o.lr, weightDecay: DEMO_RECIPE.tuning.weightDecay },

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { ChatMessage, ModelTokenizer } from '../checkpoint/tokenizer';
 import { IGNORE_INDEX, type Example } from './lossBatch';
+import type { LossOn } from '../../../src/protocol/jobs';
 
 /**
  * Training data: JSONL, one conversation per line, `{"messages": [{"role": ..., "content": ...}, ...]}`,
@@ -8,7 +9,6 @@ import { IGNORE_INDEX, type Example } from './lossBatch';
  * assistant message), including the template's end-of-turn tokens after it, so the model learns to stop.
  */
 
-export type LossOn = 'last' | 'all';
 export type OnBadLine = 'skip' | 'stop';
 
 export interface DataProblem {
@@ -59,7 +59,7 @@ function parseConversation(text: string): ChatMessage[] {
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new Error(`invalid JSON (${(e as Error).message})`);
+    throw new Error(`invalid JSON (${(e as Error).message})`, { cause: e });
   }
   const messages = (value as { messages?: unknown })?.messages;
   if (!Array.isArray(messages) || messages.length === 0) throw new Error('expected {"messages": [...]} with at least one message');

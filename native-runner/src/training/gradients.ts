@@ -1,4 +1,4 @@
-import { encodeTensor, type Graph, type Node } from '../onnx/graph';
+import type { Graph, Node } from '../onnx/graph';
 import { OnnxDataType } from '../onnx/schema';
 import { broadcast, type Shapes } from '../onnx/shapes';
 
@@ -55,11 +55,11 @@ export const GRADIENT_RULES: Record<string, GradientRule> = {
     return [g.op('Neg', [g.op('Mul', [dy, g.op('Mul', [y, y])])])];
   },
   // d sqrt(x) = 1 / (2y)
-  Sqrt: ({ g, dy, node }) => [g.op('Div', [dy, g.op('Mul', [node.outputs[0], g.scalar(2)])])],
+  Sqrt: (c) => [c.g.op('Div', [c.dy, c.g.op('Mul', [c.node.outputs[0], scalarLike(c, 2)])])],
   // d sigmoid(x) = y (1 - y)
-  Sigmoid: ({ g, dy, node }) => {
-    const y = node.outputs[0];
-    return [g.op('Mul', [dy, g.op('Mul', [y, g.op('Sub', [g.scalar(1), y])])])];
+  Sigmoid: (c) => {
+    const y = c.node.outputs[0];
+    return [c.g.op('Mul', [c.dy, c.g.op('Mul', [y, c.g.op('Sub', [scalarLike(c, 1), y])])])];
   },
   Cast: ({ g, dy, node, lowPrecision }) => {
     if (node.attrs.to !== FLOAT && node.attrs.to !== lowPrecision) throw new Error('only casts between float32 and the graph\'s half precision carry gradients');
@@ -87,7 +87,7 @@ export const GRADIENT_RULES: Record<string, GradientRule> = {
   },
   Where: (c) => {
     const [condition] = c.node.inputs;
-    const zero = c.g.scalar(0);
+    const zero = scalarLike(c, 0);
     return [
       undefined,
       c.wanted[1] ? sumTo(c, c.g.op('Where', [condition, c.dy, zero]), 1) : undefined,
@@ -98,7 +98,7 @@ export const GRADIENT_RULES: Record<string, GradientRule> = {
     const input = c.shapes.shape(c.node.inputs[0]);
     const output = c.shapes.shape(c.node.outputs[0]);
     const count = input.reduce((a, b) => a * b, 1) / output.reduce((a, b) => a * b, 1);
-    return [expandTo(c, c.g.op('Div', [c.dy, c.g.scalar(count)]))];
+    return [expandTo(c, c.g.op('Div', [c.dy, scalarLike(c, count)]))];
   },
   ReduceSum: (c) => [expandTo(c, c.dy)],
 };
@@ -116,6 +116,11 @@ function times(c: RuleContext, dy: string, x: string): string {
   if (sigmoid(s)?.op === 'Sigmoid' && sigmoid(s)!.inputs[0] === g) return c.g.op('Mul', [c.g.op('Mul', [dy, g]), s]);
   if (sigmoid(g)?.op === 'Sigmoid' && sigmoid(g)!.inputs[0] === s) return c.g.op('Mul', [c.g.op('Mul', [dy, s]), g]);
   return c.g.op('Mul', [dy, x]);
+}
+
+/** A constant in dy's element type: half precision in the parts of a float16 graph that run in it. */
+function scalarLike(c: RuleContext, value: number): string {
+  return c.g.op('CastLike', [c.g.scalar(value), c.dy]);
 }
 
 /** dy (of the output's shape, or `from`) summed over the axes along which input i was broadcast. */
@@ -184,10 +189,10 @@ function gatherGradient(c: RuleContext): Grads {
   // negative indices count from the end; made non-negative so that -1 and rows-1 are one row
   const flat = g.op('Mod', [g.op('Add', [g.op('Reshape', [indices, g.ints([-1])]), g.scalar(rows, 'int64')]), g.scalar(rows, 'int64')]); // [N]
   const [distinct, , inverse] = g.opMulti('Unique', [flat], [g.fresh('distinct'), g.fresh('first'), g.fresh('inverse'), g.fresh('counts')], { sorted: 1 });
-  const oneHot = g.op('OneHot', [inverse, g.op('Shape', [distinct]), g.constant('off_on', 'float32', [2], [0, 1])], { axis: -1 }); // [N, K]
+  const oneHot = g.op('OneHot', [inverse, g.op('Shape', [distinct]), g.op('CastLike', [g.constant('off_on', 'float32', [2], [0, 1]), c.dy])], { axis: -1 }); // [N, K]
   const perRow = g.op('Reshape', [c.dy, g.ints([-1, width])]); // [N, width]
   const summed = g.op('MatMul', [g.op('Transpose', [oneHot], { perm: [1, 0] }), perRow]); // [K, width]
-  const zeros = g.op('ConstantOfShape', [g.ints([rows, ...rowShape])], { value: encodeTensor('float32', [1], [0]) });
+  const zeros = g.op('Expand', [scalarLike(c, 0), g.ints([rows, ...rowShape])]);
   const where = g.op('Unsqueeze', [distinct, g.ints([-1])]); // [K, 1]
   return [g.op('ScatterND', [zeros, where, g.op('Reshape', [summed, g.ints([-1, ...rowShape])])]), undefined];
 }

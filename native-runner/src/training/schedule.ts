@@ -2,8 +2,7 @@
  * Learning-rate schedules with linear warmup, as transformers' get_*_schedule_with_warmup define them: the rate
  * for optimizer step `step` (0-based) of `total`.
  */
-export type ScheduleKind = 'constant' | 'linear' | 'cosine' | 'polynomial';
-export const SCHEDULES: readonly ScheduleKind[] = ['constant', 'linear', 'cosine', 'polynomial'];
+import type { Schedule as ScheduleKind } from '../../../src/protocol/jobs';
 
 export interface Schedule {
   kind: ScheduleKind;

@@ -1,19 +1,19 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { TuneStep } from '../../../src/protocol/jobs';
+import { LOSS_ON, SCHEDULES, type LossOn, type Schedule, type TuneStep } from '../../../src/protocol/jobs';
 import type { HeadRef } from '../../../src/protocol/heads';
 import { ADAMW_DEFAULTS } from './adamw';
-import type { LossOn, OnBadLine } from './conversations';
+import type { OnBadLine } from './conversations';
 import type { TuneMode } from './parameters';
-import { SCHEDULES, type ScheduleKind } from './schedule';
 import { tune, type TuneConfig } from './tuneRun';
-import { count, device, nonNegative, oneOf, positive, required, UsageError } from '../cliOptions';
+import { count, device, dtype, nonNegative, oneOf, positive, required, UsageError } from '../cliOptions';
 
 export const TUNE_USAGE = `tune --model <dir> --data <file.jsonl> --out <dir>
     [--heads <heads.json | l.h,l.h,...>] [--mode heads|attention|full] [--include-kv]
     [--steps N] [--lr X] [--batch N] [--grad-accum N] [--weight-decay X] [--max-grad-norm X]
     [--schedule constant|linear|cosine|polynomial] [--warmup N] [--seed N] [--save-every N]
-    [--loss-on last|all] [--on-bad-line skip|stop] [--device auto|cpu|cuda] [--resume]`;
+    [--loss-on last|all] [--on-bad-line skip|stop] [--device auto|cpu|cuda] [--dtype float32|float16|bfloat16]
+    [--resume]`;
 
 /** `pinpoint tune`: progress on stderr, the final checkpoint's folder on stdout. */
 export async function tuneCommand(args: string[]): Promise<number> {
@@ -41,7 +41,7 @@ export function parseTuneArgs(args: string[]): { config: TuneConfig; resume: boo
       'max-grad-norm': { type: 'string', default: '1' }, schedule: { type: 'string', default: 'linear' },
       warmup: { type: 'string', default: '0' }, seed: { type: 'string', default: '0' }, 'save-every': { type: 'string', default: '50' },
       'loss-on': { type: 'string', default: 'last' }, 'on-bad-line': { type: 'string', default: 'skip' },
-      device: { type: 'string', default: 'auto' }, resume: { type: 'boolean', default: false },
+      device: { type: 'string', default: 'auto' }, dtype: { type: 'string', default: 'float32' }, resume: { type: 'boolean', default: false },
     },
   });
   const mode = oneOf<TuneMode>(v.mode, ['heads', 'attention', 'full'], '--mode');
@@ -50,21 +50,20 @@ export function parseTuneArgs(args: string[]): { config: TuneConfig; resume: boo
   return {
     resume: v.resume!,
     config: {
-      model: required(v.model, '--model'),
+      model: { dir: required(v.model, '--model'), device: device(v.device), dtype: dtype(v.dtype) },
       data: required(v.data, '--data'),
       out: required(v.out, '--out'),
-      device: device(v.device),
       spec: { mode, heads: mode === 'heads' ? parseHeads(v.heads!) : [], includeKeyValue: v['include-kv']! },
       steps,
       batchSize: count(v.batch!, '--batch'),
       gradAccum: count(v['grad-accum']!, '--grad-accum'),
       adamw: { ...ADAMW_DEFAULTS, lr: positive(v.lr!, '--lr'), weightDecay: nonNegative(v['weight-decay']!, '--weight-decay') },
-      schedule: oneOf<ScheduleKind>(v.schedule, SCHEDULES, '--schedule'),
+      schedule: oneOf<Schedule>(v.schedule, SCHEDULES, '--schedule'),
       warmupSteps: nonNegative(v.warmup!, '--warmup'),
       maxGradNorm: nonNegative(v['max-grad-norm']!, '--max-grad-norm'),
       seed: nonNegative(v.seed!, '--seed'),
       saveEvery: count(v['save-every']!, '--save-every'),
-      lossOn: oneOf<LossOn>(v['loss-on'], ['last', 'all'], '--loss-on'),
+      lossOn: oneOf<LossOn>(v['loss-on'], LOSS_ON, '--loss-on'),
       onBadLine: oneOf<OnBadLine>(v['on-bad-line'], ['skip', 'stop'], '--on-bad-line'),
     },
   };

@@ -1,31 +1,28 @@
 import path from 'node:path';
-import type { TuneStep } from '../../../src/protocol/jobs';
+import type { LossOn, ModelSpec, Schedule, TuneStep } from '../../../src/protocol/jobs';
 import { Model } from '../runtime/model';
 import { shuffled } from '../seededRandom';
 import type { AdamWHyper } from './adamw';
-import { readConversations, type DataProblem, type LossOn, type OnBadLine } from './conversations';
+import { readConversations, type DataProblem, type OnBadLine } from './conversations';
 import { bucket, labelledCount, type Example } from './lossBatch';
 import type { TrainingShape } from './trainingGraph';
 import type { TuneSpec } from './parameters';
-import type { ScheduleKind } from './schedule';
 import { Trainer } from './trainer';
 import { latestCheckpoint, loadState, removeStaleTemporaries, saveCheckpoint, sha256File, weightsSha256, type Manifest } from './tunedCheckpoint';
-import type { Device } from '../../../src/protocol/protocol';
 
 /** A tuning run from data file to checkpoints: the `pinpoint tune` command and the extension's Tune job. */
 
 export interface TuneConfig {
-  model: string;
+  model: ModelSpec;
   data: string;
   out: string;
-  device: Device;
   spec: TuneSpec;
   steps: number;
   /** examples per micro-batch, and micro-batches accumulated per optimizer step */
   batchSize: number;
   gradAccum: number;
   adamw: AdamWHyper;
-  schedule: ScheduleKind;
+  schedule: Schedule;
   warmupSteps: number;
   maxGradNorm: number;
   seed: number;
@@ -45,7 +42,7 @@ export interface TuneResult {
 export class TuneError extends Error {}
 
 export async function tune(config: TuneConfig, resume: boolean, onProgress: (p: TuneStep) => void): Promise<TuneResult> {
-  const model = Model.load(config.model, { device: config.device, dtype: 'float32' });
+  const model = Model.load(config.model.dir, { device: config.model.device, dtype: config.model.dtype });
   try {
     const data = readConversations(config.data, model.tokenizer, { lossOn: config.lossOn, onBadLine: config.onBadLine });
     const order = new DataOrder(data.examples.length, config.seed);
@@ -124,9 +121,10 @@ function newManifest(config: TuneConfig, model: Model, trainer: Trainer): Manife
     hyperparameters: {
       steps: config.steps, batchSize: config.batchSize, gradAccum: config.gradAccum, ...config.adamw,
       schedule: config.schedule, warmupSteps: config.warmupSteps, maxGradNorm: config.maxGradNorm, seed: config.seed, lossOn: config.lossOn,
+      dtype: config.model.dtype,
     },
     data: [{ file: path.resolve(config.data), sha256: sha256File(config.data) }],
-    base: { dir: path.resolve(config.model), weightsSha256: weightsSha256(model.checkpoint) },
+    base: { dir: path.resolve(config.model.dir), weightsSha256: weightsSha256(model.checkpoint) },
     metrics: { losses: [], lrs: [], gradNorms: [] },
     blocks: trainer.slices.map((s) => s.id),
   };

@@ -18,7 +18,7 @@ import { writeBlock, type ParamSlice } from './parameters';
 export const DELTA_FILE = 'pinpoint-delta.safetensors';
 /** the optimizer state: what `--resume` needs, no part of the tuned model */
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
-const MANIFEST_FILE = 'pinpoint.json';
+export const MANIFEST_FILE = 'pinpoint.json';
 const LATEST_FILE = 'latest.json';
 const KEPT = 2;
 /** `saveCheckpoint`'s temporary folders, named after the writing process */

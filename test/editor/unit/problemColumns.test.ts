@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseEvaluationText } from '../../../native-runner/src/evaluation/evaluationFile';
 import { problemColumns } from '../../../src/extension/problemColumns';
+import { parseEvaluationText } from '../../../src/protocol/evaluationFile';
 
 const FILE = path.resolve(__dirname, '..', '..', 'fixtures', 'editor', 'broken-eval.jsonl');
 
-/** The text each problem of broken-eval.jsonl is placed on, by the runner's parser and problemColumns together. */
+/** The text each problem of broken-eval.jsonl is placed on, by the evaluation-file parser and problemColumns together. */
 test('every problem of an evaluation file is placed on the text at fault', () => {
   const text = fs.readFileSync(FILE, 'utf8');
   const lines = text.split('\n');

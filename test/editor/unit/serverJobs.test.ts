@@ -162,7 +162,7 @@ describe('pinpoint serve jobs', { timeout: 300_000 }, () => {
   test('job/tune reports every step, and job/export copies the checkpoint without the optimizer state', async () => {
     const run = path.join(work, 'tune');
     const params: TuneParams = {
-      job: 't1', model: QWEN2, device: 'cpu', data: TRAIN, out: run, heads: [{ layer: 0, head: 1 }, { layer: 2, head: 3 }], includeKeyValue: false,
+      job: 't1', model: { dir: QWEN2, device: 'cpu', dtype: 'float32' }, data: TRAIN, out: run, heads: [{ layer: 0, head: 1 }, { layer: 2, head: 3 }], includeKeyValue: false,
       hyperparameters: { steps: 3, learningRate: 1e-3, batchSize: 4, gradAccum: 1, weightDecay: 0, maxGradNorm: 1, schedule: 'constant', warmupSteps: 0, seed: 0, saveEvery: 2, lossOn: 'last' },
       resume: false,
     };

@@ -1,5 +1,5 @@
-import type { ItemFormat } from '../../../src/protocol/evaluation';
-import type { ChatMessage } from '../checkpoint/tokenizer';
+import type { ItemFormat } from './evaluation';
+import type { ChatMessage } from './protocol';
 
 /** One question of an evaluation file, whatever format it was written in. */
 

@@ -1,7 +1,7 @@
-import type { ChatMessage } from '../checkpoint/tokenizer';
-import type { EvalItem } from './item';
+import type { EvalItem } from './evaluationItem';
 import { LineError, describe, isObject, object, requiredField, text, textList, type JsonObject } from './jsonFields';
 import { parseOptionLines, requireAmongChoices } from './letteredChoices';
+import type { ChatMessage } from './protocol';
 
 /**
  * SycophancyEval's `are_you_sure.jsonl` (Sharma et al. 2023), read as published: `prompt` is the conversation as

@@ -1,4 +1,4 @@
-import { LETTERS, type Choice } from './item';
+import { LETTERS, type Choice } from './evaluationItem';
 import { LineError } from './jsonFields';
 
 /**

@@ -1,7 +1,8 @@
 /**
  * Free-form answers are judged without a model: the reply is correct when any accepted answer, normalised, occurs
  * in the normalised reply as whole words. Normalising follows SQuAD's answer normalisation (case, punctuation,
- * articles, whitespace), also folding accents and joining abbreviations and digit groups ("U.S.", "1,000").
+ * articles, whitespace), also folding accents and joining abbreviations and digit groups ("U.S.", "1,000"). The
+ * evaluation-file parser refuses an accepted answer that normalises to nothing, so judging and parsing share this.
  */
 
 const INNER_DOT_OR_COMMA = /(?<=[\p{L}\p{N}])[.,](?=[\p{L}\p{N}])/gu;

@@ -1,8 +1,8 @@
-import type { ChatMessage } from '../checkpoint/tokenizer';
+import { LETTERS, VIEW_PREFILL, prefillOf, type Choice, type EvalItem } from './evaluationItem';
 import { normaliseAnswer } from './freeFormMatch';
-import { LETTERS, VIEW_PREFILL, prefillOf, type Choice, type EvalItem } from './item';
 import { LineError, describe, isObject, rejectUnknownFields, requiredField, text, textList, type JsonObject } from './jsonFields';
 import { requireAmongChoices } from './letteredChoices';
+import type { ChatMessage } from './protocol';
 
 /** Pinpoint's own line format (README.md, "Evaluation files"; schemas/evaluation.schema.json describes the same fields). */
 

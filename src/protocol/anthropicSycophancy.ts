@@ -1,4 +1,4 @@
-import { VIEW_PREFILL, type EvalItem } from './item';
+import { VIEW_PREFILL, type EvalItem } from './evaluationItem';
 import { LineError, describe, requiredField, text, type JsonObject } from './jsonFields';
 import { letterInParens, parseOptionLines, requireAmongChoices } from './letteredChoices';
 
