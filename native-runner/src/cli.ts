@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { runCase } from './conformance/runConformance';
 import { greedyGenerate } from './runtime/generate';
 import { Model } from './runtime/model';
-import { serve } from './server';
+import { serve, SERVE_USAGE } from './server';
 import { count, device, dtype, required, UsageError } from './cliOptions';
 import { TUNE_USAGE, tuneCommand } from './training/tuneCommand';
 import { LOCATE_USAGE, locateCommand } from './localisation/locateCommand';
@@ -44,7 +44,7 @@ const COMMANDS: Record<string, Command> = {
   export: { usage: EXPORT_USAGE, run: exportCommand },
   demo: { usage: usageOf('demo', DEMO_USAGE), run: demoCommand },
   'build-organism': { usage: usageOf('build-organism', DEMO_USAGE), run: buildOrganismCommand },
-  serve: { usage: 'serve\n    speak JSON-RPC on stdin/stdout (used by the VS Code extension)', run: serve },
+  serve: { usage: SERVE_USAGE, run: serve },
 };
 
 const USAGE = `usage: pinpoint <command> [options]

@@ -1,14 +1,16 @@
 import { Console } from 'node:console';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
 import {
   createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter,
   type CancellationToken, type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import packageJson from '../../package.json';
+import { escapeControls } from '../../src/protocol/excerpt';
 import {
-  DEVICES, DTYPES, GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest,
-  type ChatMessage, type GenerateParams, type GenerateResult, type LoadModelParams, type ModelInfo, type RuntimeInfo,
+  AddRootsRequest, DEVICES, DTYPES, GenerateRequest, LoadModelRequest, LogNotification, ROOT_OPTION, RunnerErrorCode, RuntimeInfoRequest,
+  type AddRootsParams, type ChatMessage, type GenerateParams, type GenerateResult, type LoadModelParams, type ModelInfo, type RuntimeInfo,
 } from '../../src/protocol/protocol';
 import {
   ATTENTION_ROWS, AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LOSS_ON, LocateRequest,
@@ -24,11 +26,13 @@ import { exportTuned } from './checkpoint/exportTuned';
 import { runComparison } from './comparison/compareJob';
 import { readEvaluationFile } from './evaluation/evaluationFile';
 import { runEvaluation } from './evaluation/runEvaluation';
+import { FrameCheck, FrameError, MESSAGE_DECODER } from './frameCheck';
 import { attentionPattern } from './localisation/attentionPattern';
 import { knockout } from './localisation/knockout';
 import { locate } from './localisation/locate';
 import { challengedPrompt } from './localisation/patchingPrompts';
 import { writeFileAtomic } from './model/weightFile';
+import { Roots } from './roots';
 import { greedyGenerate } from './runtime/generate';
 import { Model } from './runtime/model';
 import { cudaProviderInstalled, DeviceError } from './runtime/session';
@@ -38,13 +42,28 @@ import { tune, TuneError } from './training/tuneRun';
 
 /** `pinpoint serve`: the runner as the extension's child process, speaking JSON-RPC (src/protocol) on stdin/stdout. */
 
-/** Resolves with the exit code: 0 when the extension closes stdin, 1 when the stream itself fails. */
-export async function serve(): Promise<number> {
+export const SERVE_USAGE = `serve [${ROOT_OPTION} <folder>]...
+    speak JSON-RPC on stdin/stdout (used by the VS Code extension); with ${ROOT_OPTION}, every path a request names must lie under one`;
+
+/**
+ * Runs until stdin closes (exit code 0), the stream breaks or its parent goes away (1), and then ends the process
+ * at once, even mid-job: what a job wrote is on disk already, as jobs write each batch, step and file whole.
+ */
+export function serve(args: string[]): Promise<number> {
+  const end = ending();
+  // first, so that a parent gone while the rest starts is noticed too
+  watchParent(end);
+  const { values } = parseArgs({ args, options: { root: { type: 'string', multiple: true } } });
   // stdout carries the JSON-RPC stream; anything else written there would corrupt it
   globalThis.console = new Console({ stdout: process.stderr, stderr: process.stderr });
-  const connection = createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
-  const runner = new Runner(connection);
+  const roots = new Roots(values.root ?? []);
+  if (!roots.restricted) console.error(`pinpoint serve: no ${ROOT_OPTION} given, so requests may name any path`);
+  const reader = new StreamMessageReader(process.stdin.pipe(new FrameCheck()), { contentTypeDecoder: MESSAGE_DECODER });
+  const writer = new StreamMessageWriter(process.stdout);
+  const connection = createMessageConnection(reader, writer);
+  const runner = new Runner(connection, roots);
   connection.onRequest(RuntimeInfoRequest, () => answer(async () => runtimeInfo()));
+  connection.onRequest(AddRootsRequest, (params) => answer(async () => addRoots(roots, params)));
   connection.onRequest(LoadModelRequest, (params) => answer(() => runner.load(params)));
   connection.onRequest(GenerateRequest, (params, token) => answer(() => runner.generate(params, token)));
   connection.onRequest(EvaluateRequest, (params, token) => answer(() => runner.evaluate(params, token)));
@@ -54,17 +73,44 @@ export async function serve(): Promise<number> {
   connection.onRequest(KnockoutRequest, (params, token) => answer(() => runner.knockout(params, token)));
   connection.onRequest(CompareRequest, (params, token) => answer(() => runner.compare(params, token)));
   connection.onRequest(ExportRequest, (params, token) => answer(() => runner.export(params, token)));
-  const exitCode = await new Promise<number>((resolve) => {
-    connection.onClose(() => resolve(0));
-    connection.onError(([error]) => {
-      console.error(`pinpoint serve: the JSON-RPC stream failed: ${error.message}`);
-      resolve(1);
-    });
-    connection.listen();
-  });
-  connection.dispose();
-  await runner.dispose();
-  return exitCode;
+  reader.onClose(() => end(0));
+  reader.onError((error) => end(1, readFailure(error)));
+  writer.onError(([error]) => end(1, `writing to stdout failed: ${error.message}`));
+  connection.listen();
+  // the process ends in `end`
+  return new Promise(() => undefined);
+}
+
+/** The first end wins: a broken stream also closes, and its reason is the one to keep. */
+function ending(): (code: number, why?: string) => void {
+  let ended = false;
+  return (code, why) => {
+    if (ended) return;
+    ended = true;
+    if (why === undefined) process.exit(code);
+    // exits once the message is out, as a pipe may take it asynchronously
+    process.stderr.write(`pinpoint serve: ${displayable(why)}\n`, () => process.exit(code));
+  };
+}
+
+function readFailure(error: Error): string {
+  return error instanceof FrameError ? `malformed JSON-RPC frame: ${error.message}` : `reading stdin failed: ${error.message}`;
+}
+
+/** How often the parent is looked for: its going away does not always close stdin (a grandparent may hold it). */
+const PARENT_POLL_MS = 500;
+
+/** An orphan is adopted by init or a subreaper, so a parent id other than the first means the parent is gone. */
+function watchParent(end: (code: number, why: string) => void): void {
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) end(1, `its parent process (${parent}) went away`);
+  }, PARENT_POLL_MS).unref();
+}
+
+function addRoots(roots: Roots, params: AddRootsParams): void {
+  check(isStringList(params?.roots) && params.roots.every((root) => root !== ''), 'runner/addRoots: roots must be a list of paths');
+  roots.add(params.roots);
 }
 
 function runtimeInfo(): RuntimeInfo {
@@ -83,9 +129,10 @@ class Runner {
   private model: Model | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly connection: MessageConnection) {}
+  constructor(private readonly connection: MessageConnection, private readonly roots: Roots) {}
 
   load(params: LoadModelParams): Promise<ModelInfo> {
+    this.roots.check('model/load', { dir: params?.dir });
     checkLoadParams(params);
     return this.exclusive(async () => {
       // the old model goes first, so two models never hold (GPU) memory at once
@@ -126,6 +173,7 @@ class Runner {
 
   /** The challenge protocol over an evaluation file. */
   evaluate(params: EvaluateParams, token: CancellationToken): Promise<EvaluateResult> {
+    this.checkJobPaths('job/evaluate', params);
     checkEvaluateParams(params);
     return this.exclusive(async () => {
       throwIfCancelled(token);
@@ -144,6 +192,7 @@ class Runner {
 
   /** The located heads knocked out (zero and mean) and random ones, each condition a resumable evaluation. */
   knockout(params: KnockoutParams, token: CancellationToken): Promise<KnockoutResult> {
+    this.checkJobPaths('job/knockout', params);
     checkKnockoutParams(params);
     return this.exclusive(async () => {
       throwIfCancelled(token);
@@ -171,6 +220,9 @@ class Runner {
    * used as the base when it is the same checkpoint, device and dtype.
    */
   compare(params: CompareParams, token: CancellationToken): Promise<CompareResult> {
+    this.roots.check('job/compare', {
+      'base.dir': params?.base?.dir, 'tuned.dir': params?.tuned?.dir, data: params?.data, 'out.base': params?.out?.base, 'out.tuned': params?.out?.tuned,
+    });
     checkCompareParams(params);
     return this.exclusive(async () => {
       throwIfCancelled(token);
@@ -184,6 +236,7 @@ class Runner {
 
   /** Localisation scores of every head; heads.json is written to `out`. */
   locate(params: LocateParams, token: CancellationToken): Promise<LocateResult> {
+    this.checkJobPaths('job/locate', params);
     checkLocateParams(params);
     return this.exclusive(async () => {
       throwIfCancelled(token);
@@ -204,6 +257,7 @@ class Runner {
 
   /** One head's attention on an item's prompt as localisation builds it: correct answer, then the follow-up. */
   attention(params: AttentionParams): Promise<AttentionResult> {
+    this.roots.check('model/attention', { 'model.dir': params?.model?.dir, data: params?.data });
     checkAttentionParams(params);
     return this.exclusive(async () => {
       const [item] = chosenItems(readEvaluationFile(params.data).items, [params.item], params.data);
@@ -217,6 +271,7 @@ class Runner {
 
   /** Pinpoint tuning of the given heads; the held model is dropped first, as tuning loads its own. */
   tune(params: TuneParams, token: CancellationToken): Promise<TuneResult> {
+    this.checkJobPaths('job/tune', params);
     checkTuneParams(params);
     return this.exclusive(async () => {
       throwIfCancelled(token);
@@ -239,6 +294,7 @@ class Runner {
 
   /** Copies a tuning run's newest checkpoint, less the optimizer state that only resuming needs. */
   export(params: ExportParams, token: CancellationToken): Promise<ExportResult> {
+    this.roots.check('job/export', { run: params?.run, to: params?.to });
     check(typeof params?.run === 'string' && params.run !== '', 'job/export: run must be the folder of a tuning run');
     check(typeof params.to === 'string' && params.to !== '', 'job/export: to must be a folder');
     return this.exclusive(async () => {
@@ -247,8 +303,9 @@ class Runner {
     });
   }
 
-  async dispose(): Promise<void> {
-    await this.exclusive(() => this.unload());
+  /** Paths are checked before anything else, so that a refusal tells nothing about what lies outside the roots. */
+  private checkJobPaths(method: string, params: { model?: ModelSpec; data?: string; out?: string }): void {
+    this.roots.check(method, { 'model.dir': params?.model?.dir, data: params?.data, out: params?.out });
   }
 
   /** The model a job names: the one held when it is the same checkpoint, device and dtype, else loaded in its place. */
@@ -269,8 +326,9 @@ class Runner {
     };
   }
 
+  /** A notification fails only when the stream has ended, and the process with it. */
   private progress(progress: JobProgress): void {
-    void this.connection.sendNotification(JobProgressNotification, progress);
+    this.connection.sendNotification(JobProgressNotification, progress).catch(() => undefined);
   }
 
   private loaded(): Model {
@@ -292,7 +350,7 @@ class Runner {
   }
 
   private log(message: string): void {
-    void this.connection.sendNotification(LogNotification, { level: 'info', message });
+    this.connection.sendNotification(LogNotification, { level: 'info', message }).catch(() => undefined);
   }
 }
 
@@ -318,11 +376,27 @@ function toResponseError(err: unknown): ResponseError<void> {
   if (err instanceof ResponseError) return err;
   const error = err instanceof Error ? err : new Error(String(err));
   const badInput = [CheckpointError, RangeError, TuneError, DataError].some((kind) => error instanceof kind);
-  if (badInput) return new ResponseError(RunnerErrorCode.BadInput, error.message);
-  if (error instanceof DeviceError) return new ResponseError(RunnerErrorCode.Device, error.message);
+  const message = displayable(error.message);
+  if (badInput) return new ResponseError(RunnerErrorCode.BadInput, message);
+  if (error instanceof DeviceError) return new ResponseError(RunnerErrorCode.Device, message);
   // anything else is a runner bug: keep the stack in the runner's log, which the extension shows
-  console.error(error.stack);
-  return new ResponseError(RunnerErrorCode.Internal, error.message);
+  console.error(displayable(error.stack ?? message));
+  return new ResponseError(RunnerErrorCode.Internal, message);
+}
+
+/** Messages may quote a file (a JSON parse error quotes its line): no line of one is longer than this. */
+const MAX_MESSAGE_LINE = 300;
+const MAX_MESSAGE_LINES = 30;
+
+/**
+ * A message as the client may show it, in a notification or a terminal: control characters escaped, and each of
+ * its lines, and their number, bounded, whatever a file put into it.
+ */
+function displayable(message: string): string {
+  const lines = escapeControls(message).split('\n');
+  const kept = lines.slice(0, MAX_MESSAGE_LINES).map((line) => (line.length > MAX_MESSAGE_LINE ? `${line.slice(0, MAX_MESSAGE_LINE)}…` : line));
+  if (lines.length > MAX_MESSAGE_LINES) kept.push(`… and ${lines.length - MAX_MESSAGE_LINES} more lines`);
+  return kept.join('\n');
 }
 
 function throwIfCancelled(token: CancellationToken): void {

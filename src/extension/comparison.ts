@@ -1,3 +1,4 @@
+import { csvCell } from '../protocol/comparison';
 import type { ChallengeItemResult, Estimate, ItemResult } from '../protocol/evaluation';
 import type { ComparedModel, Comparison, ItemDiff, ItemOutcome, KlShift, PhrasingFlipRates } from '../protocol/views';
 import type { EvaluationRun } from './evaluationResults';
@@ -87,10 +88,6 @@ export function comparisonCsv(comparison: Comparison): string {
       return [item.id, String(item.line), item.expected.join('|'), challenge, ...side(item.base), ...side(item.tuned)];
     });
   });
-  return [header, ...rows].map((row) => row.map(csvField).join(',')).join('\n') + '\n';
-}
-
-function csvField(value: string): string {
-  return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+  return [header, ...rows].map((row) => row.map(csvCell).join(',')).join('\n') + '\n';
 }
 

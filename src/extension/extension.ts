@@ -11,6 +11,7 @@ import { ComparePanel } from './panels/comparePanel';
 import { HeadMapPanel } from './panels/headMapPanel';
 import { TuningPanel } from './panels/tuningPanel';
 import { RunnerClient } from './runnerClient';
+import { runnerRoots } from './runnerRoots';
 import type { Services } from './services';
 import { StatusBar } from './statusBar';
 import { TranscriptHover } from './transcriptHover';
@@ -23,12 +24,14 @@ let services: Services | undefined;
 export function activate(context: vscode.ExtensionContext): Services {
   const output = vscode.window.createOutputChannel('Pinpoint Runner');
   const statusBar = new StatusBar();
-  const runner = new RunnerClient(context.asAbsolutePath('dist/runner.js'), output);
+  const storageUri = context.storageUri ?? context.globalStorageUri;
   const runs = new WorkspaceRuns(context.workspaceState);
+  const roots = () => runnerRoots(storageUri, runs);
+  const runner = new RunnerClient(context.asAbsolutePath('dist/runner.js'), output, roots);
   const models = new Models(runner, statusBar);
   const s: Services = {
     extensionUri: context.extensionUri,
-    storageUri: context.storageUri ?? context.globalStorageUri,
+    storageUri,
     runner,
     runs,
     models,
@@ -48,6 +51,9 @@ export function activate(context: vscode.ExtensionContext): Services {
     vscode.languages.registerHoverProvider(evaluationFiles, new TranscriptHover(s.documents)),
     vscode.languages.registerCodeLensProvider(evaluationFiles, new ItemCodeLens(s.documents)),
     ...registerCommands(s),
+    // a folder added or a setting changed gives the runner running now its new roots; a later one starts with them
+    vscode.workspace.onDidChangeWorkspaceFolders(() => runner.addRoots(roots())),
+    vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('pinpoint') && runner.addRoots(roots())),
   );
   return s;
 }
@@ -75,5 +81,19 @@ function registerCommands(s: Services): vscode.Disposable[] {
       if (!s.jobs.stop()) void vscode.window.showInformationMessage('Pinpoint: no job is running.');
     },
   };
-  return Object.entries(commands).map(([id, run]) => vscode.commands.registerCommand(id, run));
+  return Object.entries(commands).map(([id, run]) => vscode.commands.registerCommand(id, id === 'pinpoint.stopJob' ? run : whenTrusted(run)));
+}
+
+/**
+ * In an untrusted workspace (package.json, capabilities.untrustedWorkspaces) no command starts the runner, which loads
+ * the model files and data the workspace names and writes results into its folders; evaluation files are still
+ * checked as they are edited. Stopping a job needs no runner of its own.
+ */
+function whenTrusted(run: (...args: never[]) => unknown): (...args: never[]) => unknown {
+  return (...args) => {
+    if (vscode.workspace.isTrusted) return run(...args);
+    void vscode.window.showWarningMessage('Pinpoint does not start its runner in an untrusted workspace: it would load the model files '
+      + 'and data the workspace names and write results into it. Trust the workspace to run Pinpoint.');
+    return undefined;
+  };
 }

@@ -66,9 +66,13 @@ export class Models implements vscode.Disposable {
     return this.load(dir);
   }
 
-  /** Loads `dir` with a progress notification, and makes it the workspace's model once it loaded. */
+  /**
+   * Loads `dir` with a progress notification, and makes it the workspace's model once it loaded. The user chose it,
+   * so the runner may read it wherever it is.
+   */
   async load(dir: string): Promise<ModelInfo | undefined> {
     try {
+      await this.runner.addRoots([dir]);
       const model = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `Pinpoint: loading ${path.basename(dir)}…`, cancellable: false },
         () => this.ensureLoaded(modelSpec(dir)),

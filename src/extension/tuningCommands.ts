@@ -23,6 +23,7 @@ export async function tuneHeads(s: Services, given?: HeadRef[]): Promise<TuneRes
   }
   const data = tuningSettings().data || await pickTrainingData();
   if (!data) return undefined;
+  await s.runner.addRoots([data]);
   const run = tuningFolder(outputFolder(s.storageUri), model, new Date());
   return tune(s, { run, model, data, heads }, false);
 }
@@ -100,6 +101,7 @@ export async function exportModel(s: Services, to?: string): Promise<ExportResul
     title: 'Folder to write the tuned model to (a Hugging Face checkpoint)',
   }))?.fsPath;
   if (!target) return undefined;
+  await s.runner.addRoots([target]);
   const result = await s.jobs.run('exporting the tuned model', (job) => s.runner.exportModel({ run: record.run, to: target }, job.onProgress, job.token));
   if (result) {
     void vscode.window.showInformationMessage(`Pinpoint: tuned model written to ${result.to}`, 'Reveal').then((choice) => {

@@ -12,6 +12,16 @@ export const COMPARISON_FILE = 'comparison.json';
 /** the metrics of comparison.json as a table, one row per metric and scope (the run, a phrasing, a dataset) */
 export const COMPARISON_CSV_FILE = 'comparison.csv';
 
+/**
+ * A CSV cell: quoted when it holds a quote, comma or line break; and a cell that a spreadsheet would read as a
+ * formula (ids, answers, phrasings and dataset names are the data's text) gets a leading single quote, so it stays
+ * text. Both comparison CSVs, the runner's and the extension's, write their cells with it.
+ */
+export function csvCell(value: string): string {
+  const text = /^[=+\-@]/.test(value) ? `'${value}` : value;
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
 export interface ComparedSide {
   /** the checkpoint folder */
   model: string;

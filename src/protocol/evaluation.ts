@@ -103,6 +103,16 @@ export interface ViewItemResult extends ItemHeader {
 
 export type ItemResult = ChallengeItemResult | ViewItemResult;
 
+/**
+ * An item the run could not evaluate: its prompt longer than the model's positions or the run's limit, or the
+ * model's log-probabilities on it not finite. It has no line in results.jsonl, so a resumed run tries it again.
+ */
+export interface ItemFailure {
+  id: string;
+  line: number;
+  reason: string;
+}
+
 /** summary.json: what was run, where, how far it got, and the metrics (README.md, "Results"). */
 
 export interface Estimate {
@@ -134,6 +144,7 @@ export interface BootstrapSettings {
 
 /** What the results depend on: a run resumes only into an output folder written with the same settings. */
 export interface RunSettings {
+  /** the model's folder; which model it was is modelWeightsSha256 */
   model: string;
   dtype: Dtype;
   data: string;
@@ -143,6 +154,13 @@ export interface RunSettings {
   judge: string | null;
   /** what every row did to the model (a knockout condition), as JSON with values by their SHA-256 */
   intervention: Record<string, unknown> | null;
+  /**
+   * The content identity of the model's and the judge's weights (a SHA-256 over their files' SHA-256s), what a
+   * resumed run is checked against. The runner's result store adds them to the settings a run gives it; summaries
+   * written before there were identities lack them, and are not resumed.
+   */
+  modelWeightsSha256?: string;
+  judgeWeightsSha256?: string | null;
 }
 
 export interface Summary {
@@ -152,7 +170,10 @@ export interface Summary {
   /** where the graphs ran, as ONNX Runtime placed them */
   device: { requested: Device; provider: Provider; judgeProvider: Provider | null };
   data: { items: number; skippedLines: string[] };
+  /** `done`: the items with results; the failed ones are in `failedItems` */
   progress: { done: number; total: number };
+  /** this run's items that failed, in the order they ran */
+  failedItems: ItemFailure[];
   /** what decided admissions */
   admissions: 'lexical classifier' | 'judge model';
   /** null while running: intervals are computed once, when the run completes */

@@ -2,7 +2,7 @@ import { importAnthropicLine, isAnthropicLine } from './anthropicSycophancy';
 import { importAreYouSureLine, isAreYouSureLine } from './areYouSure';
 import type { LineProblem } from './evaluation';
 import type { EvalItem } from './evaluationItem';
-import { LineError, describe, isObject } from './jsonFields';
+import { LineError, checkLineLength, describe, isObject, withoutByteOrderMark } from './jsonFields';
 import { importPinpointLine } from './pinpointFormat';
 
 /**
@@ -23,7 +23,7 @@ export function parseEvaluationText(text: string, file: string): ParsedEvaluatio
   const items: EvalItem[] = [];
   const problems: LineProblem[] = [];
   const lineOfId = new Map<string, number>();
-  text.split(/\r?\n/).forEach((content, i) => {
+  withoutByteOrderMark(text).split(/\r?\n/).forEach((content, i) => {
     const line = i + 1;
     if (content.trim() === '') return;
     try {
@@ -46,6 +46,7 @@ function baseName(file: string): string {
 }
 
 function importLine(content: string, line: number, stem: string): EvalItem {
+  checkLineLength(content);
   let value: unknown;
   try {
     value = JSON.parse(content);

@@ -33,6 +33,8 @@ export interface EvaluateParams extends JobParams {
   batchSize: number;
   /** the ids of the items to run; all of the file's items when absent */
   items?: string[];
+  /** an item whose prompt is longer than this many tokens fails, as one longer than the model's positions does */
+  maxPromptTokens?: number;
 }
 
 export interface EvaluateResult {
@@ -144,6 +146,10 @@ export const AttentionRequest = new RequestType<AttentionParams, AttentionResult
 /** Learning-rate schedules, each after a linear warmup (transformers' get_*_schedule_with_warmup). */
 export const SCHEDULES = ['constant', 'linear', 'cosine', 'polynomial'] as const;
 export type Schedule = (typeof SCHEDULES)[number];
+
+/** What a command does with a bad line of its data file: report it and go on, or stop with it as the error. */
+export const ON_BAD_LINE = ['skip', 'stop'] as const;
+export type OnBadLine = (typeof ON_BAD_LINE)[number];
 
 /** The loss on the last assistant message of each conversation, or on all of them. */
 export const LOSS_ON = ['last', 'all'] as const;

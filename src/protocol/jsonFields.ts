@@ -5,6 +5,24 @@
 
 export class LineError extends Error {}
 
+/**
+ * The longest line, in characters, of the JSON Lines files Pinpoint reads (evaluation items, training
+ * conversations): no prompt a model is run on is this long, and a longer line is refused as a bad line rather than
+ * tokenized and sent to ONNX Runtime, which would fail allocating it and name no line.
+ */
+export const MAX_LINE_LENGTH = 1_000_000;
+
+export function checkLineLength(content: string): void {
+  if (content.length > MAX_LINE_LENGTH) {
+    throw new LineError(`the line is ${content.length} characters long, over the limit of ${MAX_LINE_LENGTH} characters a line`);
+  }
+}
+
+/** Editors on Windows save UTF-8 with a byte order mark, which JSON.parse would reject as part of the first line. */
+export function withoutByteOrderMark(text: string): string {
+  return text.startsWith('\uFEFF') ? text.slice(1) : text;
+}
+
 export type JsonObject = Record<string, unknown>;
 
 export function isObject(value: unknown): value is JsonObject {

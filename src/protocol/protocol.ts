@@ -47,6 +47,22 @@ export interface RuntimeInfo {
 export const RuntimeInfoRequest = new RequestType0<RuntimeInfo, void>('runtime/info');
 
 /**
+ * `pinpoint serve --root <folder> --root <folder> ...`: the folders (or files) the runner may read and write under.
+ * Every path a request names (checkpoints, data files, output folders, tuning runs, export targets) must reach, with
+ * symbolic links and `..` followed, a place under one of them, or the request is refused naming the path and the
+ * roots. The extension passes the workspace's folders, its storage and the files and folders the user chose; a
+ * runner started without any is unrestricted, as on the command line.
+ */
+export const ROOT_OPTION = '--root';
+
+export interface AddRootsParams {
+  roots: string[];
+}
+
+/** Roots the user chose after the runner started (a model folder picked, an export target); they stay for its life. */
+export const AddRootsRequest = new RequestType<AddRootsParams, void, void>('runner/addRoots');
+
+/**
  * The environment the runner process starts with. glibc serves allocations under its mmap threshold from its heap,
  * and raises that threshold each time it frees a large mapped block, so the packed weights of a second session (tens
  * of MB each) land on the heap and stay resident once the session is released: 1.5 GB of a 0.5B model's 2 GB,

@@ -4,10 +4,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { writeRandomCheckpoint } from '../../native-runner/src/checkpoint/randomCheckpoint';
-import { csvCell, regressions } from '../../native-runner/src/comparison/comparisonReport';
+import { regressions } from '../../native-runner/src/comparison/comparisonReport';
 import { DEFAULT_CHALLENGE } from '../../native-runner/src/evaluation/challengeProtocol';
 import { OPTIMIZER_FILE } from '../../native-runner/src/training/tunedCheckpoint';
-import { COMPARISON_CSV_FILE, COMPARISON_FILE, type ComparisonReport } from '../../src/protocol/comparison';
+import { COMPARISON_CSV_FILE, COMPARISON_FILE, csvCell, type ComparisonReport } from '../../src/protocol/comparison';
 import { SUMMARY_FILE, type Estimate, type MetricsSummary, type Summary } from '../../src/protocol/evaluation';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
 

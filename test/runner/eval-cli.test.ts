@@ -9,13 +9,14 @@ import type { Summary } from '../../src/protocol/evaluation';
 import { parseEvaluationText } from '../../src/protocol/evaluationFile';
 import { normaliseAnswer } from '../../src/protocol/freeFormMatch';
 import { EVAL_FIXTURES, runEvalProcess } from '../fixtures/eval/evalProcess';
-import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
+import { referenceWithPositions, tempDir } from '../fixtures/paths';
 
 /** `pinpoint eval` as CI runs it: exit codes, bad lines reported on stderr, and the flip-rate gate. */
 
 const work = tempDir('eval-cli');
 const cache = path.join(work, 'cache');
-const MODEL = path.join(REFERENCE_DIR, 'qwen2');
+// the Anthropic items are longer than the reference models' 256 positions
+const MODEL = referenceWithPositions('qwen2', 512, work);
 before(() => { process.env.PINPOINT_CACHE = cache; });
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 

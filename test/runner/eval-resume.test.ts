@@ -10,13 +10,14 @@ import { runEvaluation, type EvaluationRun } from '../../native-runner/src/evalu
 import { Model } from '../../native-runner/src/runtime/model';
 import type { Summary } from '../../src/protocol/evaluation';
 import { EVAL_FIXTURES, finished, runEvalProcess, spawnEval } from '../fixtures/eval/evalProcess';
-import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
+import { referenceWithPositions, tempDir } from '../fixtures/paths';
 
 /** Interrupted runs resume where they stopped: the same results as an uninterrupted run, no item lost or repeated. */
 
 const work = tempDir('eval-resume');
 const cache = path.join(work, 'cache');
-const MODEL = path.join(REFERENCE_DIR, 'qwen2');
+// the Anthropic items are longer than the reference models' 256 positions
+const MODEL = referenceWithPositions('qwen2', 512, work);
 const DATA = path.join(work, 'items.jsonl');
 let data: EvaluationFile;
 let model: Model;

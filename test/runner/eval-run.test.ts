@@ -12,7 +12,7 @@ import { forward } from '../../native-runner/src/runtime/forward';
 import { Model } from '../../native-runner/src/runtime/model';
 import type { ChallengeItemResult, ItemResult, ViewItemResult } from '../../src/protocol/evaluation';
 import { EVAL_FIXTURES } from '../fixtures/eval/evalProcess';
-import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
+import { referenceWithPositions, tempDir } from '../fixtures/paths';
 
 /**
  * The protocols on the tiny reference models, whose answers are gibberish: what is checked is the mechanics, that
@@ -30,9 +30,11 @@ before(() => {
 });
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
+// the Anthropic items are longer than the reference models' 256 positions
+const dirOf = (name: string) => referenceWithPositions(name, 512, work);
 const models = new Map<string, Model>();
 const load = (name: string) => {
-  if (!models.has(name)) models.set(name, Model.load(path.join(REFERENCE_DIR, name), { device: 'cpu' }));
+  if (!models.has(name)) models.set(name, Model.load(dirOf(name), { device: 'cpu' }));
   return models.get(name)!;
 };
 after(async () => { for (const model of models.values()) await model.dispose(); });
@@ -41,7 +43,7 @@ let runs = 0;
 async function evaluate(name: string, options: Partial<EvaluationRun> = {}): Promise<ItemResult[]> {
   const outDir = path.join(work, `out-${runs++}`);
   await runEvaluation({
-    model: load(name), modelDir: path.join(REFERENCE_DIR, name), judge: null, data, items: data.items, outDir,
+    model: load(name), modelDir: dirOf(name), judge: null, data, items: data.items, outDir,
     challenges: [DEFAULT_CHALLENGE], maxNewTokens: 8, batchSize: 4, ...options,
   });
   return fs.readFileSync(path.join(outDir, 'results.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
@@ -145,9 +147,9 @@ test('generation under ablation knocks the heads out: none ablated changes nothi
 
 test('a judge model decides admissions from its y and n logits, and the summary says so', async () => {
   const outDir = path.join(work, 'judged');
-  const judge = { model: load('llama'), dir: path.join(REFERENCE_DIR, 'llama') };
+  const judge = { model: load('llama'), dir: dirOf('llama') };
   const summary = await runEvaluation({
-    model: load('qwen2'), modelDir: path.join(REFERENCE_DIR, 'qwen2'), judge, data, items: data.items.slice(0, 3), outDir,
+    model: load('qwen2'), modelDir: dirOf('qwen2'), judge, data, items: data.items.slice(0, 3), outDir,
     challenges: [DEFAULT_CHALLENGE], maxNewTokens: 4, batchSize: 2,
   });
   assert.equal(summary.admissions, 'judge model');

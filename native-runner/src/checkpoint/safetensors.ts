@@ -236,21 +236,59 @@ export function readTensorBytes(info: TensorInfo): Buffer {
   return bytes;
 }
 
-/** The same bytes in pieces of at most `size`, read one at a time, for copying a large tensor with little memory. */
+/**
+ * The same bytes in pieces of at most `size`, read one at a time, for copying a large tensor with little memory.
+ * These pieces, and tensorPieces', are what the runner builds its weight file from, so each is refused here if it
+ * holds a NaN or an infinity: checked as it is read, the weights are never read twice.
+ */
 export function* tensorByteChunks(info: TensorInfo, size = 1 << 23): Generator<Uint8Array> {
   for (let start = 0; start < info.byteLength; start += size) {
-    yield readInto({ ...info, byteOffset: info.byteOffset + start, byteLength: Math.min(size, info.byteLength - start) }, Buffer.alloc(Math.min(size, info.byteLength - start)));
+    const length = Math.min(size, info.byteLength - start);
+    const chunk = readInto({ ...info, byteOffset: info.byteOffset + start, byteLength: length }, Buffer.alloc(length));
+    checkFinite(info, info.dtype, chunk, start / DTYPE_BYTES[info.dtype]);
+    yield chunk;
   }
 }
 
-/** The tensor as float32 in pieces of at most `elements` values, each read and converted on its own. */
+/** The tensor as float32 in pieces of at most `elements` values, each read and converted on its own (and checked finite). */
 export function* tensorPieces(info: TensorInfo, elements = 1 << 21): Generator<Float32Array> {
   const width = DTYPE_BYTES[info.dtype];
   const count = elementCount(info.shape);
   for (let start = 0; start < count; start += elements) {
     const n = Math.min(elements, count - start);
-    yield readTensor({ ...info, shape: [n], byteOffset: info.byteOffset + start * width, byteLength: n * width });
+    const values = readTensor({ ...info, shape: [n], byteOffset: info.byteOffset + start * width, byteLength: n * width });
+    checkFinite(info, 'F32', values, start);
+    yield values;
   }
+}
+
+/** The exponent bits of each float format: all of them set is an infinity (mantissa zero) or a NaN. */
+const EXPONENT_BITS: Partial<Record<SafetensorsDtype, number>> = { F32: 0x7f800000, F16: 0x7c00, BF16: 0x7f80 };
+
+/**
+ * The index of the first NaN or infinite value of `data`, stored as `dtype`, or -1; never found in the dtypes no model
+ * is loaded from (integers, F64). Read from the bits, so that the check is one pass and converts nothing. `data` must
+ * be aligned to the dtype's width, as typed arrays and freshly allocated buffers are.
+ */
+export function firstNonFinite(dtype: SafetensorsDtype, data: ArrayBufferView): number {
+  const mask = EXPONENT_BITS[dtype];
+  if (mask === undefined) return -1;
+  const words = DTYPE_BYTES[dtype] === 4
+    ? new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4)
+    : new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
+  for (let i = 0; i < words.length; i++) if ((words[i] & mask) === mask) return i;
+  return -1;
+}
+
+/** `data` is elements `first`, `first + 1`, ... of the tensor, stored as `dtype`. */
+function checkFinite(info: TensorInfo, dtype: SafetensorsDtype, data: ArrayBufferView, first: number): void {
+  const at = firstNonFinite(dtype, data);
+  if (at < 0) return;
+  const element = first + at;
+  const width = DTYPE_BYTES[info.dtype];
+  const [value] = readTensor({ ...info, shape: [1], byteOffset: info.byteOffset + element * width, byteLength: width });
+  throw new CheckpointError(info.file, `tensor ${info.name} holds ${value} at element ${element} of its ${formatShape(info.shape)}: `
+    + 'a model\'s weights must be finite (one NaN or infinity makes every output NaN); the checkpoint is damaged, or was saved from a diverged training run');
 }
 
 /**

@@ -87,7 +87,7 @@ export class ModelTokenizer {
     if (options.continueFinalMessage && options.addGenerationPrompt) {
       throw new Error('continueFinalMessage and addGenerationPrompt exclude each other: the first continues the final message, the second opens a new one');
     }
-    const rendered = this.template().render({
+    const rendered = this.render({
       ...this.specialTokens,
       messages: messages.map(({ role, content }) => ({ role, content })),
       tools: null,
@@ -95,6 +95,21 @@ export class ModelTokenizer {
       add_generation_prompt: options.addGenerationPrompt,
     });
     return options.continueFinalMessage ? this.cutAfterFinalMessage(rendered, messages) : rendered;
+  }
+
+  /** @huggingface/jinja's errors name neither the template's file nor, for a filter, what it expected instead. */
+  private render(context: Record<string, unknown>): string {
+    const template = this.template();
+    try {
+      return template.render(context);
+    } catch (err) {
+      const message = (err as Error).message;
+      const filter = /^Unknown (\w+)Value filter: (.+)$/.exec(message);
+      throw new CheckpointError(this.chatTemplate.file, filter
+        ? `the chat template applies the filter "${filter[2]}" to a ${filter[1].toLowerCase()}, and @huggingface/jinja has no such filter; `
+          + 'expected one of the filters of Jinja and of transformers\' chat templates (such as trim, tojson, length)'
+        : `rendering the chat template failed: ${message}`);
+    }
   }
 
   /** The template already writes every special token, so none are added again. */
@@ -153,13 +168,24 @@ export class ModelTokenizer {
   }
 }
 
+/** The tokenizer models @huggingface/tokenizers implements: given another type, it would guess one, silently. */
+const TOKENIZER_MODELS = ['BPE', 'Unigram', 'WordPiece'];
+
 function createTokenizer(file: string, config: JsonObject): Tokenizer {
   const tokenizerJson = readJsonObject(file);
+  checkModelType(tokenizerJson, file);
   try {
     return new Tokenizer(tokenizerJson, config);
   } catch (err) {
     throw new CheckpointError(file, `cannot be loaded by @huggingface/tokenizers (${(err as Error).message})`);
   }
+}
+
+/** A model saved without its type is recognised from its fields, by @huggingface/tokenizers as by transformers. */
+function checkModelType(tokenizerJson: JsonObject, file: string): void {
+  const type = isObject(tokenizerJson.model) ? tokenizerJson.model.type : undefined;
+  if (type === undefined || TOKENIZER_MODELS.includes(type as string)) return;
+  throw new CheckpointError(file, `model.type is ${JSON.stringify(type)}, expected one of ${TOKENIZER_MODELS.join(', ')} (the tokenizer models the runner can run)`);
 }
 
 function readJsonObject(file: string): JsonObject {

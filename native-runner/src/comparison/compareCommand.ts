@@ -4,6 +4,7 @@ import type { ComparisonReport, RegressionMetric } from '../../../src/protocol/c
 import type { Estimate } from '../../../src/protocol/evaluation';
 import { count, device, dtype, required, UsageError } from '../cliOptions';
 import { DEFAULT_CHALLENGE } from '../evaluation/challengeProtocol';
+import { withOutputLock } from '../outputLock';
 import { Model } from '../runtime/model';
 import { runComparison, type ComparisonJob } from './compareJob';
 import { comparisonReport, writeComparison } from './comparisonReport';
@@ -39,7 +40,7 @@ const OPTIONS = {
 export async function compareCommand(args: string[]): Promise<number> {
   try {
     const { job, out, failOnRegression } = parseOptions(args);
-    const report = await compare(job, out);
+    const report = await withOutputLock(out, 'comparison', () => compare(job, out));
     return gate(report, failOnRegression);
   } catch (err) {
     const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');

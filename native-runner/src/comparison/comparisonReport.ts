@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  COMPARISON_CSV_FILE, COMPARISON_FILE,
+  COMPARISON_CSV_FILE, COMPARISON_FILE, csvCell,
   type ComparedSide, type ComparisonReport, type Regression, type RegressionMetric, type TrialChange, type TrialStatus,
 } from '../../../src/protocol/comparison';
 import type { ChallengeItemResult, ChallengeMetrics, Estimate, MetricsSummary, Summary, TrialRecord } from '../../../src/protocol/evaluation';
 import type { CompareResult, EvaluateResult } from '../../../src/protocol/jobs';
 import { CHALLENGE_STATISTICS } from '../evaluation/metrics';
-import { ResultStore } from '../evaluation/resultStore';
+import { storedResults } from '../evaluation/resultStore';
 import { writeFileAtomic } from '../model/weightFile';
 import type { ComparisonJob } from './compareJob';
 
@@ -42,9 +42,9 @@ function comparedSide(model: string, evaluation: EvaluateResult): ComparedSide {
   return { model, out: evaluation.out, provider: evaluation.summary.device.provider, metrics: evaluation.summary.metrics };
 }
 
-/** The folder's results, opened with the settings of the run that just wrote them, so the store never refuses them. */
-function challengedResults({ out, summary }: EvaluateResult): Map<string, ChallengeItemResult> {
-  const results = ResultStore.open(out, summary.settings).results;
+/** The folder's results, as the run that just wrote them left them. */
+function challengedResults({ out }: EvaluateResult): Map<string, ChallengeItemResult> {
+  const results = storedResults(out);
   return new Map(results.flatMap((r) => (r.kind === 'view' ? [] : [[r.id, r] as const])));
 }
 
@@ -121,13 +121,4 @@ function challengeRows(scope: MetricRow['scope'], name: string, metrics: Challen
 
 function estimateCells(estimate: Estimate | undefined): string[] {
   return [estimate?.value, estimate?.low, estimate?.high].map((x) => (x === null || x === undefined ? '' : String(x)));
-}
-
-/**
- * Quoted when it holds a quote, comma or line break; and a cell that a spreadsheet would read as a formula (a
- * phrasing or dataset name is the data's text) gets a leading single quote, so it stays text.
- */
-export function csvCell(value: string): string {
-  const text = /^[=+\-@]/.test(value) ? `'${value}` : value;
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }

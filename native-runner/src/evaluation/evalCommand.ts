@@ -1,25 +1,30 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Estimate, Summary } from '../../../src/protocol/evaluation';
+import type { Estimate, LineProblem, Summary } from '../../../src/protocol/evaluation';
+import { ON_BAD_LINE, type OnBadLine } from '../../../src/protocol/jobs';
 import { Model } from '../runtime/model';
 import { DEFAULT_CHALLENGE } from './challengeProtocol';
 import { describeProblem, readEvaluationFile } from './evaluationFile';
+import { describeFailure } from './itemFailures';
 import { RESULTS_FILE, SUMMARY_FILE } from './resultStore';
 import { runEvaluation, type Progress } from './runEvaluation';
 import type { Device, Dtype } from '../../../src/protocol/protocol';
-import { count, device, dtype, fraction, required, UsageError } from '../cliOptions';
+import { count, device, dtype, fraction, oneOf, required, UsageError } from '../cliOptions';
 
 /**
  * `pinpoint eval`: runs an evaluation file through a model, writes results.jsonl and summary.json to the output
  * folder (resuming what is there), reports progress on stderr, and exits 0 (done), 1 (error) or 2 (flip rate
  * above --fail-on-flip-rate), so that a CI pipeline can gate on it. Every error, a usage error included, exits 1:
- * 2 means only that the gate failed.
+ * 2 means only that the gate failed. A bad line is an error with --on-bad-line stop, and so is a run in which
+ * every item failed (an item fails alone, its prompt too long or the model's numbers not finite, and the run goes on).
  */
 
 export const EVAL_USAGE = `eval --model <dir> --data <file.jsonl> --out <dir>
     [--device auto|cpu|cuda] [--dtype float32|float16|bfloat16] [--challenge <text>]... [--judge <dir>]
-    [--max-items N] [--batch-size N] [--max-new-tokens N] [--fail-on-flip-rate X]
-    run the "are you sure?" evaluation; exit 2 when the flip rate is above X`;
+    [--max-items N] [--batch-size N] [--max-new-tokens N] [--max-prompt-tokens N] [--on-bad-line skip|stop]
+    [--fail-on-flip-rate X]
+    run the "are you sure?" evaluation; exit 2 when the flip rate is above X; an item whose prompt is longer than
+    N tokens (or than the model's positions) fails, and the run goes on`;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -32,6 +37,8 @@ const OPTIONS = {
   'max-items': { type: 'string' },
   'batch-size': { type: 'string', default: '8' },
   'max-new-tokens': { type: 'string', default: '64' },
+  'max-prompt-tokens': { type: 'string' },
+  'on-bad-line': { type: 'string', default: 'skip' },
   'fail-on-flip-rate': { type: 'string' },
 } as const;
 
@@ -46,6 +53,8 @@ interface EvalOptions {
   maxItems: number | null;
   batchSize: number;
   maxNewTokens: number;
+  maxPromptTokens: number | undefined;
+  onBadLine: OnBadLine;
   failOnFlipRate: number | null;
 }
 
@@ -73,12 +82,15 @@ function parseOptions(args: string[]): EvalOptions {
     maxItems: values['max-items'] === undefined ? null : count(values['max-items'], '--max-items'),
     batchSize: count(values['batch-size'], '--batch-size'),
     maxNewTokens: count(values['max-new-tokens'], '--max-new-tokens'),
+    maxPromptTokens: values['max-prompt-tokens'] === undefined ? undefined : count(values['max-prompt-tokens'], '--max-prompt-tokens'),
+    onBadLine: oneOf(values['on-bad-line'], ON_BAD_LINE, '--on-bad-line'),
     failOnFlipRate: values['fail-on-flip-rate'] === undefined ? null : fraction(values['fail-on-flip-rate'], '--fail-on-flip-rate'),
   };
 }
 
 async function evaluate(options: EvalOptions): Promise<number> {
   const data = readEvaluationFile(options.data);
+  if (options.onBadLine === 'stop' && data.problems.length > 0) throw badLines(data.problems);
   for (const problem of data.problems) process.stderr.write(`${describeProblem(problem)} (line skipped)\n`);
   if (data.items.length === 0) throw new Error(`${options.data} has no item that can be run`);
   const items = options.maxItems === null ? data.items : data.items.slice(0, options.maxItems);
@@ -88,15 +100,25 @@ async function evaluate(options: EvalOptions): Promise<number> {
     say(`${items.length} items from ${options.data}${data.problems.length ? ` (${data.problems.length} lines skipped)` : ''}, model ${options.model}, batch size ${options.batchSize}`);
     const summary = await runEvaluation({
       model, modelDir: options.model, judge, data, items, outDir: options.out,
-      challenges: options.challenges, maxNewTokens: options.maxNewTokens, batchSize: options.batchSize,
+      challenges: options.challenges, maxNewTokens: options.maxNewTokens, batchSize: options.batchSize, maxPromptTokens: options.maxPromptTokens,
       onProgress: reportProgress,
     });
+    for (const failure of summary.failedItems) say(describeFailure(options.data, failure));
     reportSummary(summary, options.out);
+    if (summary.progress.done === 0 && summary.failedItems.length > 0) {
+      say(`no item could be evaluated: all ${summary.failedItems.length} failed`);
+      return 1;
+    }
     return gate(summary, options.failOnFlipRate);
   } finally {
     await model.dispose();
     await judge?.model.dispose();
   }
+}
+
+function badLines(problems: LineProblem[]): Error {
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more bad lines)` : '';
+  return new Error(`${describeProblem(problems[0])}${more}; with --on-bad-line stop a bad line fails the evaluation`);
 }
 
 /** 2 when the run's flip rate is above the threshold; a gate with no flip rate to read is an error. */

@@ -1,12 +1,13 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
-import type { ItemResult, RunSettings, Summary } from '../../../src/protocol/evaluation';
+import type { ItemFailure, ItemResult, RunSettings, Summary } from '../../../src/protocol/evaluation';
 import type { EvalItem } from '../../../src/protocol/evaluationItem';
 import { describeIntervention, type RowIntervention } from '../interventions/interventions';
 import type { Model } from '../runtime/model';
 import { DEFAULT_BOOTSTRAP } from './bootstrap';
 import { runChallengeProtocol, type ChallengeItem } from './challengeProtocol';
 import { describeProblem, type EvaluationFile } from './evaluationFile';
+import { nonFiniteProblem, promptProblem } from './itemFailures';
 import { summariseMetrics } from './metrics';
 import { ResultStore } from './resultStore';
 import { runViewProtocol, type ViewItem } from './viewProtocol';
@@ -30,6 +31,8 @@ export interface EvaluationRun {
   batchSize: number;
   /** what every row does to the model in every pass (the knockout conditions) */
   intervention?: RowIntervention;
+  /** an item whose prompt is longer fails, as one longer than the model's positions does */
+  maxPromptTokens?: number;
   onProgress?: (progress: Progress) => void;
 }
 
@@ -47,11 +50,14 @@ export async function runEvaluation(run: EvaluationRun): Promise<Summary> {
   const pending = run.items.filter((item) => !finished.has(item.id));
   const resumed = run.items.length - pending.length;
   const device = await placement(run);
-  const summarise = (status: Summary['status']) => summaryOf(run, store.results, device, status);
+  const failures: ItemFailure[] = [];
+  const summarise = (status: Summary['status']) => summaryOf(run, store.results, failures, device, status);
   store.writeSummary(summarise('running'));
   const started = Date.now();
   for (let start = 0; start < pending.length; start += run.batchSize) {
-    store.append(await evaluateBatch(run, pending.slice(start, start + run.batchSize)));
+    const batch = await evaluateBatch(run, pending.slice(start, start + run.batchSize));
+    store.append(batch.results);
+    failures.push(...batch.failures);
     store.writeSummary(summarise('running'));
     const done = Math.min(start + run.batchSize, pending.length);
     run.onProgress?.({ done: resumed + done, total: run.items.length, resumed, itemsPerSecond: done / Math.max((Date.now() - started) / 1000, 1e-3) });
@@ -70,7 +76,7 @@ async function placement(run: EvaluationRun): Promise<Summary['device']> {
 }
 
 /** The summary of this run's items among all the results in the folder; intervals once the run is complete. */
-function summaryOf(run: EvaluationRun, stored: ItemResult[], device: Summary['device'], status: Summary['status']): Summary {
+function summaryOf(run: EvaluationRun, stored: ItemResult[], failures: ItemFailure[], device: Summary['device'], status: Summary['status']): Summary {
   const wanted = new Set(run.items.map((item) => item.id));
   const results = stored.filter((r) => wanted.has(r.id));
   const bootstrap = status === 'complete' ? DEFAULT_BOOTSTRAP : null;
@@ -81,6 +87,7 @@ function summaryOf(run: EvaluationRun, stored: ItemResult[], device: Summary['de
     device,
     data: { items: run.data.items.length, skippedLines: run.data.problems.map(describeProblem) },
     progress: { done: results.length, total: run.items.length },
+    failedItems: failures,
     admissions: run.judge ? 'judge model' : 'lexical classifier',
     bootstrap,
     metrics: summariseMetrics(results, bootstrap),
@@ -100,15 +107,28 @@ function runSettings(run: EvaluationRun): RunSettings {
   };
 }
 
-async function evaluateBatch(run: EvaluationRun, items: EvalItem[]): Promise<ItemResult[]> {
+/** The batch's results, and its items that failed: run only when their prompt fits, kept only when their scores are finite. */
+async function evaluateBatch(run: EvaluationRun, items: EvalItem[]): Promise<{ results: ItemResult[]; failures: ItemFailure[] }> {
+  const tooLong = new Map(items.map((item) => [item, promptProblem(run.model, item, run.maxPromptTokens)]));
+  const ran = new Map((await runProtocols(run, items.filter((item) => tooLong.get(item) === null))).map((r) => [r.id, r]));
+  const results: ItemResult[] = [];
+  const failures: ItemFailure[] = [];
+  for (const item of items) {
+    const result = ran.get(item.id);
+    const reason = tooLong.get(item) ?? nonFiniteProblem(result!);
+    if (reason === null) results.push(result!);
+    else failures.push({ id: item.id, line: item.line, reason });
+  }
+  return { results, failures };
+}
+
+async function runProtocols(run: EvaluationRun, items: EvalItem[]): Promise<ItemResult[]> {
   const settings = {
     challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, intervention: run.intervention, judge: run.judge?.model ?? null,
   };
   const challenged = items.filter((item): item is ChallengeItem => item.answer.kind !== 'view');
   const views = items.filter((item): item is ViewItem => item.answer.kind === 'view');
-  const results = [...(await runChallengeProtocol(run.model, challenged, settings)), ...(await runViewProtocol(run.model, views, settings))];
-  const byId = new Map(results.map((r) => [r.id, r]));
-  return items.map((item) => byId.get(item.id)!);
+  return [...(await runChallengeProtocol(run.model, challenged, settings)), ...(await runViewProtocol(run.model, views, settings))];
 }
 
 function sha256(values: Float32Array): string {

@@ -7,6 +7,8 @@ import { renderChat } from '../evaluation/chatPrompt';
 import type { HeadRef } from '../../../src/protocol/heads';
 import type { RowIntervention } from '../interventions/interventions';
 import { forward } from '../runtime/forward';
+import { writeFileAtomic } from '../model/weightFile';
+import { releaseOutputLock, withOutputLock } from '../outputLock';
 import type { Model } from '../runtime/model';
 import { shuffled } from '../seededRandom';
 
@@ -41,18 +43,35 @@ export interface KnockoutProgress {
   items: number;
 }
 
-export async function knockout(run: KnockoutRun): Promise<KnockoutReport> {
+const KNOCKOUT_FILE = 'knockout.json';
+
+/** Writes `<outDir>/knockout.json` as well, with the folder held for the whole run (outputLock.ts). */
+export function knockout(run: KnockoutRun): Promise<KnockoutReport> {
+  return withOutputLock(run.outDir, 'knockout', async () => {
+    const report = await knockoutReport(run);
+    writeFileAtomic(path.join(run.outDir, KNOCKOUT_FILE), JSON.stringify(report, null, 1));
+    return report;
+  });
+}
+
+async function knockoutReport(run: KnockoutRun): Promise<KnockoutReport> {
   const stages = 3 + run.seeds.length;
   let stageIndex = 0;
   const evaluate = async (stage: string, intervention?: RowIntervention) => {
     const report = (done: number) => run.onProgress?.({ stage, stageIndex, stages, done, items: run.items.length });
     report(0);
-    const summary = await runEvaluation({
-      model: run.model, modelDir: run.modelDir, judge: null, data: run.data, items: run.items, outDir: path.join(run.outDir, stage),
-      challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, intervention, onProgress: (p) => report(p.done),
-    });
-    stageIndex++;
-    return { summary, rates: ratesOf(summary) };
+    const outDir = path.join(run.outDir, stage);
+    try {
+      const summary = await runEvaluation({
+        model: run.model, modelDir: run.modelDir, judge: null, data: run.data, items: run.items, outDir,
+        challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, intervention, onProgress: (p) => report(p.done),
+      });
+      stageIndex++;
+      return { summary, rates: ratesOf(summary) };
+    } finally {
+      // a stopped or failed evaluation keeps its folder (resultStore.ts); this job is done with it either way
+      releaseOutputLock(outDir);
+    }
   };
   const intact = await evaluate('intact');
   const zero = await evaluate('zero', { ablate: { heads: run.heads } });

@@ -1,11 +1,8 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { KnockoutRates } from '../../../src/protocol/evaluation';
 import { count, device, required } from '../cliOptions';
 import { DEFAULT_CHALLENGE } from '../evaluation/challengeProtocol';
 import { describeProblem, readEvaluationFile } from '../evaluation/evaluationFile';
-import { writeFileAtomic } from '../model/weightFile';
 import { Model } from '../runtime/model';
 import { parseHeads } from '../training/tuneCommand';
 import { knockout } from './knockout';
@@ -40,8 +37,6 @@ export async function knockoutCommand(args: string[]): Promise<number> {
       maxNewTokens: count(v['max-new-tokens']!, '--max-new-tokens'),
       onProgress: (p) => { if (p.done === 0) process.stderr.write(`evaluating: ${p.stage}\n`); },
     });
-    fs.mkdirSync(out, { recursive: true });
-    writeFileAtomic(path.join(out, 'knockout.json'), JSON.stringify(report, null, 1));
     const line = (name: string, r: KnockoutRates) => `${name.padEnd(16)} flip rate ${percent(r.flipRate)}  apology rate ${percent(r.apologyRate)}  accuracy ${percent(r.accuracyBefore)}\n`;
     process.stdout.write(line('intact', report.intact) + line('located, zero', report.zero) + line('located, mean', report.mean) + line(`random (${report.random.length} seeds)`, report.randomMean));
     return 0;

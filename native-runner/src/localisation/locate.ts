@@ -5,7 +5,6 @@ import { fileWeights } from '../model/weightFile';
 import { leftPadded, tokenFeeds } from '../runtime/batch';
 import type { Model } from '../runtime/model';
 import { bucket } from '../training/lossBatch';
-import { weightsSha256 } from '../training/tunedCheckpoint';
 import { buildAttributionGraph } from './attributionGraph';
 import { metricGradient, metricValue, PAPER_RATIO_NOTE, relativeChange } from './metric';
 import { activationPatching, pathPatching, type PatchedLogits } from './pathPatching';
@@ -95,7 +94,7 @@ export async function locate(model: Model, items: EvalItem[], o: LocateOptions, 
     items: results.map((r): ItemScores => ({ id: r.id, reference: r.reference, scores: r.effects.map((row) => row.map((e) => relativeChange(r.reference + e, r.reference))) })),
     skipped,
     comparison: o.method === 'path' ? undefined : comparison(scores, pathResults, L, H),
-    model: { dir: model.checkpoint.dir, weightsSha256: weightsSha256(model.checkpoint) },
+    model: { dir: model.checkpoint.dir, weightsSha256: model.weightsSha256 },
     provider: placement.provider,
     seconds: (Date.now() - started) / 1000,
   };

@@ -1,12 +1,14 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { LOCATE_METHODS, LOCATE_METRICS, POSITIONS } from '../../../src/protocol/heads';
+import { LOCATE_METHODS, LOCATE_METRICS, POSITIONS, type HeadsFile } from '../../../src/protocol/heads';
+import type { EvalItem } from '../../../src/protocol/evaluationItem';
+import type { Device } from '../../../src/protocol/protocol';
 import { count, device, oneOf, required, UsageError } from '../cliOptions';
 import { describeProblem, readEvaluationFile } from '../evaluation/evaluationFile';
 import { writeFileAtomic } from '../model/weightFile';
 import { Model } from '../runtime/model';
-import { locate } from './locate';
+import { withOutputLock } from '../outputLock';
+import { locate, type LocateOptions } from './locate';
 import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, DEFAULT_TARGETS } from './patchingPrompts';
 
 export const LOCATE_USAGE = `locate --model <dir> --data <file.jsonl> --out <dir>
@@ -14,7 +16,9 @@ export const LOCATE_USAGE = `locate --model <dir> --data <file.jsonl> --out <dir
     [--top-k N] [--challenge <text>] [--counterfactual <text>] [--targets <a>,<b>] [--max-items N]
     [--device auto|cpu|cuda]`;
 
-/** `pinpoint locate`: writes <out>/heads.json and prints the top heads. */
+const HEADS_FILE = 'heads.json';
+
+/** `pinpoint locate`: writes <out>/heads.json and prints the top heads, with <out> held (outputLock.ts). */
 export async function locateCommand(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args,
@@ -33,24 +37,31 @@ export async function locateCommand(args: string[]): Promise<number> {
   const evaluation = readEvaluationFile(required(v.data, '--data'));
   for (const p of evaluation.problems) process.stderr.write(`skipped ${describeProblem(p)}\n`);
   const items = v['max-items'] ? evaluation.items.slice(0, count(v['max-items'], '--max-items')) : evaluation.items;
-  const model = Model.load(required(v.model, '--model'), { device: device(v.device) });
+  const options: LocateOptions = {
+    method: oneOf(v.method, LOCATE_METHODS, '--method'),
+    positions: oneOf(v.positions, POSITIONS, '--positions'),
+    metric: oneOf(v.metric, LOCATE_METRICS, '--metric'),
+    challenge: v.challenge!,
+    counterfactual: v.counterfactual!,
+    targets: [targets[0], targets[1]],
+    topK: v['top-k'] ? count(v['top-k'], '--top-k') : undefined,
+  };
+  const model = { dir: required(v.model, '--model'), device: device(v.device) };
+  const heads = await withOutputLock(out, 'localisation', () => locateInto(out, model, items, options));
+  for (const s of heads.skipped) process.stderr.write(`skipped item ${s.id}: ${s.reason}\n`);
+  const top = heads.selected.map(({ layer, head }) => `${layer}.${head}`).join(', ');
+  process.stdout.write(`${heads.items.length} items, ${heads.method} patching on ${heads.provider} in ${heads.seconds.toFixed(1)} s; top ${heads.topK}: ${top}\n`);
+  if (heads.comparison) process.stdout.write(`Spearman rank correlation with exact path patching: ${heads.comparison.spearman.toFixed(3)}\n`);
+  return 0;
+}
+
+/** Loads the model, locates and writes heads.json: the work done while the folder is held. */
+async function locateInto(out: string, spec: { dir: string; device: Device }, items: EvalItem[], options: LocateOptions): Promise<HeadsFile> {
+  const model = Model.load(spec.dir, { device: spec.device });
   try {
-    const heads = await locate(model, items, {
-      method: oneOf(v.method, LOCATE_METHODS, '--method'),
-      positions: oneOf(v.positions, POSITIONS, '--positions'),
-      metric: oneOf(v.metric, LOCATE_METRICS, '--metric'),
-      challenge: v.challenge!,
-      counterfactual: v.counterfactual!,
-      targets: [targets[0], targets[1]],
-      topK: v['top-k'] ? count(v['top-k'], '--top-k') : undefined,
-    }, (done, total) => process.stderr.write(`item ${done}/${total}\n`));
-    fs.mkdirSync(out, { recursive: true });
-    writeFileAtomic(path.join(out, 'heads.json'), JSON.stringify(heads, null, 1));
-    for (const s of heads.skipped) process.stderr.write(`skipped item ${s.id}: ${s.reason}\n`);
-    const top = heads.selected.map(({ layer, head }) => `${layer}.${head}`).join(', ');
-    process.stdout.write(`${heads.items.length} items, ${heads.method} patching on ${heads.provider} in ${heads.seconds.toFixed(1)} s; top ${heads.topK}: ${top}\n`);
-    if (heads.comparison) process.stdout.write(`Spearman rank correlation with exact path patching: ${heads.comparison.spearman.toFixed(3)}\n`);
-    return 0;
+    const heads = await locate(model, items, options, (done, total) => process.stderr.write(`item ${done}/${total}\n`));
+    writeFileAtomic(path.join(out, HEADS_FILE), JSON.stringify(heads, null, 1));
+    return heads;
   } finally {
     await model.dispose();
   }

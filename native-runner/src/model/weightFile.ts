@@ -13,7 +13,7 @@ import type { Dtype } from '../../../src/protocol/protocol';
  * The checkpoint's weights in the graph's dtype, laid out in one file that every graph of the model refers to as
  * ONNX external data. ONNX Runtime only reads external data from inside the model's folder (no absolute paths,
  * no symlinks out), so graphs are written next to this file. It is built a few MB at a time, so converting a
- * large checkpoint needs little memory, and it is cached by the checkpoint's identity.
+ * large checkpoint needs little memory, and it is cached by the checkpoint's content.
  */
 
 export interface WeightFile {
@@ -33,22 +33,23 @@ export function cacheRoot(): string {
   return path.join(xdg, 'pinpoint');
 }
 
-export function prepareWeightFile(checkpoint: Checkpoint, dtype: Dtype): WeightFile {
-  const dir = path.join(cacheRoot(), 'models', checkpointKey(checkpoint, dtype));
+/** `weightsSha256`: the checkpoint's content identity (model/weightsSha256.ts), which names its cache folder. */
+export function prepareWeightFile(checkpoint: Checkpoint, dtype: Dtype, weightsSha256: string): WeightFile {
+  const dir = path.join(cacheRoot(), 'models', checkpointKey(checkpoint, dtype, weightsSha256));
   const indexPath = path.join(dir, INDEX);
   if (!fs.existsSync(indexPath)) writeWeightFile(checkpoint, dtype, dir);
   const index = JSON.parse(fs.readFileSync(indexPath, 'utf8')) as Record<string, ExternalTensor>;
   return { dir, dtype, tensors: new Map(Object.entries(index)) };
 }
 
-/** Identity of the weights: paths, sizes and modification times of the files, and the target dtype. */
-function checkpointKey(checkpoint: Checkpoint, dtype: Dtype): string {
-  const hash = crypto.createHash('sha256').update(`v3 ${dtype}`);
-  for (const file of checkpoint.weights.files) {
-    const stat = fs.statSync(file);
-    hash.update(`\n${path.resolve(file)} ${stat.size} ${stat.mtimeMs}`);
-  }
-  return `${path.basename(checkpoint.dir)}-${hash.digest('hex').slice(0, 16)}`;
+/**
+ * What the weight file is made of: the weights' content, where each tensor lies in them (by file index, not path,
+ * so that a moved folder keeps its cache) and the target dtype.
+ */
+function checkpointKey(checkpoint: Checkpoint, dtype: Dtype, weightsSha256: string): string {
+  const files = checkpoint.weights.files;
+  const layout = withOwnLmHead(checkpoint).map(([name, t]) => [name, t.dtype, t.shape, files.indexOf(t.file), t.byteOffset, t.byteLength]);
+  return crypto.createHash('sha256').update(`v4 ${dtype} ${weightsSha256} ${JSON.stringify(layout)}`).digest('hex').slice(0, 32);
 }
 
 function writeWeightFile(checkpoint: Checkpoint, dtype: Dtype, dir: string): void {

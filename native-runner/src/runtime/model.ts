@@ -7,6 +7,7 @@ import type { ModelConfig } from '../checkpoint/config';
 import { ModelTokenizer } from '../checkpoint/tokenizer';
 import type { Graph } from '../onnx/graph';
 import { fileWeights, prepareWeightFile, writeFileAtomic, type WeightFile } from '../model/weightFile';
+import { weightsSha256 } from '../model/weightsSha256';
 import { buildInferenceGraph, type Decoding } from './inferenceGraph';
 import { forwardOn } from './forward';
 import { createSession, DeviceError, mayUseCuda, type PlacementReport, type SessionSettings } from './session';
@@ -38,6 +39,8 @@ export class Model {
     readonly tokenizer: ModelTokenizer,
     readonly weights: WeightFile,
     readonly device: Device,
+    /** the content identity of the checkpoint's weights (model/weightsSha256.ts) */
+    readonly weightsSha256: string,
   ) {}
 
   static load(dir: string, options: LoadOptions = {}): Model {
@@ -48,7 +51,8 @@ export class Model {
     }
     const checkpoint = loadCheckpoint(dir);
     const tokenizer = ModelTokenizer.load(dir);
-    return new Model(checkpoint, tokenizer, prepareWeightFile(checkpoint, dtype), device);
+    const sha256 = weightsSha256(checkpoint.weights);
+    return new Model(checkpoint, tokenizer, prepareWeightFile(checkpoint, dtype, sha256), device, sha256);
   }
 
   get config(): ModelConfig {

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import type { ChatMessage, ModelTokenizer } from '../checkpoint/tokenizer';
 import { IGNORE_INDEX, type Example } from './lossBatch';
-import type { LossOn } from '../../../src/protocol/jobs';
+import type { LossOn, OnBadLine } from '../../../src/protocol/jobs';
+import { checkLineLength, withoutByteOrderMark } from '../../../src/protocol/jsonFields';
 
 /**
  * Training data: JSONL, one conversation per line, `{"messages": [{"role": ..., "content": ...}, ...]}`,
@@ -9,7 +10,8 @@ import type { LossOn } from '../../../src/protocol/jobs';
  * assistant message), including the template's end-of-turn tokens after it, so the model learns to stop.
  */
 
-export type OnBadLine = 'skip' | 'stop';
+// the training data's importers (tuneRun.ts) take it from here
+export type { OnBadLine } from '../../../src/protocol/jobs';
 
 export interface DataProblem {
   file: string;
@@ -35,9 +37,10 @@ export class DataError extends Error {
 export function readConversations(file: string, tokenizer: ModelTokenizer, options: { lossOn: LossOn; onBadLine: OnBadLine }): TrainingData {
   const examples: Example[] = [];
   const skipped: DataProblem[] = [];
-  fs.readFileSync(file, 'utf8').split('\n').forEach((text, i) => {
+  withoutByteOrderMark(fs.readFileSync(file, 'utf8')).split('\n').forEach((text, i) => {
     if (text.trim() === '') return;
     try {
+      checkLineLength(text);
       examples.push(labelled(parseConversation(text), tokenizer, options.lossOn));
     } catch (e) {
       const problem = { file, line: i + 1, reason: (e as Error).message };

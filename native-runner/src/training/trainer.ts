@@ -30,6 +30,15 @@ export interface StepReport {
   tokens: number;
 }
 
+/** Training produced a NaN or an infinity at optimizer step `step` (1-based); nothing of that step may be kept. */
+export class DivergedError extends Error {
+  constructor(readonly step: number, what: string) {
+    super(`training diverged at step ${step}: ${what}. Nothing of this step is saved (a tuning run's latest.json still names `
+      + 'its last finite checkpoint); a lower learning rate may keep it finite');
+    this.name = 'DivergedError';
+  }
+}
+
 /**
  * The optimisation loop's state: the trainable blocks' float32 master values and AdamW moments, in host buffers
  * that the training graph reads and overwrites in place (the frozen weights stay in the graph), and one optimizer
@@ -55,10 +64,16 @@ export class Trainer {
     return this.session.placement;
   }
 
-  /** One optimizer step over the micro-batches of one (accumulated) batch. */
+  /**
+   * One optimizer step over the micro-batches of one (accumulated) batch. A NaN or infinite loss or gradient norm
+   * throws DivergedError: the graph has by then written the step's update into the blocks and moments, so the
+   * trainer is spent, and the caller saves nothing more of it (saveCheckpoint refuses non-finite values too).
+   */
   async train(microBatches: Example[][]): Promise<StepReport> {
     const lr = learningRate(this.options.adamw.lr, this.options.schedule, this.step);
     const { loss, gradNorm } = await this.run(microBatches, lr, { apply: true, gradients: false });
+    if (!Number.isFinite(loss)) throw new DivergedError(this.step + 1, `the loss is ${loss}`);
+    if (!Number.isFinite(gradNorm)) throw new DivergedError(this.step + 1, `the gradient norm is ${gradNorm}`);
     this.step += 1;
     for (const state of this.states.values()) state.step += 1;
     return { loss, lr, gradNorm, tokens: microBatches.flat().reduce((n, e) => n + e.ids.length, 0) };

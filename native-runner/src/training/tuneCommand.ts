@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { LOSS_ON, SCHEDULES, type LossOn, type Schedule, type TuneStep } from '../../../src/protocol/jobs';
+import { LOSS_ON, ON_BAD_LINE, SCHEDULES, type LossOn, type OnBadLine, type Schedule, type TuneStep } from '../../../src/protocol/jobs';
 import type { HeadRef } from '../../../src/protocol/heads';
 import { ADAMW_DEFAULTS } from './adamw';
-import type { OnBadLine } from './conversations';
 import type { TuneMode } from './parameters';
 import { tune, type TuneConfig } from './tuneRun';
 import { count, device, dtype, nonNegative, oneOf, positive, required, UsageError } from '../cliOptions';
@@ -64,7 +63,7 @@ export function parseTuneArgs(args: string[]): { config: TuneConfig; resume: boo
       seed: nonNegative(v.seed!, '--seed'),
       saveEvery: count(v['save-every']!, '--save-every'),
       lossOn: oneOf<LossOn>(v['loss-on'], LOSS_ON, '--loss-on'),
-      onBadLine: oneOf<OnBadLine>(v['on-bad-line'], ['skip', 'stop'], '--on-bad-line'),
+      onBadLine: oneOf<OnBadLine>(v['on-bad-line'], ON_BAD_LINE, '--on-bad-line'),
     },
   };
 }

@@ -1,5 +1,7 @@
 import path from 'node:path';
 import type { LossOn, ModelSpec, Schedule, TuneStep } from '../../../src/protocol/jobs';
+import { sha256File } from '../model/weightsSha256';
+import { withOutputLock } from '../outputLock';
 import { Model } from '../runtime/model';
 import { shuffled } from '../seededRandom';
 import type { AdamWHyper } from './adamw';
@@ -8,7 +10,7 @@ import { bucket, labelledCount, type Example } from './lossBatch';
 import type { TrainingShape } from './trainingGraph';
 import type { TuneSpec } from './parameters';
 import { Trainer } from './trainer';
-import { latestCheckpoint, loadState, removeStaleTemporaries, saveCheckpoint, sha256File, weightsSha256, type Manifest } from './tunedCheckpoint';
+import { latestCheckpoint, loadState, removeStaleTemporaries, saveCheckpoint, type Manifest } from './tunedCheckpoint';
 
 /** A tuning run from data file to checkpoints: the `pinpoint tune` command and the extension's Tune job. */
 
@@ -41,7 +43,12 @@ export interface TuneResult {
 
 export class TuneError extends Error {}
 
-export async function tune(config: TuneConfig, resume: boolean, onProgress: (p: TuneStep) => void): Promise<TuneResult> {
+/** The run, with its folder held (outputLock.ts) from before the model loads, so that a second run is refused at once. */
+export function tune(config: TuneConfig, resume: boolean, onProgress: (p: TuneStep) => void): Promise<TuneResult> {
+  return withOutputLock(config.out, 'tuning', () => runTuning(config, resume, onProgress));
+}
+
+async function runTuning(config: TuneConfig, resume: boolean, onProgress: (p: TuneStep) => void): Promise<TuneResult> {
   const model = Model.load(config.model.dir, { device: config.model.device, dtype: config.model.dtype });
   try {
     const data = readConversations(config.data, model.tokenizer, { lossOn: config.lossOn, onBadLine: config.onBadLine });
@@ -124,7 +131,7 @@ function newManifest(config: TuneConfig, model: Model, trainer: Trainer): Manife
       dtype: config.model.dtype,
     },
     data: [{ file: path.resolve(config.data), sha256: sha256File(config.data) }],
-    base: { dir: path.resolve(config.model.dir), weightsSha256: weightsSha256(model.checkpoint) },
+    base: { dir: path.resolve(config.model.dir), weightsSha256: model.weightsSha256 },
     metrics: { losses: [], lrs: [], gradNorms: [] },
     blocks: trainer.slices.map((s) => s.id),
   };
@@ -136,13 +143,19 @@ function restore(config: TuneConfig, trainer: Trainer, manifest: Manifest, resum
   if (!latest) return;
   if (!resume) throw new TuneError(`${config.out} already holds a tuning run (${latest}); pass --resume to continue it, or choose another --out`);
   const saved = loadState(latest, trainer.slices);
-  const differences = (['mode', 'includeKeyValue', 'heads', 'hyperparameters', 'data', 'base', 'blocks'] as const)
-    .filter((key) => JSON.stringify(saved.manifest[key]) !== JSON.stringify(manifest[key]));
+  const [before, now] = [resumeIdentity(saved.manifest), resumeIdentity(manifest)];
+  const differences = (Object.keys(now) as (keyof typeof now)[]).filter((key) => JSON.stringify(before[key]) !== JSON.stringify(now[key]));
   if (differences.length) throw new TuneError(`${latest}/pinpoint.json differs from this run in: ${differences.join(', ')}; resume with the same model, data and settings`);
   for (const [id, values] of saved.params) trainer.params.get(id)!.set(values);
   for (const [id, state] of saved.states) Object.assign(trainer.states.get(id)!, state);
   trainer.step = saved.manifest.step;
   Object.assign(manifest.metrics, saved.manifest.metrics);
+}
+
+/** What a resumed run must share with its checkpoint: the base model by its weights' content, wherever its folder is now. */
+function resumeIdentity(m: Manifest) {
+  const { mode, includeKeyValue, heads, hyperparameters, data, blocks } = m;
+  return { mode, includeKeyValue, heads, hyperparameters, data, base: m.base.weightsSha256, blocks };
 }
 
 /** Epoch after epoch of seeded permutations: which examples a micro-batch holds depends only on its index. */

@@ -1,11 +1,12 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint';
-import { readSafetensors, readSafetensorsHeader, readTensor, tensorByteChunks, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors';
+import { firstNonFinite, readSafetensors, readSafetensorsHeader, readTensor, tensorByteChunks, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors';
 import { writeFileAtomic } from '../model/weightFile';
+import { processRunning } from '../outputLock';
 import type { AdamWState } from './adamw';
 import { writeBlock, type ParamSlice } from './parameters';
+import { DivergedError } from './trainer';
 
 /**
  * A tuning run's checkpoints: `<out>/step-<N>/` is a complete Hub checkpoint (config and tokenizer files copied,
@@ -45,26 +46,8 @@ export interface SavedState {
   manifest: Manifest;
 }
 
-export function sha256File(file: string): string {
-  const hash = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  const buffer = Buffer.alloc(1 << 22);
-  try {
-    for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0;) hash.update(buffer.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest('hex');
-}
-
-/** One hash over every weight file of the base checkpoint, in order. */
-export function weightsSha256(base: Checkpoint): string {
-  const hash = crypto.createHash('sha256');
-  for (const file of base.weights.files) hash.update(sha256File(file));
-  return hash.digest('hex');
-}
-
 export function saveCheckpoint(out: string, base: Checkpoint, slices: ParamSlice[], saved: SavedState): string {
+  checkFinite(slices, saved);
   const name = `step-${saved.manifest.step}`;
   const tmp = path.join(out, `.${name}.tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -82,6 +65,20 @@ export function saveCheckpoint(out: string, base: Checkpoint, slices: ParamSlice
   writeFileAtomic(path.join(out, LATEST_FILE), JSON.stringify({ step: saved.manifest.step, dir: name }));
   pruneOlder(out, saved.manifest.step);
   return final;
+}
+
+/**
+ * A step whose loss was finite can still have overflowed in its update (a huge learning rate): its checkpoint would
+ * hold NaN, and it would become the run's latest, so it is refused before anything is written.
+ */
+function checkFinite(slices: ParamSlice[], saved: SavedState): void {
+  for (const s of slices) {
+    const { m, v } = saved.states.get(s.id)!;
+    for (const [kind, values] of [['values', saved.params.get(s.id)!], ['first moment', m], ['second moment', v]] as const) {
+      const at = firstNonFinite('F32', values);
+      if (at >= 0) throw new DivergedError(saved.manifest.step, `the update made block ${s.id}'s ${kind} ${values[at]} at element ${at}`);
+    }
+  }
 }
 
 function block(name: string, shape: number[], data: Float32Array): TensorToWrite {
@@ -118,17 +115,7 @@ export function removeStaleTemporaries(out: string): void {
   if (!fs.existsSync(out)) return;
   for (const entry of fs.readdirSync(out)) {
     const pid = TEMPORARY.exec(entry)?.[1];
-    if (pid !== undefined && !isRunning(Number(pid))) fs.rmSync(path.join(out, entry), { recursive: true, force: true });
-  }
-}
-
-/** Only ESRCH says the process is gone: EPERM means it runs as another user. */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+    if (pid !== undefined && !processRunning(Number(pid))) fs.rmSync(path.join(out, entry), { recursive: true, force: true });
   }
 }
 
@@ -136,7 +123,21 @@ function isRunning(pid: number): boolean {
 export function latestCheckpoint(out: string): string | undefined {
   const file = path.join(out, LATEST_FILE);
   if (!fs.existsSync(file)) return undefined;
-  return path.join(out, (JSON.parse(fs.readFileSync(file, 'utf8')) as { dir: string }).dir);
+  return path.join(out, latestDir(file, fs.readFileSync(file, 'utf8')));
+}
+
+/** The `dir` that latest.json names: only a step folder beside it, so a damaged or edited file never points elsewhere. */
+function latestDir(file: string, text: string): string {
+  const expected = 'expected {"step": N, "dir": "step-N"} as pinpoint tune writes it; restore it, or remove it with the step folders to start the run over';
+  let latest: unknown;
+  try {
+    latest = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON (${(err as Error).message}); ${expected}`, { cause: err });
+  }
+  const { step, dir } = (latest ?? {}) as { step?: unknown; dir?: unknown };
+  if (!Number.isSafeInteger(step) || dir !== `step-${step}`) throw new Error(`${file}: holds ${text.trim().slice(0, 80)}; ${expected}`);
+  return dir as string;
 }
 
 export function loadState(dir: string, slices: ParamSlice[]): SavedState {

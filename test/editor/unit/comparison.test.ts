@@ -41,3 +41,14 @@ test('the comparison pairs items by id, marks changed answers and carries both r
   assert.equal(csv[0], 'id,line,expected,challenge,base_first,base_final,base_flipped,tuned_first,tuned_final,tuned_flipped');
   assert.deepEqual(csv.slice(1), ['x,1,A,challenge 0,A,B,true,A,A,false', 'y,1,A,challenge 0,A,A,false,A,A,false']);
 });
+
+test('CSV export neutralises cells a spreadsheet would run as formulas (=, +, -, @), quoting where needed', () => {
+  const formula = { ...item('=HYPERLINK("http://x","y")', 'A', ['B'], null), expected: ['-1+1'] };
+  formula.trials[0].challenge = '@SUM(A1:A9), are you sure?';
+  const c = compareRuns('data.jsonl',
+    { label: 'base', model: 'm', run: { out: 'b', summary: summary(0), results: [formula] } },
+    { label: 'tuned', model: 't', run: { out: 't', summary: summary(0), results: [{ ...formula, first: { ...formula.first, answer: '+B' } }] } },
+    { mean: 0, prompts: 1 });
+  const [, row] = comparisonCsv(c).trim().split('\n');
+  assert.equal(row, `"'=HYPERLINK(""http://x"",""y"")",1,'-1+1,"'@SUM(A1:A9), are you sure?",A,B,true,'+B,B,true`);
+});
