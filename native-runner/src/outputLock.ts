@@ -70,11 +70,6 @@ export class OutputLock {
   }
 }
 
-/** Ends this process's hold on `dir`, if it has one: for a job whose evaluation of that folder failed midway. */
-export function releaseOutputLock(dir: string): void {
-  held.get(path.resolve(dir))?.release();
-}
-
 /** `fn` with `dir` held for `job`, released however it ends. */
 export async function withOutputLock<T>(dir: string, job: string, fn: () => Promise<T>): Promise<T> {
   const lock = OutputLock.take(dir, job);

@@ -20,6 +20,7 @@ import {
   type TuneParams, type TuneResult,
 } from '../../src/protocol/jobs';
 import { LOCATE_METHODS, LOCATE_METRICS, POSITIONS, type HeadRef } from '../../src/protocol/heads';
+import { KNOCKOUT_FILE } from '../../src/protocol/evaluation';
 import type { EvalItem } from '../../src/protocol/evaluationItem';
 import { CheckpointError } from './checkpoint/safetensors';
 import { exportTuned } from './checkpoint/exportTuned';
@@ -29,9 +30,9 @@ import { runEvaluation } from './evaluation/runEvaluation';
 import { FrameCheck, FrameError, MESSAGE_DECODER } from './frameCheck';
 import { attentionPattern } from './localisation/attentionPattern';
 import { knockout } from './localisation/knockout';
-import { locate } from './localisation/locate';
+import { locate, writeHeadsFile } from './localisation/locate';
 import { challengedPrompt } from './localisation/patchingPrompts';
-import { writeFileAtomic } from './model/weightFile';
+import { withOutputLock } from './outputLock';
 import { Roots } from './roots';
 import { greedyGenerate } from './runtime/generate';
 import { Model } from './runtime/model';
@@ -183,7 +184,7 @@ class Runner {
       const model = await this.use(params.model);
       const summary = await runEvaluation({
         model, modelDir: params.model.dir, judge: null, data, items, outDir: params.out,
-        challenges: params.challenges, maxNewTokens: params.maxNewTokens, batchSize: params.batchSize,
+        challenges: params.challenges, maxNewTokens: params.maxNewTokens, batchSize: params.batchSize, maxPromptTokens: params.maxPromptTokens,
         onProgress: this.itemProgress(params.job, token),
       });
       return { out: params.out, summary };
@@ -209,9 +210,7 @@ class Runner {
           throwIfCancelled(token);
         },
       });
-      const file = path.join(params.out, 'knockout.json');
-      writeFileAtomic(file, JSON.stringify(report, null, 1));
-      return { file, report };
+      return { file: path.join(params.out, KNOCKOUT_FILE), report };
     });
   }
 
@@ -244,14 +243,13 @@ class Runner {
       this.progress({ job: params.job, message: `${items.length} items`, done: 0, total: items.length });
       const model = await this.use(params.model);
       const { method, metric, positions, challenge, counterfactual, targets, topK } = params;
-      const heads = await locate(model, items, { method, metric, positions, challenge, counterfactual, targets, topK }, (done, total) => {
-        this.progress({ job: params.job, message: `${done}/${total} item passes`, done, total });
-        throwIfCancelled(token);
+      return withOutputLock(params.out, 'localisation', async () => {
+        const heads = await locate(model, items, { method, metric, positions, challenge, counterfactual, targets, topK }, (done, total) => {
+          this.progress({ job: params.job, message: `${done}/${total} item passes`, done, total });
+          throwIfCancelled(token);
+        });
+        return { file: writeHeadsFile(params.out, heads), heads };
       });
-      fs.mkdirSync(params.out, { recursive: true });
-      const file = path.join(params.out, 'heads.json');
-      writeFileAtomic(file, JSON.stringify(heads, null, 1));
-      return { file, heads };
     });
   }
 
@@ -478,6 +476,7 @@ function checkEvaluateParams(params: EvaluateParams): void {
   checkJob(params, 'job/evaluate');
   checkModelSpec(params.model, 'job/evaluate');
   checkGeneration(params, 'job/evaluate');
+  if (params.maxPromptTokens !== undefined) checkCount(params.maxPromptTokens, 'job/evaluate: maxPromptTokens');
 }
 
 function checkKnockoutParams(params: KnockoutParams): void {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RESULTS_FILE, SUMMARY_FILE, type ItemResult, type Summary } from '../protocol/evaluation';
+import { parseResultLines, parseSummary, RESULTS_FILE, SUMMARY_FILE, type ItemResult, type Summary } from '../protocol/evaluation';
 
 /** A finished (or stopped) evaluation run as its folder holds it: every item's result, and the summary. */
 export interface EvaluationRun {
@@ -10,7 +10,8 @@ export interface EvaluationRun {
 }
 
 export function readEvaluationRun(out: string): EvaluationRun {
-  const summary = JSON.parse(fs.readFileSync(path.join(out, SUMMARY_FILE), 'utf8')) as Summary;
+  const file = path.join(out, SUMMARY_FILE);
+  const summary = parseSummary(fs.readFileSync(file, 'utf8'), file);
   return { out, summary, results: readResults(out) };
 }
 
@@ -19,7 +20,7 @@ export function readResults(out: string): ItemResult[] {
   const file = path.join(out, RESULTS_FILE);
   if (!fs.existsSync(file)) return [];
   const text = fs.readFileSync(file, 'utf8');
-  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as ItemResult);
+  return parseResultLines(file, text.slice(0, text.lastIndexOf('\n') + 1).split('\n').slice(0, -1));
 }
 
 /** The 1-based line of results.jsonl that holds each item, for links from a diagnostic to the raw result. */

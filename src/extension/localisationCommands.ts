@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { headLabel, type HeadRef, type HeadsFile } from '../protocol/heads';
+import { headLabel, parseHeadsFile, type HeadRef, type HeadsFile } from '../protocol/heads';
 import type { KnockoutResult, LocateResult } from '../protocol/jobs';
 import { evaluationTarget } from './evaluationTarget';
 import { headsFolder, knockoutFolder } from './runFolders';
@@ -61,5 +61,5 @@ export async function knockout(s: Services, given?: HeadRef[]): Promise<Knockout
 const RANDOM_SEEDS = [1, 2, 3];
 
 export function readHeads(file: string): HeadsFile {
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as HeadsFile;
+  return parseHeadsFile(fs.readFileSync(file, 'utf8'), file);
 }

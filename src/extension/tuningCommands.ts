@@ -9,6 +9,7 @@ import { tuningFolder } from './runFolders';
 import type { Services } from './services';
 import { modelSpec, outputFolder, tuningSettings } from './settings';
 import type { TuningRecord } from './workspaceRuns';
+import { LATEST_FILE, MANIFEST_FILE, parseLatest, parseManifest } from '../protocol/tuning';
 
 /** Pinpoint-Tune Selected Heads, resuming a stopped run, and Export Tuned Model. */
 
@@ -71,10 +72,10 @@ async function tune(s: Services, record: TuningRecord, resume: boolean): Promise
 
 /** The steps up to a run's newest checkpoint, from the losses and rates its manifest (pinpoint.json) records. */
 function checkpointSteps(run: string, steps: number): TuneStep[] {
-  const latest = path.join(run, 'latest.json');
+  const latest = path.join(run, LATEST_FILE);
   if (!fs.existsSync(latest)) return [];
-  const { dir } = JSON.parse(fs.readFileSync(latest, 'utf8')) as { dir: string };
-  const { metrics } = JSON.parse(fs.readFileSync(path.join(run, dir, 'pinpoint.json'), 'utf8')) as { metrics: { losses: number[]; lrs: number[]; gradNorms: number[] } };
+  const manifest = path.join(run, parseLatest(fs.readFileSync(latest, 'utf8'), latest).dir, MANIFEST_FILE);
+  const { metrics } = parseManifest(fs.readFileSync(manifest, 'utf8'), manifest);
   return metrics.losses.map((loss, i) => ({ step: i + 1, steps, loss, lr: metrics.lrs[i], gradNorm: metrics.gradNorms[i], tokensPerSecond: NaN, etaSeconds: NaN }));
 }
 

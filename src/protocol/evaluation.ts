@@ -1,4 +1,5 @@
 import type { HeadRef } from './heads';
+import { parseStoredFile, StoredFileError } from './storedFile';
 import type { ChatMessage, Device, Dtype, Provider } from './protocol';
 
 /**
@@ -11,6 +12,7 @@ import type { ChatMessage, Device, Dtype, Provider } from './protocol';
 
 export const RESULTS_FILE = 'results.jsonl';
 export const SUMMARY_FILE = 'summary.json';
+export const KNOCKOUT_FILE = 'knockout.json';
 
 /** The evaluation file formats Pinpoint reads: its own, SycophancyEval's are_you_sure, Anthropic's sycophancy sets. */
 export type ItemFormat = 'pinpoint' | 'are-you-sure' | 'anthropic';
@@ -156,11 +158,10 @@ export interface RunSettings {
   intervention: Record<string, unknown> | null;
   /**
    * The content identity of the model's and the judge's weights (a SHA-256 over their files' SHA-256s), what a
-   * resumed run is checked against. The runner's result store adds them to the settings a run gives it; summaries
-   * written before there were identities lack them, and are not resumed.
+   * resumed run is checked against; summaries written before there were identities lack them, and are not resumed.
    */
-  modelWeightsSha256?: string;
-  judgeWeightsSha256?: string | null;
+  modelWeightsSha256: string;
+  judgeWeightsSha256: string | null;
 }
 
 export interface Summary {
@@ -199,4 +200,38 @@ export interface KnockoutReport {
   /** mean over the random seeds */
   randomMean: KnockoutRates;
   provider: string;
+}
+
+/** summary.json read back, checked for what its readers use: the settings, the progress and the metrics. */
+export function parseSummary(text: string, file: string): Summary {
+  return parseStoredFile(text, file, 'pinpoint-eval-summary/1', {
+    status: 'string', settings: 'object', device: 'object', data: 'object', progress: 'object', metrics: 'object',
+  }) as unknown as Summary;
+}
+
+/** knockout.json read back, checked for what its readers use: the heads and each condition's rates. */
+export function parseKnockoutReport(text: string, file: string): KnockoutReport {
+  return parseStoredFile(text, file, 'pinpoint-knockout/1', {
+    heads: 'array', intact: 'object', zero: 'object', mean: 'object', random: 'array', randomMean: 'object',
+  }) as unknown as KnockoutReport;
+}
+
+/**
+ * results.jsonl's complete lines read back (a run killed mid-write may leave an unfinished last one, which its
+ * readers drop first), each with an item id written once.
+ */
+export function parseResultLines(file: string, lines: string[]): ItemResult[] {
+  const seen = new Set<string>();
+  return lines.map((line, i) => {
+    let result: ItemResult;
+    try {
+      result = JSON.parse(line) as ItemResult;
+    } catch (err) {
+      throw new StoredFileError(`${file}:${i + 1}: not a results line (${(err as Error).message}); the file was changed by something other than pinpoint eval`, { cause: err });
+    }
+    if (typeof result?.id !== 'string') throw new StoredFileError(`${file}:${i + 1}: a results line must have an "id"`);
+    if (seen.has(result.id)) throw new StoredFileError(`${file}:${i + 1}: item ${JSON.stringify(result.id)} is written twice`);
+    seen.add(result.id);
+    return result;
+  });
 }

@@ -4,6 +4,7 @@ import type { LineProblem } from './evaluation';
 import type { EvalItem } from './evaluationItem';
 import { LineError, checkLineLength, describe, isObject, withoutByteOrderMark } from './jsonFields';
 import { importPinpointLine } from './pinpointFormat';
+import { escapeControls } from './excerpt';
 
 /**
  * An evaluation file: JSON Lines, one item per line, each line in any of the formats Pinpoint reads (its own,
@@ -51,7 +52,8 @@ function importLine(content: string, line: number, stem: string): EvalItem {
   try {
     value = JSON.parse(content);
   } catch (err) {
-    throw new LineError(`invalid JSON (${(err as Error).message})`);
+    // V8's message quotes a few characters of the line; escaped, they cannot drive a terminal
+    throw new LineError(`invalid JSON (${escapeControls((err as Error).message)})`);
   }
   if (!isObject(value)) throw new LineError(`expected a JSON object, found ${describe(value)}`);
   if (isAreYouSureLine(value)) return importAreYouSureLine(value, line, stem);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { runChallengeProtocol, type ChallengeItem } from '../../native-runner/src/evaluation/challengeProtocol';
-import { RESULTS_FILE, SUMMARY_FILE } from '../../native-runner/src/evaluation/resultStore';
+import { RESULTS_FILE, SUMMARY_FILE } from '../../src/protocol/evaluation';
 import { Model } from '../../native-runner/src/runtime/model';
 import type { Summary } from '../../src/protocol/evaluation';
 import { parseEvaluationText } from '../../src/protocol/evaluationFile';

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_CHALLENGE } from '../../native-runner/src/evaluation/challengeProtocol';
 import { readEvaluationFile, type EvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
-import { RESULTS_FILE, SUMMARY_FILE } from '../../native-runner/src/evaluation/resultStore';
+import { RESULTS_FILE, SUMMARY_FILE } from '../../src/protocol/evaluation';
 import { runEvaluation, type EvaluationRun } from '../../native-runner/src/evaluation/runEvaluation';
 import { Model } from '../../native-runner/src/runtime/model';
 import type { Summary } from '../../src/protocol/evaluation';

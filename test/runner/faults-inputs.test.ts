@@ -11,7 +11,7 @@ import { ModelTokenizer } from '../../native-runner/src/checkpoint/tokenizer';
 import { DEFAULT_CHALLENGE } from '../../native-runner/src/evaluation/challengeProtocol';
 import { renderChat } from '../../native-runner/src/evaluation/chatPrompt';
 import { describeProblem, readEvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
-import { RESULTS_FILE, SUMMARY_FILE } from '../../native-runner/src/evaluation/resultStore';
+import { RESULTS_FILE, SUMMARY_FILE } from '../../src/protocol/evaluation';
 import { runEvaluation } from '../../native-runner/src/evaluation/runEvaluation';
 import { Model } from '../../native-runner/src/runtime/model';
 import { ADAMW_DEFAULTS } from '../../native-runner/src/training/adamw';
@@ -323,7 +323,7 @@ test('a damaged latest.json in a tuning run folder is named with what it should 
     return out;
   };
   const torn = run('torn-latest', '{"step": 3, "di');
-  assert.throws(() => latestCheckpoint(torn), new RegExp(`^Error: ${escape(path.join(torn, 'latest.json'))}: not valid JSON \\(.+\\); ${escape(expected)}$`));
+  assert.throws(() => latestCheckpoint(torn), new RegExp(`^Error: ${escape(path.join(torn, 'latest.json'))}: not valid JSON \\(.+\\); it may have been cut short or edited; ${escape(expected)}$`));
   const elsewhere = run('elsewhere-latest', '{"step": 3, "dir": "../../etc"}');
   assert.throws(() => latestCheckpoint(elsewhere), { message: `${path.join(elsewhere, 'latest.json')}: holds {"step": 3, "dir": "../../etc"}; ${expected}` });
 });

@@ -14,9 +14,10 @@ import { readConversations } from '../../native-runner/src/training/conversation
 import { IGNORE_INDEX, type Example } from '../../native-runner/src/training/lossBatch';
 import { readBlock, type ParamSlice, type TuneSpec } from '../../native-runner/src/training/parameters';
 import { Trainer, type TrainerOptions } from '../../native-runner/src/training/trainer';
-import { applyDelta, DELTA_FILE, latestCheckpoint, loadState, MANIFEST_FILE, removeStaleTemporaries, type Manifest } from '../../native-runner/src/training/tunedCheckpoint';
+import { applyDelta, DELTA_FILE, latestCheckpoint, loadState, removeStaleTemporaries } from '../../native-runner/src/training/tunedCheckpoint';
 import { tune, type TuneConfig } from '../../native-runner/src/training/tuneRun';
 import type { Dtype } from '../../src/protocol/protocol';
+import { MANIFEST_FILE, parseManifest } from '../../src/protocol/tuning';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
 
 /**
@@ -352,7 +353,7 @@ test('a float16 run trains in half precision with float32 master values: the flo
   for (const [step, loss] of fullHalf.losses.entries()) {
     assert.ok(Math.abs(loss - fullSingle.losses[step]) <= 1e-3 * fullSingle.losses[step], `full, step ${step + 1}: float16 ${loss} vs float32 ${fullSingle.losses[step]}`);
   }
-  const manifest = JSON.parse(fs.readFileSync(path.join(run.dir, MANIFEST_FILE), 'utf8')) as Manifest;
+  const manifest = parseManifest(fs.readFileSync(path.join(run.dir, MANIFEST_FILE), 'utf8'), run.dir);
   assert.equal(manifest.hyperparameters.dtype, 'float16');
   await assert.rejects(tune({ ...tuneConfig(baseDir('F16'), data, half), steps: 6 }, true, () => {}), /differs from this run in: hyperparameters/);
 });

@@ -70,6 +70,11 @@ const LAYER_TYPES = ['full_attention', 'sliding_attention'];
  * Throws CheckpointError naming `file`, the field and what was expected for anything the runner cannot run as
  * transformers would.
  */
+/** The tensor lm_head multiplies by: the input embedding when the two are tied, as transformers ties them. */
+export function outputEmbedding(config: ModelConfig): string {
+  return config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+}
+
 export function parseConfig(json: unknown, file: string): ModelConfig {
   if (!isObject(json)) throw new CheckpointError(file, `must hold a JSON object (got ${describe(json)})`);
   const c = new ConfigFields(json, file);

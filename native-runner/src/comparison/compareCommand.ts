@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ComparisonReport, RegressionMetric } from '../../../src/protocol/comparison';
-import type { Estimate } from '../../../src/protocol/evaluation';
+import { formatEstimate } from '../evaluation/metrics';
 import { count, device, dtype, required, UsageError } from '../cliOptions';
 import { DEFAULT_CHALLENGE } from '../evaluation/challengeProtocol';
 import { withOutputLock } from '../outputLock';
@@ -101,19 +101,13 @@ function reportSummary(report: ComparisonReport): void {
   const base = report.base.metrics.challenge?.run;
   const tuned = report.tuned.metrics.challenge?.run;
   if (base && tuned) {
-    const line = (name: string, metric: RegressionMetric | 'accuracyAfter' | 'apologyRate') => `${name}: base ${show(base[metric])}, tuned ${show(tuned[metric])}`;
+    const line = (name: string, metric: RegressionMetric | 'accuracyAfter' | 'apologyRate') => `${name}: base ${formatEstimate(base[metric])}, tuned ${formatEstimate(tuned[metric])}`;
     say(line(METRIC_NAMES.accuracyBefore, 'accuracyBefore'));
     say(line('accuracy after it', 'accuracyAfter'));
     say(`${line(METRIC_NAMES.flipRate, 'flipRate')} (of ${base.firstCorrectTrials} and ${tuned.firstCorrectTrials} first-correct trials)`);
     say(line('apology rate', 'apologyRate'));
   }
   say(`KL shift ${report.kl.mean.toFixed(4)} nats/token over ${report.kl.prompts} prompts; ${report.changes.length} trial(s) changed outcome`);
-}
-
-function show(estimate: Estimate): string {
-  if (estimate.value === null) return '  n/a';
-  const interval = estimate.low === null || estimate.high === null ? '' : ` [${estimate.low.toFixed(3)}, ${estimate.high.toFixed(3)}]`;
-  return `${estimate.value.toFixed(3)}${interval}`;
 }
 
 function say(line: string): void {

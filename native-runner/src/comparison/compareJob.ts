@@ -3,7 +3,6 @@ import type { CompareParams, CompareResult, JobProgress, ModelSpec } from '../..
 import { renderChat } from '../evaluation/chatPrompt';
 import { readEvaluationFile, type EvaluationFile } from '../evaluation/evaluationFile';
 import { runEvaluation } from '../evaluation/runEvaluation';
-import { releaseOutputLock } from '../outputLock';
 import { Model } from '../runtime/model';
 import { RecordedLogits } from './distributionShift';
 
@@ -54,14 +53,9 @@ function load(spec: ModelSpec): Model {
 async function evaluate(
   job: ComparisonJob, data: EvaluationFile, side: 'base' | 'tuned', model: Model, onProgress: (progress: ComparisonProgress) => void,
 ): Promise<Summary> {
-  try {
-    return await runEvaluation({
-      model, modelDir: job[side].dir, judge: null, data, items: data.items, outDir: job.out[side],
-      challenges: job.challenges, maxNewTokens: job.maxNewTokens, batchSize: job.batchSize,
-      onProgress: (p) => onProgress({ message: `${side} model: ${p.done}/${p.total} items`, done: p.done, total: p.total }),
-    });
-  } finally {
-    // a stopped or failed evaluation keeps its folder (resultStore.ts); this job is done with it either way
-    releaseOutputLock(job.out[side]);
-  }
+  return runEvaluation({
+    model, modelDir: job[side].dir, judge: null, data, items: data.items, outDir: job.out[side],
+    challenges: job.challenges, maxNewTokens: job.maxNewTokens, batchSize: job.batchSize,
+    onProgress: (p) => onProgress({ message: `${side} model: ${p.done}/${p.total} items`, done: p.done, total: p.total }),
+  });
 }

@@ -1,12 +1,13 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Estimate, LineProblem, Summary } from '../../../src/protocol/evaluation';
+import type { LineProblem, Summary } from '../../../src/protocol/evaluation';
+import { formatEstimate } from './metrics';
 import { ON_BAD_LINE, type OnBadLine } from '../../../src/protocol/jobs';
 import { Model } from '../runtime/model';
 import { DEFAULT_CHALLENGE } from './challengeProtocol';
 import { describeProblem, readEvaluationFile } from './evaluationFile';
 import { describeFailure } from './itemFailures';
-import { RESULTS_FILE, SUMMARY_FILE } from './resultStore';
+import { RESULTS_FILE, SUMMARY_FILE } from '../../../src/protocol/evaluation';
 import { runEvaluation, type Progress } from './runEvaluation';
 import type { Device, Dtype } from '../../../src/protocol/protocol';
 import { count, device, dtype, fraction, oneOf, required, UsageError } from '../cliOptions';
@@ -145,16 +146,10 @@ function reportSummary(summary: Summary, out: string): void {
   say(`ran on ${summary.device.provider}; results in ${path.join(out, RESULTS_FILE)}, summary in ${path.join(out, SUMMARY_FILE)}`);
   if (challenge) {
     const m = challenge.run;
-    say(`accuracy ${show(m.accuracyBefore)} before the challenge, ${show(m.accuracyAfter)} after; flip rate ${show(m.flipRate)}, `
-      + `apology rate ${show(m.apologyRate)} (of ${m.firstCorrectTrials} first-correct); truthfulness ${show(m.truthfulness)}`);
+    say(`accuracy ${formatEstimate(m.accuracyBefore)} before the challenge, ${formatEstimate(m.accuracyAfter)} after; flip rate ${formatEstimate(m.flipRate)}, `
+      + `apology rate ${formatEstimate(m.apologyRate)} (of ${m.firstCorrectTrials} first-correct); truthfulness ${formatEstimate(m.truthfulness)}`);
   }
-  if (view) say(`answers matching the user's view: ${show(view.run.matchRate)} of ${view.run.items} items`);
-}
-
-function show(estimate: Estimate): string {
-  if (estimate.value === null) return 'n/a';
-  const interval = estimate.low === null || estimate.high === null ? '' : ` [${estimate.low.toFixed(3)}, ${estimate.high.toFixed(3)}]`;
-  return `${estimate.value.toFixed(3)}${interval}`;
+  if (view) say(`answers matching the user's view: ${formatEstimate(view.run.matchRate)} of ${view.run.items} items`);
 }
 
 function say(line: string): void {

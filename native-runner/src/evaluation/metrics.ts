@@ -104,3 +104,10 @@ function byDataset<T extends ItemResult>(results: T[]): Map<string, T[]> {
 function mapGroups<T, R>(groups: Map<string, T[]>, f: (group: T[]) => R): Record<string, R> {
   return Object.fromEntries([...groups].map(([key, group]) => [key, f(group)]));
 }
+
+/** An estimate as the command line prints it: the value, and its interval once the run is complete. */
+export function formatEstimate(estimate: Estimate): string {
+  if (estimate.value === null) return 'n/a';
+  const interval = estimate.low === null || estimate.high === null ? '' : ` [${estimate.low.toFixed(3)}, ${estimate.high.toFixed(3)}]`;
+  return `${estimate.value.toFixed(3)}${interval}`;
+}

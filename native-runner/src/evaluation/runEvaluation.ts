@@ -46,6 +46,14 @@ export interface Progress {
 
 export async function runEvaluation(run: EvaluationRun): Promise<Summary> {
   const store = ResultStore.open(run.outDir, runSettings(run));
+  try {
+    return await evaluateInto(store, run);
+  } finally {
+    store.close();
+  }
+}
+
+async function evaluateInto(store: ResultStore, run: EvaluationRun): Promise<Summary> {
   const finished = new Set(store.results.map((r) => r.id));
   const pending = run.items.filter((item) => !finished.has(item.id));
   const resumed = run.items.length - pending.length;
@@ -103,6 +111,9 @@ function runSettings(run: EvaluationRun): RunSettings {
     challenges: run.challenges,
     maxNewTokens: run.maxNewTokens,
     judge: run.judge ? path.resolve(run.judge.dir) : null,
+    // the folders say where the weights were; their content which they were
+    modelWeightsSha256: run.model.weightsSha256,
+    judgeWeightsSha256: run.judge?.model.weightsSha256 ?? null,
     intervention: run.intervention ? describeIntervention(run.intervention, sha256) : null,
   };
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { KnockoutRates, KnockoutReport, Summary } from '../../../src/protocol/evaluation';
+import { KNOCKOUT_FILE, type KnockoutRates, type KnockoutReport, type Summary } from '../../../src/protocol/evaluation';
 import type { EvalItem } from '../../../src/protocol/evaluationItem';
 import type { EvaluationFile } from '../evaluation/evaluationFile';
 import { runEvaluation } from '../evaluation/runEvaluation';
@@ -8,7 +8,7 @@ import type { HeadRef } from '../../../src/protocol/heads';
 import type { RowIntervention } from '../interventions/interventions';
 import { forward } from '../runtime/forward';
 import { writeFileAtomic } from '../model/weightFile';
-import { releaseOutputLock, withOutputLock } from '../outputLock';
+import { withOutputLock } from '../outputLock';
 import type { Model } from '../runtime/model';
 import { shuffled } from '../seededRandom';
 
@@ -43,15 +43,20 @@ export interface KnockoutProgress {
   items: number;
 }
 
-const KNOCKOUT_FILE = 'knockout.json';
-
 /** Writes `<outDir>/knockout.json` as well, with the folder held for the whole run (outputLock.ts). */
 export function knockout(run: KnockoutRun): Promise<KnockoutReport> {
   return withOutputLock(run.outDir, 'knockout', async () => {
     const report = await knockoutReport(run);
-    writeFileAtomic(path.join(run.outDir, KNOCKOUT_FILE), JSON.stringify(report, null, 1));
+    writeKnockoutReport(run.outDir, report);
     return report;
   });
+}
+
+/** knockout.json in `dir`, written atomically: the one writer of the format (src/protocol/evaluation.ts). */
+export function writeKnockoutReport(dir: string, report: KnockoutReport): string {
+  const file = path.join(dir, KNOCKOUT_FILE);
+  writeFileAtomic(file, JSON.stringify(report, null, 1));
+  return file;
 }
 
 async function knockoutReport(run: KnockoutRun): Promise<KnockoutReport> {
@@ -61,17 +66,12 @@ async function knockoutReport(run: KnockoutRun): Promise<KnockoutReport> {
     const report = (done: number) => run.onProgress?.({ stage, stageIndex, stages, done, items: run.items.length });
     report(0);
     const outDir = path.join(run.outDir, stage);
-    try {
-      const summary = await runEvaluation({
-        model: run.model, modelDir: run.modelDir, judge: null, data: run.data, items: run.items, outDir,
-        challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, intervention, onProgress: (p) => report(p.done),
-      });
-      stageIndex++;
-      return { summary, rates: ratesOf(summary) };
-    } finally {
-      // a stopped or failed evaluation keeps its folder (resultStore.ts); this job is done with it either way
-      releaseOutputLock(outDir);
-    }
+    const summary = await runEvaluation({
+      model: run.model, modelDir: run.modelDir, judge: null, data: run.data, items: run.items, outDir,
+      challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, intervention, onProgress: (p) => report(p.done),
+    });
+    stageIndex++;
+    return { summary, rates: ratesOf(summary) };
   };
   const intact = await evaluate('intact');
   const zero = await evaluate('zero', { ablate: { heads: run.heads } });

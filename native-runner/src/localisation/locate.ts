@@ -1,7 +1,8 @@
+import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { HeadsFile, ItemScores, LocateMethod, LocateMetric, Positions } from '../../../src/protocol/heads';
+import { HEADS_FILE, type HeadsFile, type ItemScores, type LocateMethod, type LocateMetric, type Positions } from '../../../src/protocol/heads';
 import type { EvalItem } from '../../../src/protocol/evaluationItem';
-import { fileWeights } from '../model/weightFile';
+import { fileWeights, writeFileAtomic } from '../model/weightFile';
 import { leftPadded, tokenFeeds } from '../runtime/batch';
 import type { Model } from '../runtime/model';
 import { bucket } from '../training/lossBatch';
@@ -32,6 +33,13 @@ interface ItemResult {
  * Localisation scores of every head over the items, as heads.json holds them. `onProgress` counts item passes: one
  * per item, two when an approximate method is compared with path patching.
  */
+/** heads.json in `out`, written atomically: the one writer of the format (src/protocol/heads.ts). */
+export function writeHeadsFile(out: string, heads: HeadsFile): string {
+  const file = path.join(out, HEADS_FILE);
+  writeFileAtomic(file, JSON.stringify(heads, null, 1));
+  return file;
+}
+
 export async function locate(model: Model, items: EvalItem[], o: LocateOptions, onProgress: (done: number, total: number) => void): Promise<HeadsFile> {
   const started = Date.now();
   const { numLayers: L, numHeads: H } = model.config;

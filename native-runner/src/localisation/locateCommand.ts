@@ -1,14 +1,12 @@
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LOCATE_METHODS, LOCATE_METRICS, POSITIONS, type HeadsFile } from '../../../src/protocol/heads';
 import type { EvalItem } from '../../../src/protocol/evaluationItem';
 import type { Device } from '../../../src/protocol/protocol';
 import { count, device, oneOf, required, UsageError } from '../cliOptions';
 import { describeProblem, readEvaluationFile } from '../evaluation/evaluationFile';
-import { writeFileAtomic } from '../model/weightFile';
 import { Model } from '../runtime/model';
 import { withOutputLock } from '../outputLock';
-import { locate, type LocateOptions } from './locate';
+import { locate, writeHeadsFile, type LocateOptions } from './locate';
 import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, DEFAULT_TARGETS } from './patchingPrompts';
 
 export const LOCATE_USAGE = `locate --model <dir> --data <file.jsonl> --out <dir>
@@ -16,7 +14,6 @@ export const LOCATE_USAGE = `locate --model <dir> --data <file.jsonl> --out <dir
     [--top-k N] [--challenge <text>] [--counterfactual <text>] [--targets <a>,<b>] [--max-items N]
     [--device auto|cpu|cuda]`;
 
-const HEADS_FILE = 'heads.json';
 
 /** `pinpoint locate`: writes <out>/heads.json and prints the top heads, with <out> held (outputLock.ts). */
 export async function locateCommand(args: string[]): Promise<number> {
@@ -60,7 +57,7 @@ async function locateInto(out: string, spec: { dir: string; device: Device }, it
   const model = Model.load(spec.dir, { device: spec.device });
   try {
     const heads = await locate(model, items, options, (done, total) => process.stderr.write(`item ${done}/${total}\n`));
-    writeFileAtomic(path.join(out, HEADS_FILE), JSON.stringify(heads, null, 1));
+    writeHeadsFile(out, heads);
     return heads;
   } finally {
     await model.dispose();

@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../checkpoint/config';
+import { outputEmbedding, type ModelConfig } from '../checkpoint/config';
 import { onnxType, type ElemType, type Graph } from '../onnx/graph';
 import { OnnxDataType } from '../onnx/schema';
 import { inverseFrequencies } from './rope';
@@ -66,7 +66,7 @@ export class Decoder {
     private readonly bindWeight: WeightBinder,
     readonly dtype: Dtype,
     private readonly hooks: Hook[] = [],
-    readonly lmHead = [config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'],
+    readonly lmHead = [outputEmbedding(config)],
   ) {
     this.dt = dtype;
   }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint';
-import type { ModelConfig } from '../checkpoint/config';
+import { outputEmbedding, type ModelConfig } from '../checkpoint/config';
 import { float32ToBfloat16, float32ToFloat16 } from '../checkpoint/halfFloat';
 import { tensorByteChunks, tensorPieces, type TensorInfo } from '../checkpoint/safetensors';
 import type { ExternalTensor, Graph } from '../onnx/graph';
@@ -93,7 +93,7 @@ export function lmHeadBlocks(config: ModelConfig): { name: string; rows: [number
 /** The checkpoint's tensors, then the output embedding's blocks (lmHeadBlocks). */
 function withOwnLmHead(checkpoint: Checkpoint): [string, TensorInfo][] {
   const { config } = checkpoint;
-  const table = checkpoint.tensors.get(config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight')!;
+  const table = checkpoint.tensors.get(outputEmbedding(config))!;
   const rowBytes = table.byteLength / config.vocabSize;
   const blocks = lmHeadBlocks(config).map(({ name, rows: [start, end] }): [string, TensorInfo] => [name, {
     ...table, name, shape: [end - start, config.hiddenSize], byteOffset: table.byteOffset + start * rowBytes, byteLength: (end - start) * rowBytes,

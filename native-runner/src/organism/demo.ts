@@ -6,8 +6,8 @@ import type { HeadsFile } from '../../../src/protocol/heads';
 import { meanTokenKl } from '../comparison/distributionShift';
 import { readEvaluationFile, type EvaluationFile } from '../evaluation/evaluationFile';
 import { runEvaluation } from '../evaluation/runEvaluation';
-import { knockout } from '../localisation/knockout';
-import { locate } from '../localisation/locate';
+import { knockout, writeKnockoutReport } from '../localisation/knockout';
+import { locate, writeHeadsFile } from '../localisation/locate';
 import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, DEFAULT_TARGETS } from '../localisation/patchingPrompts';
 import { writeFileAtomic } from '../model/weightFile';
 import { Model } from '../runtime/model';
@@ -93,14 +93,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     const heads = await locate(base, data.items, {
       method: 'path', positions: 'last', metric: 'logit_diff', challenge: DEFAULT_CHALLENGE, counterfactual: DEFAULT_COUNTERFACTUAL, targets: DEFAULT_TARGETS,
     }, () => {});
-    writeFileAtomic(path.join(o.out, 'heads.json'), JSON.stringify(heads, null, 1));
+    writeHeadsFile(o.out, heads);
     o.log(`   top ${heads.topK} of ${heads.layers * heads.heads}: ${heads.selected.map((h) => `${h.layer}.${h.head}`).join(', ')}`);
     o.log('3/6 knocking them out, and as many random heads');
     const knockoutReport = await knockout({
       model: base, modelDir: o.model, data, items: data.items, heads: heads.selected, outDir: path.join(o.out, 'knockout'),
       challenges: [DEFAULT_CHALLENGE], seeds: Array.from({ length: o.knockoutSeeds }, (_, i) => i + 1), batchSize: o.batch, maxNewTokens: DEMO_RECIPE.maxNewTokens,
     });
-    writeFileAtomic(path.join(o.out, 'knockout.json'), JSON.stringify(knockoutReport, null, 1));
+    writeKnockoutReport(o.out, knockoutReport);
     o.log('4/6 pinpoint tuning of the located heads (SPT)');
     const spt = await tuneAndEvaluate(base, 'heads', heads, tuneFile, data, o);
     o.log('5/6 full fine-tuning on the same data and steps (SFT)');

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import type { ChatMessage, ModelTokenizer } from '../checkpoint/tokenizer';
 import { IGNORE_INDEX, type Example } from './lossBatch';
 import type { LossOn, OnBadLine } from '../../../src/protocol/jobs';
+import { escapeControls } from '../../../src/protocol/excerpt';
 import { checkLineLength, withoutByteOrderMark } from '../../../src/protocol/jsonFields';
 
 /**
@@ -62,7 +63,8 @@ function parseConversation(text: string): ChatMessage[] {
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new Error(`invalid JSON (${(e as Error).message})`, { cause: e });
+    // V8's message quotes a few characters of the line; escaped, they cannot drive a terminal
+    throw new Error(`invalid JSON (${escapeControls((e as Error).message)})`, { cause: e });
   }
   const messages = (value as { messages?: unknown })?.messages;
   if (!Array.isArray(messages) || messages.length === 0) throw new Error('expected {"messages": [...]} with at least one message');

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { LossOn, ModelSpec, Schedule, TuneStep } from '../../../src/protocol/jobs';
+import type { TuneManifest } from '../../../src/protocol/tuning';
 import { sha256File } from '../model/weightsSha256';
 import { withOutputLock } from '../outputLock';
 import { Model } from '../runtime/model';
@@ -10,7 +11,7 @@ import { bucket, labelledCount, type Example } from './lossBatch';
 import type { TrainingShape } from './trainingGraph';
 import type { TuneSpec } from './parameters';
 import { Trainer } from './trainer';
-import { latestCheckpoint, loadState, removeStaleTemporaries, saveCheckpoint, type Manifest } from './tunedCheckpoint';
+import { latestCheckpoint, loadState, removeStaleTemporaries, saveCheckpoint } from './tunedCheckpoint';
 
 /** A tuning run from data file to checkpoints: the `pinpoint tune` command and the extension's Tune job. */
 
@@ -112,13 +113,13 @@ function tokensSeen(micro: Example[][]): number {
   return micro.flat().reduce((n, e) => n + e.ids.length, 0);
 }
 
-function record(manifest: Manifest, report: { loss: number; lr: number; gradNorm: number }): void {
+function record(manifest: TuneManifest, report: { loss: number; lr: number; gradNorm: number }): void {
   manifest.metrics.losses.push(report.loss);
   manifest.metrics.lrs.push(report.lr);
   manifest.metrics.gradNorms.push(report.gradNorm);
 }
 
-function newManifest(config: TuneConfig, model: Model, trainer: Trainer): Manifest {
+function newManifest(config: TuneConfig, model: Model, trainer: Trainer): TuneManifest {
   return {
     format: 'pinpoint-tune/1',
     step: 0,
@@ -138,7 +139,7 @@ function newManifest(config: TuneConfig, model: Model, trainer: Trainer): Manife
 }
 
 /** Continues from the newest checkpoint when asked to, after checking it belongs to this very run. */
-function restore(config: TuneConfig, trainer: Trainer, manifest: Manifest, resume: boolean): void {
+function restore(config: TuneConfig, trainer: Trainer, manifest: TuneManifest, resume: boolean): void {
   const latest = latestCheckpoint(config.out);
   if (!latest) return;
   if (!resume) throw new TuneError(`${config.out} already holds a tuning run (${latest}); pass --resume to continue it, or choose another --out`);
@@ -153,7 +154,7 @@ function restore(config: TuneConfig, trainer: Trainer, manifest: Manifest, resum
 }
 
 /** What a resumed run must share with its checkpoint: the base model by its weights' content, wherever its folder is now. */
-function resumeIdentity(m: Manifest) {
+function resumeIdentity(m: TuneManifest) {
   const { mode, includeKeyValue, heads, hyperparameters, data, blocks } = m;
   return { mode, includeKeyValue, heads, hyperparameters, data, base: m.base.weightsSha256, blocks };
 }

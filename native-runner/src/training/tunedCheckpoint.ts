@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { LATEST_FILE, MANIFEST_FILE, parseLatest, parseManifest, type TuneManifest } from '../../../src/protocol/tuning';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint';
 import { firstNonFinite, readSafetensors, readSafetensorsHeader, readTensor, tensorByteChunks, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors';
@@ -19,31 +20,15 @@ import { DivergedError } from './trainer';
 export const DELTA_FILE = 'pinpoint-delta.safetensors';
 /** the optimizer state: what `--resume` needs, no part of the tuned model */
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
-export const MANIFEST_FILE = 'pinpoint.json';
-const LATEST_FILE = 'latest.json';
 const KEPT = 2;
 /** `saveCheckpoint`'s temporary folders, named after the writing process */
 const TEMPORARY = /^\.step-\d+\.tmp-(\d+)$/;
 const COPIED = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'];
 
-export interface Manifest {
-  format: 'pinpoint-tune/1';
-  step: number;
-  mode: string;
-  heads: { layer: number; head: number }[];
-  includeKeyValue: boolean;
-  hyperparameters: Record<string, unknown>;
-  data: { file: string; sha256: string }[];
-  base: { dir: string; weightsSha256: string };
-  /** per optimizer step: loss, lr, grad norm */
-  metrics: { losses: number[]; lrs: number[]; gradNorms: number[] };
-  blocks: string[];
-}
-
 export interface SavedState {
   params: Map<string, Float32Array>;
   states: Map<string, AdamWState>;
-  manifest: Manifest;
+  manifest: TuneManifest;
 }
 
 export function saveCheckpoint(out: string, base: Checkpoint, slices: ParamSlice[], saved: SavedState): string {
@@ -123,25 +108,12 @@ export function removeStaleTemporaries(out: string): void {
 export function latestCheckpoint(out: string): string | undefined {
   const file = path.join(out, LATEST_FILE);
   if (!fs.existsSync(file)) return undefined;
-  return path.join(out, latestDir(file, fs.readFileSync(file, 'utf8')));
-}
-
-/** The `dir` that latest.json names: only a step folder beside it, so a damaged or edited file never points elsewhere. */
-function latestDir(file: string, text: string): string {
-  const expected = 'expected {"step": N, "dir": "step-N"} as pinpoint tune writes it; restore it, or remove it with the step folders to start the run over';
-  let latest: unknown;
-  try {
-    latest = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON (${(err as Error).message}); ${expected}`, { cause: err });
-  }
-  const { step, dir } = (latest ?? {}) as { step?: unknown; dir?: unknown };
-  if (!Number.isSafeInteger(step) || dir !== `step-${step}`) throw new Error(`${file}: holds ${text.trim().slice(0, 80)}; ${expected}`);
-  return dir as string;
+  return path.join(out, parseLatest(fs.readFileSync(file, 'utf8'), file).dir);
 }
 
 export function loadState(dir: string, slices: ParamSlice[]): SavedState {
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as Manifest;
+  const manifestFile = path.join(dir, MANIFEST_FILE);
+  const manifest = parseManifest(fs.readFileSync(manifestFile, 'utf8'), manifestFile);
   const delta = readSafetensorsHeader(path.join(dir, DELTA_FILE));
   const { tensors: optimizer, metadata } = readSafetensors(path.join(dir, OPTIMIZER_FILE));
   const adamSteps = JSON.parse(metadata.adam_steps) as Record<string, number>;

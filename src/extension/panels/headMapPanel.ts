@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import type { HeadRef } from '../../protocol/heads';
-import type { KnockoutReport } from '../../protocol/evaluation';
+import { parseKnockoutReport } from '../../protocol/evaluation';
 import type { AttentionQuery, HeadMapData, HeadMapFromView, HeadMapState, HeadMapToView } from '../../protocol/views';
 import { readHeads } from '../localisationCommands';
 import type { Models } from '../models';
@@ -33,7 +33,7 @@ export class HeadMapPanel implements vscode.Disposable, vscode.WebviewPanelSeria
     const heads = readHeads(file);
     const record = this.runs.knockout();
     const knockout = record?.headsFile === file && fs.existsSync(record.file)
-      ? JSON.parse(fs.readFileSync(record.file, 'utf8')) as KnockoutReport
+      ? parseKnockoutReport(fs.readFileSync(record.file, 'utf8'), record.file)
       : undefined;
     const located = this.runs.heads();
     const data = located?.file === file && fs.existsSync(located.data) ? located.data : undefined;
