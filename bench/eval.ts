@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_CHALLENGE } from '../native-runner/src/evaluation/challengeProtocol';
 import { readEvaluationFile, type EvaluationFile } from '../native-runner/src/evaluation/evaluationFile';
 import { resultDifferences } from '../native-runner/src/evaluation/resultComparison';
-import { RESULTS_FILE } from '../native-runner/src/evaluation/resultStore';
+import { RESULTS_FILE } from '../src/protocol/evaluation';
 import { runEvaluation } from '../native-runner/src/evaluation/runEvaluation';
 import { Model } from '../native-runner/src/runtime/model';
 import { REFERENCE_DIR } from '../test/fixtures/paths';
