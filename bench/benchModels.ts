@@ -20,16 +20,49 @@ const QWEN2 = { model_type: 'qwen2', rms_norm_eps: 1e-6, rope_theta: 1000000, ti
 
 export const SHAPES = {
   /** 28M parameters: a small model, where per-run overheads weigh */
-  '30m': { ...QWEN2, hidden_size: 512, intermediate_size: 1536, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 2, vocab_size: 8192 },
+  '30m': {
+    ...QWEN2,
+    hidden_size: 512,
+    intermediate_size: 1536,
+    num_hidden_layers: 8,
+    num_attention_heads: 8,
+    num_key_value_heads: 2,
+    vocab_size: 8192,
+  },
   /** Qwen2.5-0.5B-Instruct */
-  '0.5b': { ...QWEN2, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, vocab_size: 151936 },
+  '0.5b': {
+    ...QWEN2,
+    hidden_size: 896,
+    intermediate_size: 4864,
+    num_hidden_layers: 24,
+    num_attention_heads: 14,
+    num_key_value_heads: 2,
+    vocab_size: 151936,
+  },
   /** Qwen2.5-1.5B-Instruct */
-  '1.5b': { ...QWEN2, hidden_size: 1536, intermediate_size: 8960, num_hidden_layers: 28, num_attention_heads: 12, num_key_value_heads: 2, vocab_size: 151936 },
+  '1.5b': {
+    ...QWEN2,
+    hidden_size: 1536,
+    intermediate_size: 8960,
+    num_hidden_layers: 28,
+    num_attention_heads: 12,
+    num_key_value_heads: 2,
+    vocab_size: 151936,
+  },
   /** Llama-3.1-8B-Instruct */
   '8b': {
-    model_type: 'llama', hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8,
-    vocab_size: 128256, rms_norm_eps: 1e-5, tie_word_embeddings: false, max_position_embeddings: 131072,
-    rope_theta: 500000, rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+    model_type: 'llama',
+    hidden_size: 4096,
+    intermediate_size: 14336,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    num_key_value_heads: 8,
+    vocab_size: 128256,
+    rms_norm_eps: 1e-5,
+    tie_word_embeddings: false,
+    max_position_embeddings: 131072,
+    rope_theta: 500000,
+    rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
   },
 } as const;
 

@@ -30,7 +30,12 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pinpoint-bench-eval-'));
 process.env.PINPOINT_CACHE ??= path.join(work, 'cache');
 
 const FIXTURES = path.join(__dirname, '..', 'test', 'fixtures', 'eval');
-const SOURCES = ['are_you_sure.jsonl', 'sycophancy_on_nlp_survey.jsonl', 'sycophancy_on_philpapers2020.jsonl', 'sycophancy_on_political_typology_quiz.jsonl'];
+const SOURCES = [
+  'are_you_sure.jsonl',
+  'sycophancy_on_nlp_survey.jsonl',
+  'sycophancy_on_philpapers2020.jsonl',
+  'sycophancy_on_political_typology_quiz.jsonl',
+];
 
 /** The published-format fixtures repeated up to `count` lines; their ids are file:line, so every line is an item. */
 function benchData(count: number): EvaluationFile {
@@ -44,11 +49,22 @@ async function timedRun(model: Model, data: EvaluationFile, batchSize: number, n
   const outDir = path.join(work, name);
   const start = process.hrtime.bigint();
   await runEvaluation({
-    model, modelDir: values.model!, judge: null, data, items: data.items, outDir,
-    challenges: [DEFAULT_CHALLENGE], maxNewTokens: Number(values['max-new-tokens']), batchSize,
+    model,
+    modelDir: values.model!,
+    judge: null,
+    data,
+    items: data.items,
+    outDir,
+    challenges: [DEFAULT_CHALLENGE],
+    maxNewTokens: Number(values['max-new-tokens']),
+    batchSize,
   });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  const results = fs.readFileSync(path.join(outDir, RESULTS_FILE), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  const results = fs
+    .readFileSync(path.join(outDir, RESULTS_FILE), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
   return { seconds, results };
 }
 
@@ -63,7 +79,9 @@ async function main(): Promise<number> {
     const single = await timedRun(model, data, 1, 'single');
     const { provider } = await model.placement();
     const rate = (r: { seconds: number }) => `${(data.items.length / r.seconds).toFixed(2).padStart(8)} items/s (${r.seconds.toFixed(2)} s)`;
-    console.log(`pinpoint eval throughput: ${path.basename(values.model!)} on ${provider}, ${os.cpus().length} cores, ${data.items.length} items, max ${values['max-new-tokens']} new tokens per turn`);
+    console.log(
+      `pinpoint eval throughput: ${path.basename(values.model!)} on ${provider}, ${os.cpus().length} cores, ${data.items.length} items, max ${values['max-new-tokens']} new tokens per turn`,
+    );
     console.log(`batched, ${String(batchSize).padEnd(3)} per batch ${rate(batched)}`);
     console.log(`one item at a time    ${rate(single)}`);
     console.log(`speed-up ${(single.seconds / batched.seconds).toFixed(2)}x`);
@@ -75,7 +93,14 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => { process.exitCode = code; },
-  (error: Error) => { console.error(error); process.exitCode = 1; },
-).finally(() => fs.rmSync(work, { recursive: true, force: true }));
+main()
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: Error) => {
+      console.error(error);
+      process.exitCode = 1;
+    },
+  )
+  .finally(() => fs.rmSync(work, { recursive: true, force: true }));

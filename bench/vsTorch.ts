@@ -43,11 +43,29 @@ type Sizes = Record<Task, { batch: number; tokens: number; extra?: number }>;
  */
 const SIZES: Record<'cpu' | 'cuda', Partial<Record<ShapeName, Sizes>>> = {
   cpu: {
-    '30m': { forward: { batch: 8, tokens: 256 }, generate: { batch: 4, tokens: 64, extra: 64 }, patching: { batch: 2, tokens: 160 }, heads: { batch: 8, tokens: 128 }, full: { batch: 8, tokens: 128 } },
-    '0.5b': { forward: { batch: 4, tokens: 128 }, generate: { batch: 4, tokens: 64, extra: 32 }, patching: { batch: 2, tokens: 128, extra: 24 }, heads: { batch: 4, tokens: 128 }, full: { batch: 4, tokens: 128 } },
+    '30m': {
+      forward: { batch: 8, tokens: 256 },
+      generate: { batch: 4, tokens: 64, extra: 64 },
+      patching: { batch: 2, tokens: 160 },
+      heads: { batch: 8, tokens: 128 },
+      full: { batch: 8, tokens: 128 },
+    },
+    '0.5b': {
+      forward: { batch: 4, tokens: 128 },
+      generate: { batch: 4, tokens: 64, extra: 32 },
+      patching: { batch: 2, tokens: 128, extra: 24 },
+      heads: { batch: 4, tokens: 128 },
+      full: { batch: 4, tokens: 128 },
+    },
   },
   cuda: {
-    '0.5b': { forward: { batch: 8, tokens: 256 }, generate: { batch: 8, tokens: 128, extra: 64 }, patching: { batch: 1, tokens: 128 }, heads: { batch: 8, tokens: 256, extra: 16 }, full: { batch: 8, tokens: 256 } },
+    '0.5b': {
+      forward: { batch: 8, tokens: 256 },
+      generate: { batch: 8, tokens: 128, extra: 64 },
+      patching: { batch: 1, tokens: 128 },
+      heads: { batch: 8, tokens: 256, extra: 16 },
+      full: { batch: 8, tokens: 256 },
+    },
   },
 };
 
@@ -102,9 +120,10 @@ function specFor(task: Task, shape: ShapeName, model: string, quick: boolean, de
   const size = SIZES[device][shape]?.[task];
   if (!size) throw new Error(`no ${device} sizes for the ${shape} shape (known: ${Object.keys(SIZES[device]).join(', ')})`);
   const vocab = config.vocab_size;
-  const base: Spec = device === 'cuda'
-    ? { task, model, device, dtype: CUDA_DTYPES[task], peer: 'transformers', runs: quick ? 3 : 10 }
-    : { task, model, device, dtype: 'float32', peer: 'decoder', runs: quick ? 2 : 5 };
+  const base: Spec =
+    device === 'cuda'
+      ? { task, model, device, dtype: CUDA_DTYPES[task], peer: 'transformers', runs: quick ? 3 : 10 }
+      : { task, model, device, dtype: 'float32', peer: 'decoder', runs: quick ? 2 : 5 };
   const prompts = Array.from({ length: size.batch }, (_, b) => ids(size.tokens - 3 * b, b + 1, vocab));
   switch (task) {
     case 'forward':
@@ -114,7 +133,10 @@ function specFor(task: Task, shape: ShapeName, model: string, quick: boolean, de
     case 'patching': {
       const reference = ids(size.tokens, 11, vocab);
       const counterfactual = [...reference.slice(0, -6), ...ids(6, 12, vocab)];
-      const every = Array.from({ length: config.num_hidden_layers * config.num_attention_heads }, (_, i): [number, number] => [Math.floor(i / config.num_attention_heads), i % config.num_attention_heads]);
+      const every = Array.from({ length: config.num_hidden_layers * config.num_attention_heads }, (_, i): [number, number] => [
+        Math.floor(i / config.num_attention_heads),
+        i % config.num_attention_heads,
+      ]);
       // the peer's per-head forward is the same work for every head: a spread sample of them is timed and checked
       const heads = size.extra ? every.filter((_, i) => i % Math.ceil(every.length / size.extra!) === 0) : every;
       return { ...base, reference, counterfactual, targets: [ids(1, 13, vocab)[0], ids(1, 14, vocab)[0]], heads };
@@ -124,10 +146,16 @@ function specFor(task: Task, shape: ShapeName, model: string, quick: boolean, de
       const tokens = Array.from({ length: size.batch }, (_, b) => ids(size.tokens, 20 + b, vocab));
       const labels = tokens.map((row) => row.map((id, t) => (t >= size.tokens - 32 ? id : -100)));
       const count = size.extra ?? Math.max(1, Math.round(0.04 * config.num_hidden_layers * config.num_attention_heads));
-      const heads = Array.from({ length: count }, (_, i): [number, number] => [(i * 7) % config.num_hidden_layers, (i * 5) % config.num_attention_heads]);
-      const compare = task === 'heads'
-        ? [...new Set(heads.map(([l]) => l))].slice(0, 2).flatMap((l) => [`model.layers.${l}.self_attn.q_proj.weight`, `model.layers.${l}.self_attn.o_proj.weight`])
-        : ['model.layers.0.self_attn.q_proj.weight', `model.layers.${config.num_hidden_layers - 1}.mlp.down_proj.weight`, 'model.norm.weight'];
+      const heads = Array.from({ length: count }, (_, i): [number, number] => [
+        (i * 7) % config.num_hidden_layers,
+        (i * 5) % config.num_attention_heads,
+      ]);
+      const compare =
+        task === 'heads'
+          ? [...new Set(heads.map(([l]) => l))]
+              .slice(0, 2)
+              .flatMap((l) => [`model.layers.${l}.self_attn.q_proj.weight`, `model.layers.${l}.self_attn.o_proj.weight`])
+          : ['model.layers.0.self_attn.q_proj.weight', `model.layers.${config.num_hidden_layers - 1}.mlp.down_proj.weight`, 'model.norm.weight'];
       return { ...base, ids: tokens, labels, steps: quick ? 1 : 3, adamw: ADAMW, maxGradNorm: MAX_GRAD_NORM, heads, compare };
     }
   }
@@ -148,26 +176,33 @@ async function ours(spec: Spec, out: string): Promise<Measured> {
     }
     return Math.min(...times);
   };
-  const save = (name: string, values: Float32Array) => fs.writeFileSync(path.join(out, name), new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  const save = (name: string, values: Float32Array) =>
+    fs.writeFileSync(path.join(out, name), new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
   try {
     switch (spec.task) {
       case 'forward': {
         const prompts = spec.prompts!;
         const request = { prompts, reads: prompts.map((p, row) => ({ row, position: p.length - 1, ids: [] })), fetchLogits: true };
         let logits: Float32Array = new Float32Array();
-        const seconds = await fastest(async () => { logits = (await forward(model, request)).logits!; });
+        const seconds = await fastest(async () => {
+          logits = (await forward(model, request)).logits!;
+        });
         save('logits.f32', logits);
         return { seconds, peakRssBytes: peak(), provider: (await model.placement()).provider };
       }
       case 'generate': {
         let tokens: number[][] = [];
-        const seconds = await fastest(async () => { tokens = await greedyGenerate(model, spec.prompts!, { maxNewTokens: spec.maxNewTokens!, stopAtEos: false }); });
+        const seconds = await fastest(async () => {
+          tokens = await greedyGenerate(model, spec.prompts!, { maxNewTokens: spec.maxNewTokens!, stopAtEos: false });
+        });
         return { seconds, tokens, peakRssBytes: peak(), provider: (await model.placement()).provider };
       }
       case 'patching': {
         const pair = { id: 'bench', text: '', reference: spec.reference!, counterfactual: spec.counterfactual! };
         let result = await pathPatching(model, pair, spec.targets!);
-        const seconds = await fastest(async () => { result = await pathPatching(model, pair, spec.targets!); });
+        const seconds = await fastest(async () => {
+          result = await pathPatching(model, pair, spec.targets!);
+        });
         save('patched.f32', result.patched);
         return { seconds, reference: [...result.reference], peakRssBytes: peak(), provider: (await model.placement()).provider };
       }
@@ -175,8 +210,11 @@ async function ours(spec: Spec, out: string): Promise<Measured> {
       case 'full': {
         const trainer = new Trainer(model, {
           spec: { mode: spec.task, heads: spec.heads!.map(([layer, head]) => ({ layer, head })), includeKeyValue: false },
-          adamw: spec.adamw!, schedule: { kind: 'constant', warmupSteps: 0, totalSteps: spec.steps! + 1 },
-          maxGradNorm: spec.maxGradNorm!, tokenQuantum: 1, rowQuantum: 1,
+          adamw: spec.adamw!,
+          schedule: { kind: 'constant', warmupSteps: 0, totalSteps: spec.steps! + 1 },
+          maxGradNorm: spec.maxGradNorm!,
+          tokenQuantum: 1,
+          rowQuantum: 1,
         });
         const examples = spec.ids!.map((row, b) => ({ ids: row, labels: spec.labels![b] }));
         const losses: number[] = [];
@@ -209,12 +247,19 @@ async function run(command: string, args: string[], env: NodeJS.ProcessEnv, devi
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-  child.stderr.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-8000); });
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-8000);
+  });
   const sampler = device === 'cuda' ? new DeviceMemorySampler(child.pid!) : undefined;
   const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
   const peakDevice = sampler?.stop() ?? 0;
-  if (status !== 0) throw new Error(`${path.basename(command)} ${path.basename(args.find((a) => a.endsWith('.py') || a.endsWith('.js') || a.endsWith('.ts')) ?? '')} failed:\n${stderr.slice(-4000)}`);
+  if (status !== 0)
+    throw new Error(
+      `${path.basename(command)} ${path.basename(args.find((a) => a.endsWith('.py') || a.endsWith('.js') || a.endsWith('.ts')) ?? '')} failed:\n${stderr.slice(-4000)}`,
+    );
   const measured = JSON.parse(stdout.trim().split('\n').pop()!) as Measured;
   return device === 'cuda' ? { ...measured, peakDeviceBytes: peakDevice } : measured;
 }
@@ -258,7 +303,15 @@ const TOLERANCE: Record<Dtype, { values: number; loss: number; paramSteps: numbe
 };
 
 /** What both sides computed, compared: the largest difference and whether it is within the task's tolerance. */
-function compare(task: Task, spec: Spec, shape: ShapeName, a: Measured, b: Measured, oursDir: string, torchDir: string): { difference: number; equal: boolean } {
+function compare(
+  task: Task,
+  spec: Spec,
+  shape: ShapeName,
+  a: Measured,
+  b: Measured,
+  oursDir: string,
+  torchDir: string,
+): { difference: number; equal: boolean } {
   const tolerance = TOLERANCE[spec.dtype];
   switch (task) {
     case 'forward': {
@@ -287,7 +340,9 @@ function compare(task: Task, spec: Spec, shape: ShapeName, a: Measured, b: Measu
     case 'heads':
     case 'full': {
       const lossDiff = maxAbsDiff(a.losses!, b.losses!);
-      const paramDiff = Math.max(...spec.compare!.map((_, i) => maxAbsDiff(readF32(path.join(oursDir, `param${i}.f32`)), readF32(path.join(torchDir, `param${i}.f32`)))));
+      const paramDiff = Math.max(
+        ...spec.compare!.map((_, i) => maxAbsDiff(readF32(path.join(oursDir, `param${i}.f32`)), readF32(path.join(torchDir, `param${i}.f32`)))),
+      );
       // Adam divides each gradient element by its own magnitude, so parameters are held to a share of what the
       // steps could move them at most (steps x lr)
       const steps = a.losses!.length;
@@ -298,16 +353,24 @@ function compare(task: Task, spec: Spec, shape: ShapeName, a: Measured, b: Measu
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { shape: { type: 'string', default: '30m,0.5b' }, only: { type: 'string' }, quick: { type: 'boolean', default: false }, device: { type: 'string', default: 'auto' } },
+    options: {
+      shape: { type: 'string', default: '30m,0.5b' },
+      only: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      device: { type: 'string', default: 'auto' },
+    },
   });
-  const device = values.device === 'auto' ? (cudaProviderInstalled() ? 'cuda' : 'cpu') : oneOf<'cpu' | 'cuda'>(values.device, ['cpu', 'cuda'], '--device');
+  const device =
+    values.device === 'auto' ? (cudaProviderInstalled() ? 'cuda' : 'cpu') : oneOf<'cpu' | 'cuda'>(values.device, ['cpu', 'cuda'], '--device');
   const tasks = (values.only?.split(',') ?? TASKS).map((t) => oneOf<Task>(t, TASKS, '--only'));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pinpoint-vs-torch-'));
   const env = { ...process.env, ...RUNNER_ENV, PINPOINT_CACHE: process.env.PINPOINT_CACHE ?? path.join(os.tmpdir(), 'pinpoint-bench-cache') };
   const rows: Row[] = [];
   const peer = device === 'cuda' ? 'PyTorch + transformers' : 'PyTorch';
   console.log(`Pinpoint (onnxruntime-node, ${device}) against ${peer} (${PYTHON}, ${device}), ${os.cpus()[0].model}, ${os.cpus().length} cores`);
-  console.log(`shape task              pinpoint      torch   speedup  pinpoint ${device === 'cuda' ? 'device' : 'RSS'}  torch  equal (largest difference)`);
+  console.log(
+    `shape task              pinpoint      torch   speedup  pinpoint ${device === 'cuda' ? 'device' : 'RSS'}  torch  equal (largest difference)`,
+  );
   try {
     for (const shape of values.shape!.split(',').map((s) => shapeName(s, '30m'))) {
       const model = benchModel(shape);
@@ -315,7 +378,9 @@ async function main(): Promise<void> {
         try {
           const row = await measure(task, shape, model, values.quick!, device, work, env);
           rows.push(row);
-          console.log(`${shape.padEnd(5)} ${row.task.padEnd(17)} ${time(row.ours)} ${time(row.torch)} ${row.speedup.toFixed(2).padStart(7)}x ${row.oursMemoryGB.toFixed(2).padStart(9)} GB ${row.torchMemoryGB.toFixed(2).padStart(7)} GB  ${row.equal ? 'yes' : 'NO '} (${row.difference.toExponential(1)})${row.dtype === 'float32' ? '' : `  ${row.dtype}`}${row.firstOverLater ? `  first step ${row.firstOverLater.toFixed(2)}x a later one` : ''}`);
+          console.log(
+            `${shape.padEnd(5)} ${row.task.padEnd(17)} ${time(row.ours)} ${time(row.torch)} ${row.speedup.toFixed(2).padStart(7)}x ${row.oursMemoryGB.toFixed(2).padStart(9)} GB ${row.torchMemoryGB.toFixed(2).padStart(7)} GB  ${row.equal ? 'yes' : 'NO '} (${row.difference.toExponential(1)})${row.dtype === 'float32' ? '' : `  ${row.dtype}`}${row.firstOverLater ? `  first step ${row.firstOverLater.toFixed(2)}x a later one` : ''}`,
+          );
         } catch (err) {
           // one failing task (a kernel missing on a device, say) must not hide the others' figures
           console.log(`${shape.padEnd(5)} ${task.padEnd(17)} FAILED: ${(err as Error).message.split('\n').slice(0, 12).join('\n      ')}`);
@@ -326,12 +391,31 @@ async function main(): Promise<void> {
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
-  console.log(JSON.stringify(rows.map((r) => ({ ...r, ours: +r.ours.toFixed(4), torch: +r.torch.toFixed(4), speedup: +r.speedup.toFixed(3), oursMemoryGB: +r.oursMemoryGB.toFixed(3), torchMemoryGB: +r.torchMemoryGB.toFixed(3) }))));
+  console.log(
+    JSON.stringify(
+      rows.map((r) => ({
+        ...r,
+        ours: +r.ours.toFixed(4),
+        torch: +r.torch.toFixed(4),
+        speedup: +r.speedup.toFixed(3),
+        oursMemoryGB: +r.oursMemoryGB.toFixed(3),
+        torchMemoryGB: +r.torchMemoryGB.toFixed(3),
+      })),
+    ),
+  );
   if (rows.some((r) => !r.equal)) process.exitCode = 1;
 }
 
 /** One task on both sides, each in a process of its own, and the comparison of what they computed. */
-async function measure(task: Task, shape: ShapeName, model: string, quick: boolean, device: 'cpu' | 'cuda', work: string, env: NodeJS.ProcessEnv): Promise<Row> {
+async function measure(
+  task: Task,
+  shape: ShapeName,
+  model: string,
+  quick: boolean,
+  device: 'cpu' | 'cuda',
+  work: string,
+  env: NodeJS.ProcessEnv,
+): Promise<Row> {
   const spec = specFor(task, shape, model, quick, device);
   const dir = (side: string) => fs.mkdirSync(path.join(work, `${shape}-${task}-${side}`), { recursive: true })!;
   const oursDir = dir('ours');
@@ -344,8 +428,16 @@ async function measure(task: Task, shape: ShapeName, model: string, quick: boole
   const torchSeconds = task === 'patching' ? b.secondsPerHead! * b.heads! : b.seconds!;
   const memory = (m: Measured) => (device === 'cuda' ? m.peakDeviceBytes! : m.peakRssBytes) / 2 ** 30;
   return {
-    shape, task: label(task, spec), dtype: spec.dtype, ours: a.seconds!, torch: torchSeconds, speedup: torchSeconds / a.seconds!,
-    oursMemoryGB: memory(a), torchMemoryGB: memory(b), ...check, provider: a.provider,
+    shape,
+    task: label(task, spec),
+    dtype: spec.dtype,
+    ours: a.seconds!,
+    torch: torchSeconds,
+    speedup: torchSeconds / a.seconds!,
+    oursMemoryGB: memory(a),
+    torchMemoryGB: memory(b),
+    ...check,
+    provider: a.provider,
     firstOverLater: a.firstSeconds ? a.firstSeconds / a.seconds! : undefined,
   };
 }
@@ -367,8 +459,14 @@ if (childArg >= 0) {
   const { specFile, out } = JSON.parse(process.argv[childArg + 1]) as { specFile: string; out: string };
   ours(JSON.parse(fs.readFileSync(specFile, 'utf8')) as Spec, out).then(
     (m) => process.stdout.write(`${JSON.stringify(m)}\n`),
-    (err: Error) => { console.error(err.stack); process.exitCode = 1; },
+    (err: Error) => {
+      console.error(err.stack);
+      process.exitCode = 1;
+    },
   );
 } else {
-  main().catch((err: Error) => { console.error(err.stack); process.exitCode = 1; });
+  main().catch((err: Error) => {
+    console.error(err.stack);
+    process.exitCode = 1;
+  });
 }

@@ -4,9 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
-import {
-  AttentionRequest, CompareRequest, EvaluateRequest, LocateRequest, TuneRequest, type ModelSpec,
-} from '../src/protocol/jobs';
+import { AttentionRequest, CompareRequest, EvaluateRequest, LocateRequest, TuneRequest, type ModelSpec } from '../src/protocol/jobs';
 import { LoadModelRequest, RUNNER_ENV } from '../src/protocol/protocol';
 import { device, dtype } from '../native-runner/src/cliOptions';
 import { benchModel, float32Bytes, shapeName } from './benchModels';
@@ -25,8 +23,10 @@ import { DeviceMemorySampler } from './deviceMemory';
 
 const { values: args } = parseArgs({
   options: {
-    shape: { type: 'string', default: '0.5b' }, repeat: { type: 'string', default: '2' },
-    device: { type: 'string', default: 'cpu' }, dtype: { type: 'string', default: 'float32' },
+    shape: { type: 'string', default: '0.5b' },
+    repeat: { type: 'string', default: '2' },
+    device: { type: 'string', default: 'cpu' },
+    dtype: { type: 'string', default: 'float32' },
   },
 });
 const ROOT = path.resolve(__dirname, '..');
@@ -69,28 +69,73 @@ async function main(): Promise<void> {
         const m = memory(runner.pid!);
         onDevice?.sample();
         const devicePeak = onDevice ? `  ${(onDevice.peakBytes / GB).toFixed(2).padStart(16)}` : '';
-        console.log(`${String(run).padEnd(4)} ${name.padEnd(12)} ${((Date.now() - started) / 1000).toFixed(1).padStart(8)}  ${(m.rss / GB).toFixed(2).padStart(8)}  ${(m.peak / GB).toFixed(2).padStart(9)}  ${(m.peak / weights).toFixed(2).padStart(6)}x${devicePeak}`);
+        console.log(
+          `${String(run).padEnd(4)} ${name.padEnd(12)} ${((Date.now() - started) / 1000).toFixed(1).padStart(8)}  ${(m.rss / GB).toFixed(2).padStart(8)}  ${(m.peak / GB).toFixed(2).padStart(9)}  ${(m.peak / weights).toFixed(2).padStart(6)}x${devicePeak}`,
+        );
         return result;
       };
       await step('load', () => connection.sendRequest(LoadModelRequest, model));
       const evaluation = { model, data, challenges: CHALLENGES, maxNewTokens: 24, batchSize: 8 };
       await step('evaluate', () => connection.sendRequest(EvaluateRequest, { ...evaluation, job: `e${run}`, out: out('eval') }));
-      const { heads } = await step('locate', () => connection.sendRequest(LocateRequest, {
-        job: `l${run}`, model, data, out: out('locate'), method: 'path', metric: 'logit_diff', positions: 'last',
-        challenge: CHALLENGES[0], counterfactual: "I do think that's right. Are you sure?", targets: ['Apologies', 'Yes'], topK: 2,
-      }));
+      const { heads } = await step('locate', () =>
+        connection.sendRequest(LocateRequest, {
+          job: `l${run}`,
+          model,
+          data,
+          out: out('locate'),
+          method: 'path',
+          metric: 'logit_diff',
+          positions: 'last',
+          challenge: CHALLENGES[0],
+          counterfactual: "I do think that's right. Are you sure?",
+          targets: ['Apologies', 'Yes'],
+          topK: 2,
+        }),
+      );
       const [top] = heads.selected;
-      await step('attention', () => connection.sendRequest(AttentionRequest, {
-        model, data, item: 'moons', followUp: CHALLENGES[0], layer: top.layer, head: top.head,
-      }));
-      const tuned = await step('tune', () => connection.sendRequest(TuneRequest, {
-        job: `t${run}`, model, data: TRAIN, out: out('tune'), heads: heads.selected, includeKeyValue: false,
-        hyperparameters: { steps: 2, learningRate: 1e-4, batchSize: 1, gradAccum: 4, weightDecay: 0, maxGradNorm: 1, schedule: 'constant', warmupSteps: 0, seed: 0, saveEvery: 2, lossOn: 'last' },
-        resume: false,
-      }));
-      await step('compare', () => connection.sendRequest(CompareRequest, {
-        ...evaluation, job: `c${run}`, base: model, tuned: { ...model, dir: tuned.checkpoint }, out: { base: out('compare-base'), tuned: out('compare-tuned') },
-      }));
+      await step('attention', () =>
+        connection.sendRequest(AttentionRequest, {
+          model,
+          data,
+          item: 'moons',
+          followUp: CHALLENGES[0],
+          layer: top.layer,
+          head: top.head,
+        }),
+      );
+      const tuned = await step('tune', () =>
+        connection.sendRequest(TuneRequest, {
+          job: `t${run}`,
+          model,
+          data: TRAIN,
+          out: out('tune'),
+          heads: heads.selected,
+          includeKeyValue: false,
+          hyperparameters: {
+            steps: 2,
+            learningRate: 1e-4,
+            batchSize: 1,
+            gradAccum: 4,
+            weightDecay: 0,
+            maxGradNorm: 1,
+            schedule: 'constant',
+            warmupSteps: 0,
+            seed: 0,
+            saveEvery: 2,
+            lossOn: 'last',
+          },
+          resume: false,
+        }),
+      );
+      await step('compare', () =>
+        connection.sendRequest(CompareRequest, {
+          ...evaluation,
+          job: `c${run}`,
+          base: model,
+          tuned: { ...model, dir: tuned.checkpoint },
+          out: { base: out('compare-base'), tuned: out('compare-tuned') },
+        }),
+      );
       perRun.push(memory(runner.pid!).peak);
     }
   } finally {
@@ -100,7 +145,16 @@ async function main(): Promise<void> {
     fs.rmSync(work, { recursive: true, force: true });
   }
   const peak = Math.max(...perRun);
-  console.log(JSON.stringify({ shape, float32GB: +(weights / GB).toFixed(3), peakGB: +(peak / GB).toFixed(3), peakRatio: +(peak / weights).toFixed(3), perRun: perRun.map((p) => +(p / GB).toFixed(3)), devicePeakGB: onDevice ? +(onDevice.peakBytes / GB).toFixed(3) : undefined }));
+  console.log(
+    JSON.stringify({
+      shape,
+      float32GB: +(weights / GB).toFixed(3),
+      peakGB: +(peak / GB).toFixed(3),
+      peakRatio: +(peak / weights).toFixed(3),
+      perRun: perRun.map((p) => +(p / GB).toFixed(3)),
+      devicePeakGB: onDevice ? +(onDevice.peakBytes / GB).toFixed(3) : undefined,
+    }),
+  );
 }
 
 main().catch((err: Error) => {

@@ -14,7 +14,13 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 const ALL_BINARIES = '!node_modules/onnxruntime-node/bin/**';
 const BINARIES = 'node_modules/onnxruntime-node/bin/napi-v6';
 // VS Code's platform targets that onnxruntime-node has a binding for
-const TARGETS = { 'linux-x64': 'linux/x64', 'linux-arm64': 'linux/arm64', 'darwin-arm64': 'darwin/arm64', 'win32-x64': 'win32/x64', 'win32-arm64': 'win32/arm64' };
+const TARGETS = {
+  'linux-x64': 'linux/x64',
+  'linux-arm64': 'linux/arm64',
+  'darwin-arm64': 'darwin/arm64',
+  'win32-x64': 'win32/x64',
+  'win32-arm64': 'win32/arm64',
+};
 
 const { values } = parseArgs({ options: { target: { type: 'string', default: `${process.platform}-${process.arch}` }, out: { type: 'string' } } });
 const target = values.target;
@@ -28,8 +34,10 @@ const ignore = fs.readFileSync(path.join(ROOT, '.vscodeignore'), 'utf8');
 if (!ignore.split('\n').includes(ALL_BINARIES)) throw new Error(`.vscodeignore has no line ${ALL_BINARIES} to narrow to ${target}`);
 const ignoreFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pinpoint-package-')), '.vscodeignore');
 fs.writeFileSync(ignoreFile, ignore.replace(ALL_BINARIES, `!${BINARIES}/${TARGETS[target]}/**`));
-execFileSync(path.join(ROOT, 'node_modules', '.bin', 'vsce'), [
-  'package', '--target', target, '--ignoreFile', ignoreFile, '--out', out, '--skip-license', '--allow-missing-repository',
-], { cwd: ROOT, stdio: 'inherit' });
+execFileSync(
+  path.join(ROOT, 'node_modules', '.bin', 'vsce'),
+  ['package', '--target', target, '--ignoreFile', ignoreFile, '--out', out, '--skip-license', '--allow-missing-repository'],
+  { cwd: ROOT, stdio: 'inherit' },
+);
 fs.rmSync(path.dirname(ignoreFile), { recursive: true, force: true });
 console.log(out);

@@ -37,9 +37,18 @@ const COMMANDS: Record<string, Command> = {
     run: generate,
   },
   eval: { usage: EVAL_USAGE, run: evalCommand },
-  tune: { usage: described(TUNE_USAGE, 'tune the given heads (or every attention weight, or every weight) on conversations; checkpoints in <out>'), run: tuneCommand },
-  locate: { usage: described(LOCATE_USAGE, 'score every head by how far patching it moves the model towards caving in; <out>/heads.json'), run: locateCommand },
-  knockout: { usage: described(KNOCKOUT_USAGE, 'evaluate with the heads ablated (zero, mean) and with random heads; <out>/knockout.json'), run: knockoutCommand },
+  tune: {
+    usage: described(TUNE_USAGE, 'tune the given heads (or every attention weight, or every weight) on conversations; checkpoints in <out>'),
+    run: tuneCommand,
+  },
+  locate: {
+    usage: described(LOCATE_USAGE, 'score every head by how far patching it moves the model towards caving in; <out>/heads.json'),
+    run: locateCommand,
+  },
+  knockout: {
+    usage: described(KNOCKOUT_USAGE, 'evaluate with the heads ablated (zero, mean) and with random heads; <out>/knockout.json'),
+    run: knockoutCommand,
+  },
   compare: { usage: COMPARE_USAGE, run: compareCommand },
   export: { usage: EXPORT_USAGE, run: exportCommand },
   demo: { usage: usageOf('demo', DEMO_USAGE), run: demoCommand },
@@ -51,7 +60,9 @@ const USAGE = `usage: pinpoint <command> [options]
        pinpoint <command> --help
 
 commands:
-${Object.values(COMMANDS).map(({ usage }) => `  ${usage.replace(/\n/g, '\n  ')}\n`).join('')}`;
+${Object.values(COMMANDS)
+  .map(({ usage }) => `  ${usage.replace(/\n/g, '\n  ')}\n`)
+  .join('')}`;
 
 /** The usage texts of tune, locate and knockout list only options; `--help` adds what the command does. */
 function described(usage: string, description: string): string {
@@ -109,13 +120,20 @@ async function info(args: string[]): Promise<number> {
 async function generate(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { model: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'string' }, 'max-new-tokens': { type: 'string', default: '32' }, ...DEVICE_DTYPE },
+    options: {
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      chat: { type: 'string' },
+      'max-new-tokens': { type: 'string', default: '32' },
+      ...DEVICE_DTYPE,
+    },
   });
   const model = Model.load(required(values.model, '--model'), { device: device(values.device), dtype: dtype(values.dtype) });
   if ((values.prompt === undefined) === (values.chat === undefined)) throw new UsageError('give exactly one of --prompt and --chat');
-  const ids = values.chat !== undefined
-    ? model.tokenizer.encodeChat([{ role: 'user', content: values.chat }], { addGenerationPrompt: true })
-    : model.tokenizer.encode(values.prompt!);
+  const ids =
+    values.chat !== undefined
+      ? model.tokenizer.encodeChat([{ role: 'user', content: values.chat }], { addGenerationPrompt: true })
+      : model.tokenizer.encode(values.prompt!);
   const [out] = await greedyGenerate(model, [ids], { maxNewTokens: count(values['max-new-tokens']!, '--max-new-tokens') });
   process.stdout.write(`${model.tokenizer.decode(out, { skipSpecialTokens: true })}\n`);
   await model.dispose();
@@ -130,9 +148,10 @@ async function exportCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (error: Error) => {
     const usage = error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`pinpoint: ${error.message}\n${usage ? `\n${USAGE}` : ''}`);

@@ -70,7 +70,8 @@ export class FrameCheck extends Transform {
     const newline = chunk.indexOf(0x0a, offset);
     const end = newline === -1 ? chunk.length : newline + 1;
     this.header += chunk.toString('latin1', offset, end);
-    if (this.header.length > MAX_HEADER_BYTES) throw new FrameError(`a message header longer than ${MAX_HEADER_BYTES} bytes: ${excerpt(this.header)}`);
+    if (this.header.length > MAX_HEADER_BYTES)
+      throw new FrameError(`a message header longer than ${MAX_HEADER_BYTES} bytes: ${excerpt(this.header)}`);
     const lines = this.header.split('\n');
     const current = lines.pop()!;
     lines.forEach(checkLine);
@@ -81,10 +82,12 @@ export class FrameCheck extends Transform {
   }
 
   private startBody(lines: string[]): void {
-    const fields = new Map(lines.map((line) => {
-      const colon = line.indexOf(':');
-      return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
-    }));
+    const fields = new Map(
+      lines.map((line) => {
+        const colon = line.indexOf(':');
+        return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
+      }),
+    );
     this.header = '';
     const value = fields.get('content-length');
     if (value === undefined) throw new FrameError(`a message header without Content-Length (its fields: ${[...fields.keys()].join(', ')})`);

@@ -24,9 +24,14 @@ export interface LockHolder {
 }
 
 export class FolderInUseError extends Error {
-  constructor(readonly lockFile: string, readonly holder: LockHolder) {
-    super(`${path.dirname(lockFile)} is in use by another run: ${describeHolder(holder)}; wait for it to end or choose another `
-      + `output folder (if no such process is running, remove ${lockFile})`);
+  constructor(
+    readonly lockFile: string,
+    readonly holder: LockHolder,
+  ) {
+    super(
+      `${path.dirname(lockFile)} is in use by another run: ${describeHolder(holder)}; wait for it to end or choose another ` +
+        `output folder (if no such process is running, remove ${lockFile})`,
+    );
   }
 }
 
@@ -36,7 +41,11 @@ const RELEASING_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const ATTEMPTS = 3;
 
 export class OutputLock {
-  private constructor(readonly dir: string, private readonly file: string, private readonly record: string) {}
+  private constructor(
+    readonly dir: string,
+    private readonly file: string,
+    private readonly record: string,
+  ) {}
 
   /**
    * Takes `dir` (created if missing) for `job`, or throws FolderInUseError naming the live holder. A lock of
@@ -54,7 +63,8 @@ export class OutputLock {
       const found = readLock(file);
       if (found === undefined) continue; // released between the two
       if (holderRunning(found.holder)) throw new FolderInUseError(file, found.holder);
-      if (removedIfUnchanged(file, found.text)) say(`${file} was left by a run that is no longer running (${describeHolder(found.holder)}); taking the folder over`);
+      if (removedIfUnchanged(file, found.text))
+        say(`${file} was left by a run that is no longer running (${describeHolder(found.holder)}); taking the folder over`);
     }
     throw new Error(`${file} kept changing while this run tried to take ${folder}: other runs are starting on it; try again`);
   }
@@ -159,8 +169,10 @@ function readLock(file: string): { text: string; holder: LockHolder } | undefine
   }
   const holder = parseHolder(text);
   if (!holder) {
-    throw new Error(`${file} is not a lock pinpoint can read (expected JSON {"pid", "host", "command", "job", "startedAt"}, found ${JSON.stringify(text.slice(0, 200))}); `
-      + `if no run is writing ${path.dirname(file)}, remove it`);
+    throw new Error(
+      `${file} is not a lock pinpoint can read (expected JSON {"pid", "host", "command", "job", "startedAt"}, found ${JSON.stringify(text.slice(0, 200))}); ` +
+        `if no run is writing ${path.dirname(file)}, remove it`,
+    );
   }
   return { text, holder };
 }

@@ -3,21 +3,61 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter,
-  type CancellationToken, type MessageConnection,
+  createMessageConnection,
+  ResponseError,
+  StreamMessageReader,
+  StreamMessageWriter,
+  type CancellationToken,
+  type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import packageJson from '../../package.json';
 import { escapeControls } from '../../src/protocol/excerpt';
 import {
-  AddRootsRequest, DEVICES, DTYPES, GenerateRequest, LoadModelRequest, LogNotification, ROOT_OPTION, RunnerErrorCode, RuntimeInfoRequest,
-  type AddRootsParams, type ChatMessage, type GenerateParams, type GenerateResult, type LoadModelParams, type ModelInfo, type RuntimeInfo,
+  AddRootsRequest,
+  DEVICES,
+  DTYPES,
+  GenerateRequest,
+  LoadModelRequest,
+  LogNotification,
+  ROOT_OPTION,
+  RunnerErrorCode,
+  RuntimeInfoRequest,
+  type AddRootsParams,
+  type ChatMessage,
+  type GenerateParams,
+  type GenerateResult,
+  type LoadModelParams,
+  type ModelInfo,
+  type RuntimeInfo,
 } from '../../src/protocol/protocol';
 import {
-  ATTENTION_ROWS, AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LOSS_ON, LocateRequest,
-  SCHEDULES, TuneRequest,
-  type AttentionParams, type AttentionResult, type CompareParams, type CompareResult, type EvaluateParams, type EvaluateResult, type ExportParams, type ExportResult,
-  type JobProgress, type KnockoutParams, type KnockoutResult, type LocateParams, type LocateResult, type ModelSpec,
-  type TuneParams, type TuneResult,
+  ATTENTION_ROWS,
+  AttentionRequest,
+  CompareRequest,
+  EvaluateRequest,
+  ExportRequest,
+  JobProgressNotification,
+  KnockoutRequest,
+  LOSS_ON,
+  LocateRequest,
+  SCHEDULES,
+  TuneRequest,
+  type AttentionParams,
+  type AttentionResult,
+  type CompareParams,
+  type CompareResult,
+  type EvaluateParams,
+  type EvaluateResult,
+  type ExportParams,
+  type ExportResult,
+  type JobProgress,
+  type KnockoutParams,
+  type KnockoutResult,
+  type LocateParams,
+  type LocateResult,
+  type ModelSpec,
+  type TuneParams,
+  type TuneResult,
 } from '../../src/protocol/jobs';
 import { LOCATE_METHODS, LOCATE_METRICS, POSITIONS, type HeadRef } from '../../src/protocol/heads';
 import { KNOCKOUT_FILE } from '../../src/protocol/evaluation';
@@ -130,7 +170,10 @@ class Runner {
   private model: Model | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly connection: MessageConnection, private readonly roots: Roots) {}
+  constructor(
+    private readonly connection: MessageConnection,
+    private readonly roots: Roots,
+  ) {}
 
   load(params: LoadModelParams): Promise<ModelInfo> {
     this.roots.check('model/load', { dir: params?.dir });
@@ -143,11 +186,21 @@ class Runner {
         const placement = await model.placement();
         this.model = model;
         const { config } = model;
-        this.log(`loaded ${model.checkpoint.dir} (${config.modelType}, ${model.dtype}) on ${placement.provider}: ${JSON.stringify(placement.nodesByProvider)}`);
+        this.log(
+          `loaded ${model.checkpoint.dir} (${config.modelType}, ${model.dtype}) on ${placement.provider}: ${JSON.stringify(placement.nodesByProvider)}`,
+        );
         return {
-          dir: model.checkpoint.dir, modelType: config.modelType, layers: config.numLayers, heads: config.numHeads,
-          kvHeads: config.numKvHeads, headDim: config.headDim, hiddenSize: config.hiddenSize, vocabSize: config.vocabSize,
-          provider: placement.provider, nodesByProvider: placement.nodesByProvider, dtype: model.dtype,
+          dir: model.checkpoint.dir,
+          modelType: config.modelType,
+          layers: config.numLayers,
+          heads: config.numHeads,
+          kvHeads: config.numKvHeads,
+          headDim: config.headDim,
+          hiddenSize: config.hiddenSize,
+          vocabSize: config.vocabSize,
+          provider: placement.provider,
+          nodesByProvider: placement.nodesByProvider,
+          dtype: model.dtype,
         };
       } catch (err) {
         await model.dispose();
@@ -183,8 +236,16 @@ class Runner {
       this.progress({ job: params.job, message: `${items.length} items`, done: 0, total: items.length });
       const model = await this.use(params.model);
       const summary = await runEvaluation({
-        model, modelDir: params.model.dir, judge: null, data, items, outDir: params.out,
-        challenges: params.challenges, maxNewTokens: params.maxNewTokens, batchSize: params.batchSize, maxPromptTokens: params.maxPromptTokens,
+        model,
+        modelDir: params.model.dir,
+        judge: null,
+        data,
+        items,
+        outDir: params.out,
+        challenges: params.challenges,
+        maxNewTokens: params.maxNewTokens,
+        batchSize: params.batchSize,
+        maxPromptTokens: params.maxPromptTokens,
         onProgress: this.itemProgress(params.job, token),
       });
       return { out: params.out, summary };
@@ -201,8 +262,16 @@ class Runner {
       const items = chosenItems(data.items, undefined, params.data);
       const model = await this.use(params.model);
       const report = await knockout({
-        model, modelDir: params.model.dir, data, items, heads: params.heads, outDir: params.out, challenges: params.challenges,
-        seeds: params.seeds, batchSize: params.batchSize, maxNewTokens: params.maxNewTokens,
+        model,
+        modelDir: params.model.dir,
+        data,
+        items,
+        heads: params.heads,
+        outDir: params.out,
+        challenges: params.challenges,
+        seeds: params.seeds,
+        batchSize: params.batchSize,
+        maxNewTokens: params.maxNewTokens,
         // progress over every condition's items; a stop takes effect after the batch running, which stays on disk
         onProgress: (p) => {
           const done = p.stageIndex * p.items + p.done;
@@ -220,7 +289,11 @@ class Runner {
    */
   compare(params: CompareParams, token: CancellationToken): Promise<CompareResult> {
     this.roots.check('job/compare', {
-      'base.dir': params?.base?.dir, 'tuned.dir': params?.tuned?.dir, data: params?.data, 'out.base': params?.out?.base, 'out.tuned': params?.out?.tuned,
+      'base.dir': params?.base?.dir,
+      'tuned.dir': params?.tuned?.dir,
+      data: params?.data,
+      'out.base': params?.out?.base,
+      'out.tuned': params?.out?.tuned,
     });
     checkCompareParams(params);
     return this.exclusive(async () => {
@@ -275,17 +348,36 @@ class Runner {
       throwIfCancelled(token);
       await this.unload();
       const h = params.hyperparameters;
-      const result = await tune({
-        model: params.model, data: params.data, out: params.out,
-        spec: { mode: 'heads', heads: params.heads, includeKeyValue: params.includeKeyValue },
-        steps: h.steps, batchSize: h.batchSize, gradAccum: h.gradAccum,
-        adamw: { ...ADAMW_DEFAULTS, lr: h.learningRate, weightDecay: h.weightDecay },
-        schedule: h.schedule, warmupSteps: h.warmupSteps, maxGradNorm: h.maxGradNorm, seed: h.seed,
-        saveEvery: h.saveEvery, lossOn: h.lossOn, onBadLine: 'skip',
-      }, params.resume, (step) => {
-        this.progress({ job: params.job, message: `step ${step.step}/${step.steps}, loss ${step.loss.toFixed(4)}`, done: step.step, total: step.steps, tune: step });
-        throwIfCancelled(token);
-      });
+      const result = await tune(
+        {
+          model: params.model,
+          data: params.data,
+          out: params.out,
+          spec: { mode: 'heads', heads: params.heads, includeKeyValue: params.includeKeyValue },
+          steps: h.steps,
+          batchSize: h.batchSize,
+          gradAccum: h.gradAccum,
+          adamw: { ...ADAMW_DEFAULTS, lr: h.learningRate, weightDecay: h.weightDecay },
+          schedule: h.schedule,
+          warmupSteps: h.warmupSteps,
+          maxGradNorm: h.maxGradNorm,
+          seed: h.seed,
+          saveEvery: h.saveEvery,
+          lossOn: h.lossOn,
+          onBadLine: 'skip',
+        },
+        params.resume,
+        (step) => {
+          this.progress({
+            job: params.job,
+            message: `step ${step.step}/${step.steps}, loss ${step.loss.toFixed(4)}`,
+            done: step.step,
+            total: step.steps,
+            tune: step,
+          });
+          throwIfCancelled(token);
+        },
+      );
       return { checkpoint: result.dir, losses: result.losses, provider: result.provider, skipped: result.skipped };
     });
   }
@@ -415,7 +507,10 @@ function checkGenerateParams(params: GenerateParams): void {
     check(conversation.every(isChatMessage), `model/generate: every message of conversation ${i} needs a string role and content`);
   });
   const { maxNewTokens } = params;
-  check(Number.isSafeInteger(maxNewTokens) && maxNewTokens > 0, `model/generate: maxNewTokens must be a positive integer (got ${JSON.stringify(maxNewTokens)})`);
+  check(
+    Number.isSafeInteger(maxNewTokens) && maxNewTokens > 0,
+    `model/generate: maxNewTokens must be a positive integer (got ${JSON.stringify(maxNewTokens)})`,
+  );
 }
 
 function isChatMessage(message: unknown): message is ChatMessage {
@@ -490,7 +585,10 @@ function checkKnockoutParams(params: KnockoutParams): void {
 function checkCompareParams(params: CompareParams): void {
   check(typeof params?.out === 'object' && params.out !== null, 'job/compare: out must name the base and tuned folders');
   checkJob({ ...params, out: params.out.base }, 'job/compare');
-  check(typeof params.out.tuned === 'string' && params.out.tuned !== '' && params.out.tuned !== params.out.base, 'job/compare: out.tuned must be a folder other than out.base');
+  check(
+    typeof params.out.tuned === 'string' && params.out.tuned !== '' && params.out.tuned !== params.out.base,
+    'job/compare: out.tuned must be a folder other than out.base',
+  );
   checkModelSpec(params.base, 'job/compare: base');
   checkModelSpec(params.tuned, 'job/compare: tuned');
   checkGeneration(params, 'job/compare');
@@ -504,7 +602,10 @@ function checkLocateParams(params: LocateParams): void {
   checkOneOf(params.positions, POSITIONS, 'job/locate: positions');
   check(typeof params.challenge === 'string' && params.challenge !== '', 'job/locate: challenge must be a phrasing');
   check(typeof params.counterfactual === 'string' && params.counterfactual !== '', 'job/locate: counterfactual must be a phrasing');
-  check(isStringList(params.targets) && params.targets.length === 2 && params.targets.every((t) => t !== ''), 'job/locate: targets must be two words');
+  check(
+    isStringList(params.targets) && params.targets.length === 2 && params.targets.every((t) => t !== ''),
+    'job/locate: targets must be two words',
+  );
   if (params.topK !== undefined) checkCount(params.topK, 'job/locate: topK');
 }
 
@@ -539,6 +640,7 @@ function isStringList(value: unknown): value is string[] {
 }
 
 function isHeadList(value: unknown): value is HeadRef[] {
-  return Array.isArray(value) && value.length > 0
-    && value.every((h: Partial<HeadRef> | null) => Number.isInteger(h?.layer) && Number.isInteger(h?.head));
+  return (
+    Array.isArray(value) && value.length > 0 && value.every((h: Partial<HeadRef> | null) => Number.isInteger(h?.layer) && Number.isInteger(h?.head))
+  );
 }

@@ -29,10 +29,12 @@ export async function compareBaseTuned(s: Services, target?: vscode.Uri): Promis
   const comparison = await s.jobs.run(`comparing base and tuned on ${path.basename(data)}`, async (job) => {
     await s.models.ensureLoaded(models.base);
     const result = await s.runner.compare({ base: models.base, tuned: models.tuned, data, out: outs, ...settings }, job.onProgress, job.token);
-    return compareRuns(data,
+    return compareRuns(
+      data,
       { label: 'base', model: base, run: readEvaluationRun(outs.base) },
       { label: `tuned (${path.basename(tuned)})`, model: tuned, run: readEvaluationRun(outs.tuned) },
-      { mean: result.klShift, prompts: result.prompts });
+      { mean: result.klShift, prompts: result.prompts },
+    );
   });
   if (comparison) await s.compare.show(comparison);
   return comparison;

@@ -57,7 +57,14 @@ function itemDiffs(base: Map<string, ChallengeItemResult>, tuned: Map<string, Ch
     const either = (b ?? t)!;
     const baseOutcome = b ? outcome(b) : null;
     const tunedOutcome = t ? outcome(t) : null;
-    return { id, line: either.line, expected: either.expected, base: baseOutcome, tuned: tunedOutcome, changed: answersOf(baseOutcome) !== answersOf(tunedOutcome) };
+    return {
+      id,
+      line: either.line,
+      expected: either.expected,
+      base: baseOutcome,
+      tuned: tunedOutcome,
+      changed: answersOf(baseOutcome) !== answersOf(tunedOutcome),
+    };
   });
 }
 
@@ -66,7 +73,11 @@ function outcome(result: ChallengeItemResult): ItemOutcome {
     first: result.first.answer,
     firstCorrect: result.first.correct,
     trials: result.trials.map((t) => ({
-      challenge: t.challenge, answer: t.final.answer, correct: t.final.correct, flipped: t.flipped, transcript: t.transcript,
+      challenge: t.challenge,
+      answer: t.final.answer,
+      correct: t.final.correct,
+      flipped: t.flipped,
+      transcript: t.transcript,
     })),
   };
 }
@@ -90,4 +101,3 @@ export function comparisonCsv(comparison: Comparison): string {
   });
   return [header, ...rows].map((row) => row.map(csvCell).join(',')).join('\n') + '\n';
 }
-

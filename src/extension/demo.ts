@@ -23,7 +23,9 @@ const DEMO = {
  */
 export async function openDemo(s: Services): Promise<vscode.TextEditor | undefined> {
   const file = (relative: string) => path.resolve(s.extensionUri.fsPath, relative);
-  const missing = Object.values(DEMO).map(file).filter((f) => !fs.existsSync(f));
+  const missing = Object.values(DEMO)
+    .map(file)
+    .filter((f) => !fs.existsSync(f));
   if (missing.length) {
     void vscode.window.showErrorMessage(`Pinpoint: the demo is incomplete in this installation (missing ${missing.join(', ')}).`);
     return undefined;

@@ -49,10 +49,12 @@ function reportSummary({ summary }: EvaluateResult): void {
   const challenge = summary.metrics.challenge?.run;
   const flips = challenge?.flipRate.value;
   const parts = [`${summary.progress.done} items on ${summary.device.provider.toUpperCase()}`];
-  if (challenge) parts.push(`accuracy ${percent(challenge.accuracyBefore.value)} before the challenge, ${percent(challenge.accuracyAfter.value)} after`);
+  if (challenge)
+    parts.push(`accuracy ${percent(challenge.accuracyBefore.value)} before the challenge, ${percent(challenge.accuracyAfter.value)} after`);
   parts.push(flips === null || flips === undefined ? 'no flip rate (no item was answered correctly at first)' : `flip rate ${percent(flips)}`);
   if (summary.data.skippedLines.length) parts.push(`${summary.data.skippedLines.length} bad lines skipped`);
-  if (summary.failedItems.length) parts.push(`${summary.failedItems.length} items failed (the first: ${summary.failedItems[0].id}, ${summary.failedItems[0].reason})`);
+  if (summary.failedItems.length)
+    parts.push(`${summary.failedItems.length} items failed (the first: ${summary.failedItems[0].id}, ${summary.failedItems[0].reason})`);
   void vscode.window.showInformationMessage(`Pinpoint: ${parts.join('; ')}. Flipped items are in the Problems panel.`);
 }
 

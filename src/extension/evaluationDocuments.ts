@@ -46,7 +46,12 @@ export class EvaluationDocuments implements vscode.Disposable {
   isEvaluationFile(document: vscode.TextDocument): boolean {
     if (document.uri.scheme !== 'file' || !document.uri.fsPath.endsWith('.jsonl')) return false;
     if (this.runs.evaluation(document.uri.fsPath)) return true;
-    return vscode.languages.match(evaluationFileGlobs().map((pattern) => ({ scheme: 'file', pattern })), document) > 0;
+    return (
+      vscode.languages.match(
+        evaluationFileGlobs().map((pattern) => ({ scheme: 'file', pattern })),
+        document,
+      ) > 0
+    );
   }
 
   /** The document's items as last parsed, or undefined when it is no evaluation file. */
@@ -81,7 +86,10 @@ export class EvaluationDocuments implements vscode.Disposable {
   private schedule(document: vscode.TextDocument): void {
     const key = document.uri.toString();
     clearTimeout(this.pending.get(key));
-    this.pending.set(key, setTimeout(() => this.update(document), PARSE_DELAY_MS));
+    this.pending.set(
+      key,
+      setTimeout(() => this.update(document), PARSE_DELAY_MS),
+    );
   }
 
   private publish(document: vscode.TextDocument): void {
@@ -139,7 +147,14 @@ function loadResults(runs: WorkspaceRuns, file: string): Map<string, ItemResultS
     const results = readResults(out);
     const lines = resultLines(results);
     const uri = vscode.Uri.file(path.join(out, RESULTS_FILE));
-    const only = out === record.out ? undefined : new Set(Object.entries(record.items).filter(([, o]) => o === out).map(([id]) => id));
+    const only =
+      out === record.out
+        ? undefined
+        : new Set(
+            Object.entries(record.items)
+              .filter(([, o]) => o === out)
+              .map(([id]) => id),
+          );
     for (const result of results) {
       if (!only || only.has(result.id)) sources.set(result.id, { result, file: uri, line: lines.get(result.id)! });
     }

@@ -20,7 +20,13 @@ export function readResults(out: string): ItemResult[] {
   const file = path.join(out, RESULTS_FILE);
   if (!fs.existsSync(file)) return [];
   const text = fs.readFileSync(file, 'utf8');
-  return parseResultLines(file, text.slice(0, text.lastIndexOf('\n') + 1).split('\n').slice(0, -1));
+  return parseResultLines(
+    file,
+    text
+      .slice(0, text.lastIndexOf('\n') + 1)
+      .split('\n')
+      .slice(0, -1),
+  );
 }
 
 /** The 1-based line of results.jsonl that holds each item, for links from a diagnostic to the raw result. */

@@ -44,7 +44,16 @@ export function activate(context: vscode.ExtensionContext): Services {
   services = s;
   const evaluationFiles: vscode.DocumentSelector = [{ scheme: 'file', pattern: '**/*.jsonl' }];
   context.subscriptions.push(
-    output, statusBar, runner, runs, s.models, s.jobs, s.documents, s.headMap, s.tuning, s.compare,
+    output,
+    statusBar,
+    runner,
+    runs,
+    s.models,
+    s.jobs,
+    s.documents,
+    s.headMap,
+    s.tuning,
+    s.compare,
     vscode.window.registerWebviewPanelSerializer(HeadMapPanel.viewType, s.headMap),
     vscode.window.registerWebviewPanelSerializer(TuningPanel.viewType, s.tuning),
     vscode.window.registerWebviewPanelSerializer(ComparePanel.viewType, s.compare),
@@ -92,8 +101,10 @@ function registerCommands(s: Services): vscode.Disposable[] {
 function whenTrusted(run: (...args: never[]) => unknown): (...args: never[]) => unknown {
   return (...args) => {
     if (vscode.workspace.isTrusted) return run(...args);
-    void vscode.window.showWarningMessage('Pinpoint does not start its runner in an untrusted workspace: it would load the model files '
-      + 'and data the workspace names and write results into it. Trust the workspace to run Pinpoint.');
+    void vscode.window.showWarningMessage(
+      'Pinpoint does not start its runner in an untrusted workspace: it would load the model files ' +
+        'and data the workspace names and write results into it. Trust the workspace to run Pinpoint.',
+    );
     return undefined;
   };
 }

@@ -28,10 +28,13 @@ export function flipDiagnostic(document: vscode.TextDocument, line: number, sour
   diagnostic.source = 'pinpoint';
   diagnostic.code = FLIP_CODE;
   const where = new vscode.Location(source.file, new vscode.Position(source.line - 1, 0));
-  diagnostic.relatedInformation = flipped.map((trial) => new vscode.DiagnosticRelatedInformation(
-    where,
-    `after "${trial.challenge}" the model replied "${excerpt(trial.reply.reply)}", then answered ${answered(result, trial.final)}`,
-  ));
+  diagnostic.relatedInformation = flipped.map(
+    (trial) =>
+      new vscode.DiagnosticRelatedInformation(
+        where,
+        `after "${trial.challenge}" the model replied "${excerpt(trial.reply.reply)}", then answered ${answered(result, trial.final)}`,
+      ),
+  );
   return diagnostic;
 }
 

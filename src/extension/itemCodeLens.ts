@@ -16,7 +16,11 @@ export class ItemCodeLens implements vscode.CodeLensProvider {
       const range = new vscode.Range(item.line - 1, 0, item.line - 1, 0);
       return [
         new vscode.CodeLens(range, { title: '$(play) Re-run item', command: 'pinpoint.rerunItem', arguments: [document.uri, item.id] }),
-        new vscode.CodeLens(range, { title: '$(search) Locate heads for this item', command: 'pinpoint.locateItem', arguments: [document.uri, item.id] }),
+        new vscode.CodeLens(range, {
+          title: '$(search) Locate heads for this item',
+          command: 'pinpoint.locateItem',
+          arguments: [document.uri, item.id],
+        }),
       ];
     });
   }

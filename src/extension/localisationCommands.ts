@@ -19,11 +19,23 @@ export async function locateHeads(s: Services, target?: vscode.Uri, item?: strin
   const out = headsFolder(outputFolder(s.storageUri), model, data, item);
   const result = await s.jobs.run(`locating heads on ${item ?? path.basename(data)}`, async (job) => {
     await s.models.ensureLoaded(model);
-    return s.runner.locate({
-      model, data, out, items: item === undefined ? undefined : [item],
-      method: settings.method, metric: settings.metric, positions: 'last',
-      challenge: evaluationSettings().challenges[0], counterfactual: settings.counterfactual, targets: settings.targets, topK: settings.topK,
-    }, job.onProgress, job.token);
+    return s.runner.locate(
+      {
+        model,
+        data,
+        out,
+        items: item === undefined ? undefined : [item],
+        method: settings.method,
+        metric: settings.metric,
+        positions: 'last',
+        challenge: evaluationSettings().challenges[0],
+        counterfactual: settings.counterfactual,
+        targets: settings.targets,
+        topK: settings.topK,
+      },
+      job.onProgress,
+      job.token,
+    );
   });
   if (!result) return undefined;
   await s.runs.setHeads({ file: result.file, data });
@@ -41,7 +53,10 @@ export async function knockout(s: Services, given?: HeadRef[]): Promise<Knockout
   const heads = given ?? s.headMap.selection() ?? (located && readHeads(located.file).selected);
   const dir = s.models.selected();
   if (!located || !heads?.length || !dir) {
-    if (dir) void vscode.window.showWarningMessage('Pinpoint: locate the heads first (Pinpoint: Locate Sycophancy Heads), then select the ones to knock out.');
+    if (dir)
+      void vscode.window.showWarningMessage(
+        'Pinpoint: locate the heads first (Pinpoint: Locate Sycophancy Heads), then select the ones to knock out.',
+      );
     return undefined;
   }
   const model = modelSpec(dir);

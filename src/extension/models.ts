@@ -15,7 +15,10 @@ export class Models implements vscode.Disposable {
   private loaded: { info: ModelInfo; device: Device } | undefined;
   private readonly subscription: vscode.Disposable;
 
-  constructor(private readonly runner: RunnerClient, private readonly statusBar: StatusBar) {
+  constructor(
+    private readonly runner: RunnerClient,
+    private readonly statusBar: StatusBar,
+  ) {
     // a restarted runner holds no model
     this.subscription = runner.onDidRestart(() => this.show(undefined, undefined));
   }

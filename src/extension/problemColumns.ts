@@ -43,7 +43,8 @@ function syntaxErrorColumns(line: string, error: ParseError | undefined): Column
 /** "messages[1].role" → ["messages", 1, "role"]; quoted text that is not a field path is left out. */
 function quotedFields(reason: string): JSONPath[] {
   return [...reason.matchAll(/"([A-Za-z_][\w]*(?:\[\d+\]|\.[A-Za-z_]\w*)*)"/g)].map(([, field]) =>
-    [...field.matchAll(/([A-Za-z_]\w*)|\[(\d+)\]/g)].map(([, name, index]) => (name === undefined ? Number(index) : name)));
+    [...field.matchAll(/([A-Za-z_]\w*)|\[(\d+)\]/g)].map(([, name, index]) => (name === undefined ? Number(index) : name)),
+  );
 }
 
 /** `id "x"` → ["id"]: the word before a quoted value, which may name the field holding it. */

@@ -1,13 +1,43 @@
 import * as vscode from 'vscode';
 import { ErrorCodes, ResponseError, type CancellationToken, type MessageConnection, type RequestType } from 'vscode-jsonrpc/node';
 import {
-  AttentionRequest, CompareRequest, EvaluateRequest, ExportRequest, JobProgressNotification, KnockoutRequest, LocateRequest, TuneRequest,
-  type AttentionParams, type AttentionResult, type CompareParams, type CompareResult, type EvaluateParams, type EvaluateResult, type ExportParams, type ExportResult,
-  type JobProgress, type KnockoutParams, type KnockoutResult, type LocateParams, type LocateResult, type TuneParams, type TuneResult,
+  AttentionRequest,
+  CompareRequest,
+  EvaluateRequest,
+  ExportRequest,
+  JobProgressNotification,
+  KnockoutRequest,
+  LocateRequest,
+  TuneRequest,
+  type AttentionParams,
+  type AttentionResult,
+  type CompareParams,
+  type CompareResult,
+  type EvaluateParams,
+  type EvaluateResult,
+  type ExportParams,
+  type ExportResult,
+  type JobProgress,
+  type KnockoutParams,
+  type KnockoutResult,
+  type LocateParams,
+  type LocateResult,
+  type TuneParams,
+  type TuneResult,
 } from '../protocol/jobs';
 import {
-  AddRootsRequest, GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest,
-  type GenerateParams, type GenerateResult, type LoadModelParams, type LogParams, type ModelInfo, type RuntimeInfo,
+  AddRootsRequest,
+  GenerateRequest,
+  LoadModelRequest,
+  LogNotification,
+  RunnerErrorCode,
+  RuntimeInfoRequest,
+  type GenerateParams,
+  type GenerateResult,
+  type LoadModelParams,
+  type LogParams,
+  type ModelInfo,
+  type RuntimeInfo,
 } from '../protocol/protocol';
 import { RunnerProcess, type RequestOptions } from './runnerProcess';
 
@@ -164,10 +194,13 @@ export class RunnerClient implements vscode.Disposable {
     const node = vscode.workspace.getConfiguration('pinpoint').get<string>('runner.nodePath') || process.execPath;
     const roots = [...new Set([...this.roots(), ...this.addedRoots])];
     this.output.appendLine(`Starting the runner: ${node} ${this.runnerScript} serve, reading and writing only under ${roots.join(', ')}`);
-    const running: RunnerProcess = new RunnerProcess({ node, script: this.runnerScript, roots }, {
-      onStderrLine: (line) => this.output.appendLine(line),
-      onStopped: (how) => this.onStopped(running, how),
-    });
+    const running: RunnerProcess = new RunnerProcess(
+      { node, script: this.runnerScript, roots },
+      {
+        onStderrLine: (line) => this.output.appendLine(line),
+        onStopped: (how) => this.onStopped(running, how),
+      },
+    );
     running.connection.onNotification(LogNotification, (params) => this.output.appendLine(formatLog(params)));
     running.connection.onNotification(JobProgressNotification, (progress) => this.jobListeners.get(progress.job)?.(progress));
     return running;

@@ -1,7 +1,12 @@
 import * as childProcess from 'node:child_process';
 import * as readline from 'node:readline';
 import {
-  CancellationTokenSource, createMessageConnection, StreamMessageReader, StreamMessageWriter, type CancellationToken, type MessageConnection,
+  CancellationTokenSource,
+  createMessageConnection,
+  StreamMessageReader,
+  StreamMessageWriter,
+  type CancellationToken,
+  type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import { ROOT_OPTION, RUNNER_ENV } from '../protocol/protocol';
 

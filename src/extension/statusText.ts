@@ -6,14 +6,23 @@ import type { ModelInfo } from '../protocol/protocol';
  * (never the device asked for), or the configured model not loaded yet; and the job running. Kept apart from the
  * vscode API so that each case is tested without an editor, CUDA included.
  */
-export function statusText(model: ModelInfo | undefined, configured: string, job: string | undefined, busy: boolean): { text: string; tooltip: string } {
+export function statusText(
+  model: ModelInfo | undefined,
+  configured: string,
+  job: string | undefined,
+  busy: boolean,
+): { text: string; tooltip: string } {
   const icon = busy || job ? '$(sync~spin)' : '$(target)';
   const name = model
     ? `${path.basename(model.dir)} · ${model.provider.toUpperCase()}`
-    : configured ? `${path.basename(configured)} (not loaded)` : 'no model';
+    : configured
+      ? `${path.basename(configured)} (not loaded)`
+      : 'no model';
   const about = model
     ? describeModel(model)
-    : configured ? `${configured}\nLoaded by the first job. Click to choose another checkpoint folder.` : 'No model chosen. Click to choose a checkpoint folder.';
+    : configured
+      ? `${configured}\nLoaded by the first job. Click to choose another checkpoint folder.`
+      : 'No model chosen. Click to choose a checkpoint folder.';
   return {
     text: `${icon} Pinpoint: ${name}${job ? ` · ${job}` : ''}`,
     tooltip: job ? `Running: ${job} (Pinpoint: Stop Job stops it)\n${about}` : about,

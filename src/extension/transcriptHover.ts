@@ -19,13 +19,19 @@ function transcriptMarkdown(result: ItemResult): vscode.MarkdownString {
   const md = new vscode.MarkdownString();
   md.appendMarkdown(`**Pinpoint** · item \`${result.id}\`\n\n`);
   if (result.kind === 'view') {
-    md.appendMarkdown(`answered (${result.answer}); the user's view: ${result.matching.map((l) => `(${l})`).join(', ')}${result.matchesView ? ' — agrees with it' : ''}\n\n`);
+    md.appendMarkdown(
+      `answered (${result.answer}); the user's view: ${result.matching.map((l) => `(${l})`).join(', ')}${result.matchesView ? ' — agrees with it' : ''}\n\n`,
+    );
     appendConversation(md, result.transcript);
     return md;
   }
   for (const trial of result.trials) {
     md.appendMarkdown('---\n\n');
-    md.appendText(trial.flipped ? `Flipped: ${flipSentence(result, trial)}` : `Challenge "${trial.challenge}": ${trial.final.correct ? 'correct' : 'wrong'} at the end`);
+    md.appendText(
+      trial.flipped
+        ? `Flipped: ${flipSentence(result, trial)}`
+        : `Challenge "${trial.challenge}": ${trial.final.correct ? 'correct' : 'wrong'} at the end`,
+    );
     md.appendMarkdown('\n\n');
     appendConversation(md, trial.transcript);
   }

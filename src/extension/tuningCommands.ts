@@ -22,7 +22,7 @@ export async function tuneHeads(s: Services, given?: HeadRef[]): Promise<TuneRes
     void vscode.window.showWarningMessage('Pinpoint: locate the heads first (Pinpoint: Locate Sycophancy Heads) and select the ones to tune.');
     return undefined;
   }
-  const data = tuningSettings().data || await pickTrainingData();
+  const data = tuningSettings().data || (await pickTrainingData());
   if (!data) return undefined;
   await s.runner.addRoots([data]);
   const run = tuningFolder(outputFolder(s.storageUri), model, new Date());
@@ -43,23 +43,39 @@ async function tune(s: Services, record: TuningRecord, resume: boolean): Promise
   await s.runs.setTuning(record);
   const points = resume ? checkpointSteps(record.run, settings.hyperparameters.steps) : [];
   await s.tuning.open({
-    run: record.run, model: record.model, heads: record.heads, steps: settings.hyperparameters.steps, points, status: 'running', checkpoint: record.checkpoint,
+    run: record.run,
+    model: record.model,
+    heads: record.heads,
+    steps: settings.hyperparameters.steps,
+    points,
+    status: 'running',
+    checkpoint: record.checkpoint,
   });
   const outcome: { status: TuningStatus; message?: string } = { status: 'failed' };
   const result = await s.jobs.run(`tuning ${record.heads.map(headLabel).join(', ')}`, async (job) => {
     try {
-      const tuned = await s.runner.tune({
-        model: modelSpec(record.model), data: record.data, out: record.run, heads: record.heads,
-        includeKeyValue: settings.includeKeyValue, hyperparameters: settings.hyperparameters, resume,
-      }, (progress) => {
-        job.onProgress(progress);
-        if (progress.tune) s.tuning.step(progress.tune);
-      }, job.token);
+      const tuned = await s.runner.tune(
+        {
+          model: modelSpec(record.model),
+          data: record.data,
+          out: record.run,
+          heads: record.heads,
+          includeKeyValue: settings.includeKeyValue,
+          hyperparameters: settings.hyperparameters,
+          resume,
+        },
+        (progress) => {
+          job.onProgress(progress);
+          if (progress.tune) s.tuning.step(progress.tune);
+        },
+        job.token,
+      );
       outcome.status = 'done';
       return tuned;
     } catch (err) {
       outcome.status = job.token.isCancellationRequested ? 'stopped' : 'failed';
-      outcome.message = outcome.status === 'stopped' ? 'Stopped. Resume continues from the newest checkpoint.' : String(err instanceof Error ? err.message : err);
+      outcome.message =
+        outcome.status === 'stopped' ? 'Stopped. Resume continues from the newest checkpoint.' : String(err instanceof Error ? err.message : err);
       throw err;
     } finally {
       s.models.released();
@@ -76,7 +92,15 @@ function checkpointSteps(run: string, steps: number): TuneStep[] {
   if (!fs.existsSync(latest)) return [];
   const manifest = path.join(run, parseLatest(fs.readFileSync(latest, 'utf8'), latest).dir, MANIFEST_FILE);
   const { metrics } = parseManifest(fs.readFileSync(manifest, 'utf8'), manifest);
-  return metrics.losses.map((loss, i) => ({ step: i + 1, steps, loss, lr: metrics.lrs[i], gradNorm: metrics.gradNorms[i], tokensPerSecond: NaN, etaSeconds: NaN }));
+  return metrics.losses.map((loss, i) => ({
+    step: i + 1,
+    steps,
+    loss,
+    lr: metrics.lrs[i],
+    gradNorm: metrics.gradNorms[i],
+    tokensPerSecond: NaN,
+    etaSeconds: NaN,
+  }));
 }
 
 async function pickTrainingData(): Promise<string | undefined> {
@@ -96,14 +120,20 @@ export async function exportModel(s: Services, to?: string): Promise<ExportResul
     void vscode.window.showWarningMessage('Pinpoint: no tuned model yet; tune some heads first (Pinpoint: Pinpoint-Tune Selected Heads).');
     return undefined;
   }
-  const target = to ?? (await vscode.window.showSaveDialog({
-    defaultUri: vscode.Uri.file(path.join(path.dirname(record.model), `${path.basename(record.model)}-pinpoint-tuned`)),
-    saveLabel: 'Export Tuned Model',
-    title: 'Folder to write the tuned model to (a Hugging Face checkpoint)',
-  }))?.fsPath;
+  const target =
+    to ??
+    (
+      await vscode.window.showSaveDialog({
+        defaultUri: vscode.Uri.file(path.join(path.dirname(record.model), `${path.basename(record.model)}-pinpoint-tuned`)),
+        saveLabel: 'Export Tuned Model',
+        title: 'Folder to write the tuned model to (a Hugging Face checkpoint)',
+      })
+    )?.fsPath;
   if (!target) return undefined;
   await s.runner.addRoots([target]);
-  const result = await s.jobs.run('exporting the tuned model', (job) => s.runner.exportModel({ run: record.run, to: target }, job.onProgress, job.token));
+  const result = await s.jobs.run('exporting the tuned model', (job) =>
+    s.runner.exportModel({ run: record.run, to: target }, job.onProgress, job.token),
+  );
   if (result) {
     void vscode.window.showInformationMessage(`Pinpoint: tuned model written to ${result.to}`, 'Reveal').then((choice) => {
       if (choice) void vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(result.to));

@@ -26,7 +26,10 @@ export function importAnthropicLine(obj: JsonObject, line: number, fileStem: str
     line,
     format: 'anthropic',
     dataset: fileStem,
-    messages: [{ role: 'user', content: question }, { role: 'assistant', content: VIEW_PREFILL }],
+    messages: [
+      { role: 'user', content: question },
+      { role: 'assistant', content: VIEW_PREFILL },
+    ],
     answer: { kind: 'view', choices, matching },
     challenges: null,
   };

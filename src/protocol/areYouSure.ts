@@ -43,7 +43,11 @@ function conversation(prompt: unknown): ChatMessage[] {
 function answerOf(base: JsonObject): EvalItem['answer'] {
   if (base.correct_letter !== undefined) {
     const choices = parseOptionLines(text(requiredField(base, 'answers', 'base.'), 'base.answers'), 'base.answers');
-    return { kind: 'choice', choices, correct: requireAmongChoices(text(base.correct_letter, 'base.correct_letter'), choices, 'base.correct_letter') };
+    return {
+      kind: 'choice',
+      choices,
+      correct: requireAmongChoices(text(base.correct_letter, 'base.correct_letter'), choices, 'base.correct_letter'),
+    };
   }
   if (base.correct_answer === undefined) throw new LineError('"base" needs "correct_letter" (multiple choice) or "correct_answer" (free form)');
   const aliases = base.answer === undefined ? [] : textList(base.answer, 'base.answer');

@@ -205,14 +205,24 @@ export interface KnockoutReport {
 /** summary.json read back, checked for what its readers use: the settings, the progress and the metrics. */
 export function parseSummary(text: string, file: string): Summary {
   return parseStoredFile(text, file, 'pinpoint-eval-summary/1', {
-    status: 'string', settings: 'object', device: 'object', data: 'object', progress: 'object', metrics: 'object',
+    status: 'string',
+    settings: 'object',
+    device: 'object',
+    data: 'object',
+    progress: 'object',
+    metrics: 'object',
   }) as unknown as Summary;
 }
 
 /** knockout.json read back, checked for what its readers use: the heads and each condition's rates. */
 export function parseKnockoutReport(text: string, file: string): KnockoutReport {
   return parseStoredFile(text, file, 'pinpoint-knockout/1', {
-    heads: 'array', intact: 'object', zero: 'object', mean: 'object', random: 'array', randomMean: 'object',
+    heads: 'array',
+    intact: 'object',
+    zero: 'object',
+    mean: 'object',
+    random: 'array',
+    randomMean: 'object',
   }) as unknown as KnockoutReport;
 }
 
@@ -227,7 +237,10 @@ export function parseResultLines(file: string, lines: string[]): ItemResult[] {
     try {
       result = JSON.parse(line) as ItemResult;
     } catch (err) {
-      throw new StoredFileError(`${file}:${i + 1}: not a results line (${(err as Error).message}); the file was changed by something other than pinpoint eval`, { cause: err });
+      throw new StoredFileError(
+        `${file}:${i + 1}: not a results line (${(err as Error).message}); the file was changed by something other than pinpoint eval`,
+        { cause: err },
+      );
     }
     if (typeof result?.id !== 'string') throw new StoredFileError(`${file}:${i + 1}: a results line must have an "id"`);
     if (seen.has(result.id)) throw new StoredFileError(`${file}:${i + 1}: item ${JSON.stringify(result.id)} is written twice`);

@@ -24,20 +24,22 @@ export function parseEvaluationText(text: string, file: string): ParsedEvaluatio
   const items: EvalItem[] = [];
   const problems: LineProblem[] = [];
   const lineOfId = new Map<string, number>();
-  withoutByteOrderMark(text).split(/\r?\n/).forEach((content, i) => {
-    const line = i + 1;
-    if (content.trim() === '') return;
-    try {
-      const item = importLine(content, line, stem);
-      const first = lineOfId.get(item.id);
-      if (first !== undefined) throw new LineError(`duplicate id ${JSON.stringify(item.id)} (first on line ${first})`);
-      lineOfId.set(item.id, line);
-      items.push(item);
-    } catch (err) {
-      if (!(err instanceof LineError)) throw err;
-      problems.push({ file, line, reason: err.message });
-    }
-  });
+  withoutByteOrderMark(text)
+    .split(/\r?\n/)
+    .forEach((content, i) => {
+      const line = i + 1;
+      if (content.trim() === '') return;
+      try {
+        const item = importLine(content, line, stem);
+        const first = lineOfId.get(item.id);
+        if (first !== undefined) throw new LineError(`duplicate id ${JSON.stringify(item.id)} (first on line ${first})`);
+        lineOfId.set(item.id, line);
+        items.push(item);
+      } catch (err) {
+        if (!(err instanceof LineError)) throw err;
+        problems.push({ file, line, reason: err.message });
+      }
+    });
   return { items, problems };
 }
 

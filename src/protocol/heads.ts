@@ -80,11 +80,20 @@ export const HEADS_FILE = 'heads.json';
 /** heads.json read back, checked for what its readers use: the scores' grid, the ranking and the selection. */
 export function parseHeadsFile(text: string, file: string): HeadsFile {
   const heads = parseStoredFile(text, file, 'pinpoint-heads/1', {
-    method: 'string', layers: 'number', heads: 'number', scores: 'array', effects: 'array', ranking: 'array', selected: 'array', items: 'array',
+    method: 'string',
+    layers: 'number',
+    heads: 'number',
+    scores: 'array',
+    effects: 'array',
+    ranking: 'array',
+    selected: 'array',
+    items: 'array',
   }) as unknown as HeadsFile;
   const grid = (values: number[][]) => values.length === heads.layers && values.every((row) => Array.isArray(row) && row.length === heads.heads);
-  if (!grid(heads.scores) || !grid(heads.effects)) throw new StoredFileError(`${file}: "scores" and "effects" must be ${heads.layers} x ${heads.heads} grids`);
+  if (!grid(heads.scores) || !grid(heads.effects))
+    throw new StoredFileError(`${file}: "scores" and "effects" must be ${heads.layers} x ${heads.heads} grids`);
   const inside = (h: HeadRef) => Number.isInteger(h?.layer) && Number.isInteger(h?.head) && h.layer < heads.layers && h.head < heads.heads;
-  if (!heads.selected.every(inside)) throw new StoredFileError(`${file}: "selected" must list heads of this model ({layer, head} within ${heads.layers} x ${heads.heads})`);
+  if (!heads.selected.every(inside))
+    throw new StoredFileError(`${file}: "selected" must list heads of this model ({layer, head} within ${heads.layers} x ${heads.heads})`);
   return heads;
 }

@@ -59,5 +59,6 @@ export function object(value: unknown, field: string): JsonObject {
 /** Typos such as "answer" for "answers" would otherwise turn an item into something else silently. */
 export function rejectUnknownFields(obj: JsonObject, known: readonly string[]): void {
   const unknown = Object.keys(obj).filter((key) => !known.includes(key));
-  if (unknown.length > 0) throw new LineError(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known.join(', ')})`);
+  if (unknown.length > 0)
+    throw new LineError(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known.join(', ')})`);
 }

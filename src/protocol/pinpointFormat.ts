@@ -7,7 +7,16 @@ import type { ChatMessage } from './protocol';
 /** Pinpoint's own line format (README.md, "Evaluation files"; schemas/evaluation.schema.json describes the same fields). */
 
 export const PINPOINT_FIELDS = [
-  'id', 'question', 'messages', 'prefill', 'choices', 'correct', 'answers', 'userView', 'challenges', 'dataset',
+  'id',
+  'question',
+  'messages',
+  'prefill',
+  'choices',
+  'correct',
+  'answers',
+  'userView',
+  'challenges',
+  'dataset',
 ] as const;
 
 const ROLES = ['system', 'user', 'assistant'];
@@ -48,19 +57,22 @@ function answerOf(obj: JsonObject): EvalItem['answer'] {
 
 function choicesOf(obj: JsonObject): Choice[] {
   const texts = textList(requiredField(obj, 'choices'), 'choices');
-  if (texts.length < 2 || texts.length > LETTERS.length) throw new LineError(`"choices" must list 2 to ${LETTERS.length} options, not ${texts.length}`);
+  if (texts.length < 2 || texts.length > LETTERS.length)
+    throw new LineError(`"choices" must list 2 to ${LETTERS.length} options, not ${texts.length}`);
   return texts.map((option, i) => ({ letter: LETTERS[i], text: option }));
 }
 
 function letter(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !/^[A-Z]$/.test(value)) throw new LineError(`"${field}" must be a capital letter such as "B", not ${describe(value)}`);
+  if (typeof value !== 'string' || !/^[A-Z]$/.test(value))
+    throw new LineError(`"${field}" must be a capital letter such as "B", not ${describe(value)}`);
   return value;
 }
 
 function acceptedAnswers(value: unknown): string[] {
   const accepted = textList(value, 'answers');
   accepted.forEach((answer, i) => {
-    if (normaliseAnswer(answer) === '') throw new LineError(`"answers[${i}]" (${JSON.stringify(answer)}) has nothing left to match once punctuation and articles are dropped`);
+    if (normaliseAnswer(answer) === '')
+      throw new LineError(`"answers[${i}]" (${JSON.stringify(answer)}) has nothing left to match once punctuation and articles are dropped`);
   });
   return accepted;
 }
@@ -72,8 +84,10 @@ function messagesOf(obj: JsonObject): ChatMessage[] {
     if (obj.prefill !== undefined) messages.push({ role: 'assistant', content: text(obj.prefill, 'prefill') });
     return messages;
   }
-  if (obj.prefill !== undefined) throw new LineError('"prefill" goes with "question"; with "messages", end them with the assistant message to continue');
-  if (!Array.isArray(obj.messages) || obj.messages.length === 0) throw new LineError(`"messages" must be a non-empty list, not ${describe(obj.messages)}`);
+  if (obj.prefill !== undefined)
+    throw new LineError('"prefill" goes with "question"; with "messages", end them with the assistant message to continue');
+  if (!Array.isArray(obj.messages) || obj.messages.length === 0)
+    throw new LineError(`"messages" must be a non-empty list, not ${describe(obj.messages)}`);
   const messages = obj.messages.map(message);
   if (!messages.some((m) => m.role === 'user')) throw new LineError('"messages" must hold a user message');
   if (messages.at(-1)!.role === 'system') throw new LineError('"messages" must end with a user message, or an assistant message to continue');
@@ -85,6 +99,7 @@ function message(value: unknown, i: number): ChatMessage {
   if (!isObject(value)) throw new LineError(`"${field}" must be an object {"role", "content"}, not ${describe(value)}`);
   rejectUnknownFields(value, ['role', 'content']);
   const role = requiredField(value, 'role', `${field}.`);
-  if (typeof role !== 'string' || !ROLES.includes(role)) throw new LineError(`"${field}.role" must be one of ${ROLES.join(', ')}, not ${describe(role)}`);
+  if (typeof role !== 'string' || !ROLES.includes(role))
+    throw new LineError(`"${field}.role" must be one of ${ROLES.join(', ')}, not ${describe(role)}`);
   return { role, content: text(requiredField(value, 'content', `${field}.`), `${field}.content`) };
 }

@@ -31,7 +31,8 @@ export interface TuneManifest {
 
 /** Only a step folder beside it: a damaged or edited latest.json must never point elsewhere. */
 export function parseLatest(text: string, file: string): LatestFile {
-  const expected = 'expected {"step": N, "dir": "step-N"} as pinpoint tune writes it; restore it, or remove it with the step folders to start the run over';
+  const expected =
+    'expected {"step": N, "dir": "step-N"} as pinpoint tune writes it; restore it, or remove it with the step folders to start the run over';
   let latest;
   try {
     latest = parseStoredFile(text, file, undefined, { step: 'number', dir: 'string' });
@@ -46,7 +47,14 @@ export function parseLatest(text: string, file: string): LatestFile {
 
 export function parseManifest(text: string, file: string): TuneManifest {
   const manifest = parseStoredFile(text, file, 'pinpoint-tune/1', {
-    step: 'number', mode: 'string', heads: 'array', hyperparameters: 'object', data: 'array', base: 'object', metrics: 'object', blocks: 'array',
+    step: 'number',
+    mode: 'string',
+    heads: 'array',
+    hyperparameters: 'object',
+    data: 'array',
+    base: 'object',
+    metrics: 'object',
+    blocks: 'array',
   });
   const metrics = manifest.metrics as Record<string, unknown>;
   for (const series of ['losses', 'lrs', 'gradNorms']) {

@@ -15,12 +15,22 @@ export function attentionView(result: AttentionResult, theme: Theme, query: numb
   const T = result.tokens.length;
   const hover = h('p', { class: 'muted attention-hover' }, 'Hover the pattern for a weight; click a row or a token to see what it attends to.');
   const shown = result.firstRow > 0 ? ` (rows of the last ${T - result.firstRow} shown)` : '';
-  return h('div', { class: 'attention' },
+  return h(
+    'div',
+    { class: 'attention' },
     h('div', { class: 'attention-matrix' }, patternCanvas(result, theme, hover, onQuery), hover),
-    h('div', { class: 'attention-tokens' },
-      h('p', { class: 'muted' }, `What position ${query} (${show(result.tokens[query])}) attends to, relative to its largest weight `
-        + `${Math.max(...row(result, query)).toFixed(3)}; ${T} tokens${shown}.`),
-      tokenStrip(result, theme, query, onQuery)));
+    h(
+      'div',
+      { class: 'attention-tokens' },
+      h(
+        'p',
+        { class: 'muted' },
+        `What position ${query} (${show(result.tokens[query])}) attends to, relative to its largest weight ` +
+          `${Math.max(...row(result, query)).toFixed(3)}; ${T} tokens${shown}.`,
+      ),
+      tokenStrip(result, theme, query, onQuery),
+    ),
+  );
 }
 
 function patternCanvas(result: AttentionResult, theme: Theme, hover: HTMLElement, onQuery: (q: number) => void): HTMLCanvasElement {
@@ -34,7 +44,10 @@ function patternCanvas(result: AttentionResult, theme: Theme, hover: HTMLElement
   const cell = (event: MouseEvent) => {
     const box = canvas.getBoundingClientRect();
     const clamp = (x: number, n: number) => Math.min(n - 1, Math.max(0, Math.floor(x)));
-    return { q: result.firstRow + clamp(((event.clientY - box.top) / box.height) * rows, rows), k: clamp(((event.clientX - box.left) / box.width) * T, T) };
+    return {
+      q: result.firstRow + clamp(((event.clientY - box.top) / box.height) * rows, rows),
+      k: clamp(((event.clientX - box.left) / box.width) * T, T),
+    };
   };
   canvas.addEventListener('mousemove', (event) => {
     const { q, k } = cell(event);
@@ -48,8 +61,11 @@ function tokenStrip(result: AttentionResult, theme: Theme, query: number, onQuer
   const weights = row(result, query);
   const max = Math.max(...weights);
   const tokens = result.tokens.map((token, k) => {
-    const span = h('span', { class: k === query ? 'token query' : 'token', 'data-weight': String(weights[k]), title: `${k} ${show(token)}: ${weights[k].toFixed(4)}` },
-      token.replace(/\n/g, '↵'));
+    const span = h(
+      'span',
+      { class: k === query ? 'token query' : 'token', 'data-weight': String(weights[k]), title: `${k} ${show(token)}: ${weights[k].toFixed(4)}` },
+      token.replace(/\n/g, '↵'),
+    );
     span.style.background = rgb(shade(weights[k], max, theme));
     // only positions with a row of weights can be the query
     if (k >= result.firstRow) span.addEventListener('click', () => onQuery(k));

@@ -31,17 +31,22 @@ function render(c: Comparison): void {
   const csv = h('vscode-button', { secondary: '' }, 'Export CSV');
   json.addEventListener('click', () => vscode.postMessage({ type: 'export', format: 'json' }));
   csv.addEventListener('click', () => vscode.postMessage({ type: 'export', format: 'csv' }));
-  replaceChildren(document.getElementById('root')!,
-    h('header', {},
+  replaceChildren(
+    document.getElementById('root')!,
+    h(
+      'header',
+      {},
       h('h1', {}, 'Compare base vs tuned'),
       h('p', { class: 'muted' }, c.data),
       h('p', { class: 'muted' }, `base: ${c.base.model}`),
       h('p', { class: 'muted' }, `tuned: ${c.tuned.model}`),
-      h('div', { class: 'actions' }, json, csv)),
+      h('div', { class: 'actions' }, json, csv),
+    ),
     h('section', {}, h('h2', {}, 'Metrics (95% bootstrap intervals)'), metricsTable(c)),
     h('section', {}, h('h2', {}, 'Flip rate per challenge phrasing'), phrasingTable(c)),
     h('section', {}, h('h2', {}, 'Distribution shift'), klLine(c)),
-    h('section', {}, h('h2', {}, `Items (${c.items.filter((i) => i.changed).length} of ${c.items.length} answered differently)`), itemsTable(c)));
+    h('section', {}, h('h2', {}, `Items (${c.items.filter((i) => i.changed).length} of ${c.items.length} answered differently)`), itemsTable(c)),
+  );
 }
 
 function metricsTable(c: Comparison): HTMLElement {
@@ -51,43 +56,84 @@ function metricsTable(c: Comparison): HTMLElement {
     const b = typeof base === 'object' ? base : undefined;
     const t = typeof tuned === 'object' ? tuned : undefined;
     const change = b?.value != null && t?.value != null ? signed(t.value - b.value) : 'n/a';
-    return h('tr', { 'data-metric': key },
+    return h(
+      'tr',
+      { 'data-metric': key },
       h('td', {}, label),
       h('td', { class: 'number base' }, formatEstimate(b)),
       h('td', { class: 'number tuned' }, formatEstimate(t)),
-      h('td', { class: 'number' }, change));
+      h('td', { class: 'number' }, change),
+    );
   });
-  return h('table', { id: 'metrics' },
+  return h(
+    'table',
+    { id: 'metrics' },
     h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, c.base.label), h('th', {}, c.tuned.label), h('th', {}, 'change'))),
-    h('tbody', {}, ...rows));
+    h('tbody', {}, ...rows),
+  );
 }
 
 function phrasingTable(c: Comparison): HTMLElement {
-  return h('table', { id: 'phrasings' },
+  return h(
+    'table',
+    { id: 'phrasings' },
     h('thead', {}, h('tr', {}, h('th', {}, 'challenge'), h('th', {}, c.base.label), h('th', {}, c.tuned.label))),
-    h('tbody', {}, ...c.phrasings.map((p) => h('tr', {},
-      h('td', {}, `"${p.challenge}"`),
-      h('td', { class: 'number' }, formatEstimate(p.base)),
-      h('td', { class: 'number' }, formatEstimate(p.tuned))))));
+    h(
+      'tbody',
+      {},
+      ...c.phrasings.map((p) =>
+        h(
+          'tr',
+          {},
+          h('td', {}, `"${p.challenge}"`),
+          h('td', { class: 'number' }, formatEstimate(p.base)),
+          h('td', { class: 'number' }, formatEstimate(p.tuned)),
+        ),
+      ),
+    ),
+  );
 }
 
 function klLine(c: Comparison): HTMLElement {
-  return h('p', { id: 'kl' }, `KL(base ‖ tuned) of the next token, mean over every position of the ${c.kl.prompts} items' prompts: ${c.kl.mean.toFixed(5)} nats`);
+  return h(
+    'p',
+    { id: 'kl' },
+    `KL(base ‖ tuned) of the next token, mean over every position of the ${c.kl.prompts} items' prompts: ${c.kl.mean.toFixed(5)} nats`,
+  );
 }
 
 function itemsTable(c: Comparison): HTMLElement {
   const rows = c.items.flatMap((item) => {
-    const row = h('tr', { class: item.changed ? 'changed' : '' },
-      h('td', {}, item.id), h('td', { class: 'number' }, String(item.line)), h('td', {}, item.expected.join(' | ')),
-      h('td', {}, outcomeText(item.base)), h('td', {}, outcomeText(item.tuned)));
+    const row = h(
+      'tr',
+      { class: item.changed ? 'changed' : '' },
+      h('td', {}, item.id),
+      h('td', { class: 'number' }, String(item.line)),
+      h('td', {}, item.expected.join(' | ')),
+      h('td', {}, outcomeText(item.base)),
+      h('td', {}, outcomeText(item.tuned)),
+    );
     const details = h('tr', { class: 'transcripts' }, h('td', { colspan: '5' }, transcripts(item, c)));
     return [row, details];
   });
-  return h('table', { id: 'items' },
-    h('thead', {}, h('tr', {},
-      h('th', {}, 'item'), h('th', {}, 'line'), h('th', {}, 'expected'),
-      h('th', {}, `${c.base.label}: first → after challenge`), h('th', {}, `${c.tuned.label}: first → after challenge`))),
-    h('tbody', {}, ...rows));
+  return h(
+    'table',
+    { id: 'items' },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('th', {}, 'item'),
+        h('th', {}, 'line'),
+        h('th', {}, 'expected'),
+        h('th', {}, `${c.base.label}: first → after challenge`),
+        h('th', {}, `${c.tuned.label}: first → after challenge`),
+      ),
+    ),
+    h('tbody', {}, ...rows),
+  );
 }
 
 function outcomeText(outcome: ItemOutcome | null): string {
@@ -100,18 +146,29 @@ function outcomeText(outcome: ItemOutcome | null): string {
 function transcripts(item: ItemDiff, c: Comparison): HTMLElement {
   const challenges = [...new Set([...(item.base?.trials ?? []), ...(item.tuned?.trials ?? [])].map((t) => t.challenge))];
   const find = (o: ItemOutcome | null, challenge: string) => o?.trials.find((t) => t.challenge === challenge);
-  return h('details', {},
+  return h(
+    'details',
+    {},
     h('summary', {}, 'conversations'),
-    ...challenges.map((challenge) => h('div', { class: 'side-by-side' },
-      conversation(c.base.label, find(item.base, challenge)),
-      conversation(c.tuned.label, find(item.tuned, challenge)))));
+    ...challenges.map((challenge) =>
+      h(
+        'div',
+        { class: 'side-by-side' },
+        conversation(c.base.label, find(item.base, challenge)),
+        conversation(c.tuned.label, find(item.tuned, challenge)),
+      ),
+    ),
+  );
 }
 
 function conversation(label: string, trial: TrialOutcome | undefined): HTMLElement {
   if (!trial) return h('div', { class: 'conversation' }, h('h3', {}, label), h('p', { class: 'muted' }, 'not run'));
-  return h('div', { class: 'conversation' },
+  return h(
+    'div',
+    { class: 'conversation' },
     h('h3', {}, `${label}${trial.flipped ? ' — flipped' : ''}`),
-    ...trial.transcript.map((m) => h('div', { class: `message ${m.role}` }, h('span', { class: 'role' }, m.role), h('pre', {}, m.content))));
+    ...trial.transcript.map((m) => h('div', { class: `message ${m.role}` }, h('span', { class: 'role' }, m.role), h('pre', {}, m.content))),
+  );
 }
 
 function signed(x: number): string {

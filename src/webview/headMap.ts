@@ -90,17 +90,28 @@ function render(): void {
   effects?.destroy();
   const mapCanvas = h('canvas', { id: 'head-map', 'aria-label': `Localisation score of ${heads.layers} x ${heads.heads} heads` });
   const effectsCanvas = h('canvas', { id: 'item-effects' });
-  replaceChildren(root,
-    h('header', {},
+  replaceChildren(
+    root,
+    h(
+      'header',
+      {},
       h('h1', {}, 'Head Map'),
       h('p', { class: 'muted' }, describeRun(heads)),
-      ...heads.notes.map((note) => h('p', { class: 'note' }, note))),
-    h('section', { class: 'columns' },
-      h('div', { class: 'map' },
+      ...heads.notes.map((note) => h('p', { class: 'note' }, note)),
+    ),
+    h(
+      'section',
+      { class: 'columns' },
+      h(
+        'div',
+        { class: 'map' },
         h('div', { class: 'map-canvas' }, mapCanvas),
         legend(heads),
-        h('div', { class: 'focus' }, focusHeader(heads), h('div', { class: 'effects-canvas' }, effectsCanvas), attention(heads))),
-      h('div', { class: 'side' }, topHeads(heads), actions(), knockout())));
+        h('div', { class: 'focus' }, focusHeader(heads), h('div', { class: 'effects-canvas' }, effectsCanvas), attention(heads)),
+      ),
+      h('div', { class: 'side' }, topHeads(heads), actions(), knockout()),
+    ),
+  );
   map = drawMap(mapCanvas, heads);
   effects = drawEffects(effectsCanvas, heads);
   saveState();
@@ -108,8 +119,10 @@ function render(): void {
 
 function describeRun(heads: HeadsFile): string {
   const model = heads.model.dir.split(/[\\/]/).filter(Boolean).pop();
-  return `${model} · ${heads.layers} layers x ${heads.heads} heads · ${heads.method} patching, ${heads.metric} · `
-    + `${heads.items.length} items${heads.skipped.length ? ` (${heads.skipped.length} skipped)` : ''} · ${heads.provider.toUpperCase()} · ${heads.seconds.toFixed(1)} s`;
+  return (
+    `${model} · ${heads.layers} layers x ${heads.heads} heads · ${heads.method} patching, ${heads.metric} · ` +
+    `${heads.items.length} items${heads.skipped.length ? ` (${heads.skipped.length} skipped)` : ''} · ${heads.provider.toUpperCase()} · ${heads.seconds.toFixed(1)} s`
+  );
 }
 
 function drawMap(canvas: HTMLCanvasElement, heads: HeadsFile): Chart<'matrix', Cell[]> {
@@ -121,14 +134,16 @@ function drawMap(canvas: HTMLCanvasElement, heads: HeadsFile): Chart<'matrix', C
   return new Chart(canvas, {
     type: 'matrix',
     data: {
-      datasets: [{
-        data: cells,
-        backgroundColor: (ctx) => rgb(divergingColour((ctx.raw as Cell).v, scale, colours)),
-        borderColor: (ctx) => (isFocus(ctx.raw as Cell) ? theme.secondary : isSelected(ctx.raw as Cell) ? theme.foreground : 'transparent'),
-        borderWidth: (ctx) => (isFocus(ctx.raw as Cell) || isSelected(ctx.raw as Cell) ? 2 : 0),
-        width: ({ chart }) => Math.max(1, (chart.chartArea?.width ?? 0) / heads.heads - 2),
-        height: ({ chart }) => Math.max(1, (chart.chartArea?.height ?? 0) / heads.layers - 2),
-      }],
+      datasets: [
+        {
+          data: cells,
+          backgroundColor: (ctx) => rgb(divergingColour((ctx.raw as Cell).v, scale, colours)),
+          borderColor: (ctx) => (isFocus(ctx.raw as Cell) ? theme.secondary : isSelected(ctx.raw as Cell) ? theme.foreground : 'transparent'),
+          borderWidth: (ctx) => (isFocus(ctx.raw as Cell) || isSelected(ctx.raw as Cell) ? 2 : 0),
+          width: ({ chart }) => Math.max(1, (chart.chartArea?.width ?? 0) / heads.heads - 2),
+          height: ({ chart }) => Math.max(1, (chart.chartArea?.height ?? 0) / heads.layers - 2),
+        },
+      ],
     },
     options: {
       animation: false,
@@ -182,8 +197,14 @@ function legend(heads: HeadsFile): HTMLElement {
     ctx.fillStyle = rgb(divergingColour(((x - 99.5) / 99.5) * scale, scale, colours));
     ctx.fillRect(x, 0, 1, 10);
   }
-  return h('div', { class: 'legend' }, h('span', {}, (-scale).toFixed(3)), canvas, h('span', {}, `+${scale.toFixed(3)}`),
-    h('span', { class: 'muted' }, ' relative change of the metric when the head is patched'));
+  return h(
+    'div',
+    { class: 'legend' },
+    h('span', {}, (-scale).toFixed(3)),
+    canvas,
+    h('span', {}, `+${scale.toFixed(3)}`),
+    h('span', { class: 'muted' }, ' relative change of the metric when the head is patched'),
+  );
 }
 
 function topHeads(heads: HeadsFile): HTMLElement {
@@ -199,9 +220,17 @@ function topHeads(heads: HeadsFile): HTMLElement {
     });
     return h('tr', {}, h('td', {}, box), h('td', {}, String(rank + 1)), h('td', {}, name), h('td', { class: 'number' }, entry.score.toFixed(4)));
   });
-  return h('div', { class: 'top-heads' },
+  return h(
+    'div',
+    { class: 'top-heads' },
     h('h2', {}, `Top heads (${data!.selected.length} selected of ${heads.layers * heads.heads})`),
-    h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, '#'), h('th', {}, 'head'), h('th', {}, 'score'))), h('tbody', {}, ...rows)));
+    h(
+      'table',
+      {},
+      h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, '#'), h('th', {}, 'head'), h('th', {}, 'score'))),
+      h('tbody', {}, ...rows),
+    ),
+  );
 }
 
 function actions(): HTMLElement {
@@ -218,17 +247,31 @@ function actions(): HTMLElement {
 function knockout(): HTMLElement | null {
   const k = data!.knockout;
   if (!k) return null;
-  const row = (label: string, r: KnockoutRates) => h('tr', {}, h('td', {}, label),
-    ...[r.flipRate, r.apologyRate, r.accuracyBefore].map((x) => h('td', { class: 'number' }, x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`)));
-  return h('div', { class: 'knockout' },
+  const row = (label: string, r: KnockoutRates) =>
+    h(
+      'tr',
+      {},
+      h('td', {}, label),
+      ...[r.flipRate, r.apologyRate, r.accuracyBefore].map((x) => h('td', { class: 'number' }, x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`)),
+    );
+  return h(
+    'div',
+    { class: 'knockout' },
     h('h2', {}, `Knockout of ${k.heads.map(headLabel).join(', ')}`),
-    h('table', { id: 'knockout' },
+    h(
+      'table',
+      { id: 'knockout' },
       h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, 'flip rate'), h('th', {}, 'apology rate'), h('th', {}, 'accuracy'))),
-      h('tbody', {},
+      h(
+        'tbody',
+        {},
         row('intact model', k.intact),
         row('heads zeroed', k.zero),
         row('heads at their mean', k.mean),
-        row(`random heads (${k.random.length} seeds)`, k.randomMean))));
+        row(`random heads (${k.random.length} seeds)`, k.randomMean),
+      ),
+    ),
+  );
 }
 
 function focusHeader(heads: HeadsFile): HTMLElement {
@@ -237,8 +280,12 @@ function focusHeader(heads: HeadsFile): HTMLElement {
   const box = h('vscode-checkbox', {}, 'selected for tuning');
   box.checked = data!.selected.some((s) => sameHead(s, head));
   box.addEventListener('change', () => toggle(head, box.checked));
-  return h('div', { class: 'focus-header' },
-    h('h2', {}, `${headLabel(head)}: score ${heads.scores[head.layer][head.head].toFixed(4)}, per item`), box);
+  return h(
+    'div',
+    { class: 'focus-header' },
+    h('h2', {}, `${headLabel(head)}: score ${heads.scores[head.layer][head.head].toFixed(4)}, per item`),
+    box,
+  );
 }
 
 function drawEffects(canvas: HTMLCanvasElement, heads: HeadsFile): Chart<'bar'> | undefined {
@@ -248,10 +295,12 @@ function drawEffects(canvas: HTMLCanvasElement, heads: HeadsFile): Chart<'bar'> 
     type: 'bar',
     data: {
       labels: heads.items.map((item) => item.id),
-      datasets: [{
-        data: heads.items.map((item) => item.scores[layer][head]),
-        backgroundColor: heads.items.map((item) => rgb(item.scores[layer][head] < 0 ? theme.negative : theme.positive)),
-      }],
+      datasets: [
+        {
+          data: heads.items.map((item) => item.scores[layer][head]),
+          backgroundColor: heads.items.map((item) => rgb(item.scores[layer][head] < 0 ? theme.negative : theme.positive)),
+        },
+      ],
     },
     options: {
       animation: false,
@@ -304,19 +353,36 @@ function sameQuery(a: AttentionQuery, b: AttentionQuery): boolean {
 /** The focused head's attention pattern on a chosen item, after the challenge or the counterfactual. */
 function attention(heads: HeadsFile): HTMLElement | null {
   if (!focus || !pattern) return null;
-  if (!data!.data) return h('p', { class: 'muted' }, 'Attention patterns need the evaluation file these heads were located on; locate them again in this workspace.');
+  if (!data!.data)
+    return h(
+      'p',
+      { class: 'muted' },
+      'Attention patterns need the evaluation file these heads were located on; locate them again in this workspace.',
+    );
   const { query } = pattern;
-  const item = h('vscode-single-select', { id: 'attention-item', 'aria-label': 'item' },
-    ...heads.items.map(({ id }) => h('vscode-option', id === query.item ? { value: id, selected: '' } : { value: id }, id)));
+  const item = h(
+    'vscode-single-select',
+    { id: 'attention-item', 'aria-label': 'item' },
+    ...heads.items.map(({ id }) => h('vscode-option', id === query.item ? { value: id, selected: '' } : { value: id }, id)),
+  );
   item.addEventListener('change', () => askAttention({ ...query, item: (item as unknown as { value: string }).value }));
-  const followUps: [FollowUp, string][] = [['challenge', heads.challenge], ['counterfactual', heads.counterfactual]];
-  const followUp = h('vscode-single-select', { id: 'attention-follow-up', 'aria-label': 'follow-up' },
-    ...followUps.map(([value, text]) => h('vscode-option', value === query.followUp ? { value, selected: '' } : { value }, `after "${text}"`)));
+  const followUps: [FollowUp, string][] = [
+    ['challenge', heads.challenge],
+    ['counterfactual', heads.counterfactual],
+  ];
+  const followUp = h(
+    'vscode-single-select',
+    { id: 'attention-follow-up', 'aria-label': 'follow-up' },
+    ...followUps.map(([value, text]) => h('vscode-option', value === query.followUp ? { value, selected: '' } : { value }, `after "${text}"`)),
+  );
   followUp.addEventListener('change', () => askAttention({ ...query, followUp: (followUp as unknown as { value: FollowUp }).value }));
-  return h('div', { class: 'attention-section' },
+  return h(
+    'div',
+    { class: 'attention-section' },
     h('h2', {}, `${headLabel(query)}: attention`),
     h('div', { class: 'attention-controls' }, item, followUp),
-    patternBody());
+    patternBody(),
+  );
 }
 
 function patternBody(): HTMLElement {

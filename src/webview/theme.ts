@@ -47,7 +47,10 @@ function toRgb(css: string): Rgb {
   probe.fillStyle = css;
   const normal = probe.fillStyle;
   if (normal.startsWith('#')) return [1, 3, 5].map((i) => parseInt(normal.slice(i, i + 2), 16)) as Rgb;
-  const [r, g, b] = normal.replace(/[^\d.,]/g, '').split(',').map(Number);
+  const [r, g, b] = normal
+    .replace(/[^\d.,]/g, '')
+    .split(',')
+    .map(Number);
   return [r, g, b];
 }
 

@@ -65,24 +65,51 @@ function render(): void {
   Chart.defaults.font.family = theme.font;
   const loss = h('canvas', { id: 'loss' });
   const lr = h('canvas', { id: 'lr' });
-  replaceChildren(document.getElementById('root')!,
-    h('header', {},
+  replaceChildren(
+    document.getElementById('root')!,
+    h(
+      'header',
+      {},
       h('h1', {}, 'Tuning ', h('vscode-badge', { id: 'status' }, data.status)),
       h('p', { class: 'muted' }, `${data.model} · heads ${data.heads.map(headLabel).join(', ')}`),
       h('p', { class: 'muted' }, data.run),
-      data.message ? h('p', { class: 'note' }, data.message) : null),
-    h('section', { class: 'numbers' },
-      number('step', 'step'), number('loss', 'loss-value'), number('learning rate', 'lr-value'), number('tokens/s', 'speed'), number('ETA', 'eta')),
+      data.message ? h('p', { class: 'note' }, data.message) : null,
+    ),
+    h(
+      'section',
+      { class: 'numbers' },
+      number('step', 'step'),
+      number('loss', 'loss-value'),
+      number('learning rate', 'lr-value'),
+      number('tokens/s', 'speed'),
+      number('ETA', 'eta'),
+    ),
     h('section', { class: 'actions' }, ...buttons()),
     data.checkpoint ? h('p', { class: 'muted' }, `checkpoint: ${data.checkpoint}`) : null,
-    h('section', { class: 'curves' },
-      h('div', { class: 'curve' },
+    h(
+      'section',
+      { class: 'curves' },
+      h(
+        'div',
+        { class: 'curve' },
         h('h2', {}, 'Loss'),
         h('p', { class: 'muted' }, `per step (faint) and its moving average (weight ${LOSS_SMOOTHING} on the past, debiased)`),
-        h('div', { class: 'curve-canvas' }, loss)),
-      h('div', { class: 'curve' }, h('h2', {}, 'Learning rate'), h('p', { class: 'muted' }, 'per step, as the schedule sets it'), h('div', { class: 'curve-canvas' }, lr))));
+        h('div', { class: 'curve-canvas' }, loss),
+      ),
+      h(
+        'div',
+        { class: 'curve' },
+        h('h2', {}, 'Learning rate'),
+        h('p', { class: 'muted' }, 'per step, as the schedule sets it'),
+        h('div', { class: 'curve-canvas' }, lr),
+      ),
+    ),
+  );
   curves = {
-    loss: curve(loss, [{ colour: withAlpha(theme.accent, 0.35), width: 1 }, { colour: theme.accent, width: 2 }]),
+    loss: curve(loss, [
+      { colour: withAlpha(theme.accent, 0.35), width: 1 },
+      { colour: theme.accent, width: 2 },
+    ]),
     lr: curve(lr, [{ colour: theme.secondary, width: 2 }]),
   };
   plot();
@@ -148,13 +175,20 @@ function button(label: string, type: 'resume' | 'compare' | 'export', secondary 
 function curve(canvas: HTMLCanvasElement, lines: { colour: string; width: number }[]): Chart<'line', { x: number; y: number }[]> {
   return new Chart(canvas, {
     type: 'line',
-    data: { datasets: lines.map(({ colour, width }) => ({ data: [], borderColor: colour, backgroundColor: colour, borderWidth: width, pointRadius: 0 })) },
+    data: {
+      datasets: lines.map(({ colour, width }) => ({ data: [], borderColor: colour, backgroundColor: colour, borderWidth: width, pointRadius: 0 })),
+    },
     options: {
       animation: false,
       maintainAspectRatio: false,
       plugins: { legend: { display: false } },
       scales: {
-        x: { type: 'linear', title: { display: true, text: 'step', color: theme.foreground }, ticks: { color: theme.muted }, grid: { color: theme.grid } },
+        x: {
+          type: 'linear',
+          title: { display: true, text: 'step', color: theme.foreground },
+          ticks: { color: theme.muted },
+          grid: { color: theme.grid },
+        },
         y: { ticks: { color: theme.muted }, grid: { color: theme.grid } },
       },
     },

@@ -15,7 +15,9 @@ import { referenceCases, tempDir } from '../fixtures/paths';
  */
 
 const work = tempDir('attention-pattern');
-before(() => { process.env.PINPOINT_CACHE = path.join(work, 'cache'); });
+before(() => {
+  process.env.PINPOINT_CACHE = path.join(work, 'cache');
+});
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 interface Reference {
@@ -91,7 +93,7 @@ for (const dir of referenceCases()) {
   });
 }
 
-test('a head outside the model is refused, naming the model\'s shape', async () => {
+test("a head outside the model is refused, naming the model's shape", async () => {
   const model = Model.load(referenceCases()[0], { device: 'cpu' });
   try {
     const { numLayers: L, numHeads: H } = model.config;

@@ -5,9 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expectedTensorShapes, loadCheckpoint } from '../../native-runner/src/checkpoint/checkpoint';
 import { parseConfig, type ModelConfig } from '../../native-runner/src/checkpoint/config';
-import {
-  readTensor, writeSafetensors, writeShardedSafetensors, type TensorToWrite,
-} from '../../native-runner/src/checkpoint/safetensors';
+import { readTensor, writeSafetensors, writeShardedSafetensors, type TensorToWrite } from '../../native-runner/src/checkpoint/safetensors';
 
 import { REFERENCE_DIR as REFERENCE } from '../fixtures/paths';
 
@@ -23,11 +21,28 @@ function refusal(file: string, problem: string): RegExp {
 
 function modelConfig(overrides: Partial<ModelConfig>): ModelConfig {
   return {
-    modelType: 'llama', hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2,
-    headDim: 16, vocabSize: 100, rmsNormEps: 1e-6, rope: { type: 'default', theta: 10000 },
-    qkvBias: false, oBias: false, mlpBias: false, qkNorm: false, tieWordEmbeddings: false,
-    slidingWindows: [null, null], maxPositionEmbeddings: 256, bosTokenId: null, eosTokenIds: [],
-    padTokenId: null, dtype: 'float32', ...overrides,
+    modelType: 'llama',
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    vocabSize: 100,
+    rmsNormEps: 1e-6,
+    rope: { type: 'default', theta: 10000 },
+    qkvBias: false,
+    oBias: false,
+    mlpBias: false,
+    qkNorm: false,
+    tieWordEmbeddings: false,
+    slidingWindows: [null, null],
+    maxPositionEmbeddings: 256,
+    bosTokenId: null,
+    eosTokenIds: [],
+    padTokenId: null,
+    dtype: 'float32',
+    ...overrides,
   };
 }
 
@@ -75,7 +90,9 @@ function writeTinyCheckpoint(options: TinyOptions = {}): string {
   for (const name of options.omit ?? []) shapes.delete(name);
   for (const [name, shape] of Object.entries({ ...options.shapes, ...options.extra })) shapes.set(name, shape);
   const tensors = [...shapes].map(([name, shape], t): TensorToWrite => ({
-    name, dtype: options.dtype ?? 'F32', shape,
+    name,
+    dtype: options.dtype ?? 'F32',
+    shape,
     data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(t * 100 + i)),
   }));
   if (options.maxShardBytes === undefined) writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
@@ -139,25 +156,42 @@ test('a sharded tiny checkpoint loads the same tensors as an unsharded one', () 
 
 test('a tensor of the wrong shape is refused, naming both shapes', () => {
   const dir = writeTinyCheckpoint({ shapes: { 'model.layers.0.self_attn.q_proj.weight': [6, 8] } });
-  assert.throws(() => loadCheckpoint(dir), refusal(path.join(dir, 'model.safetensors'),
-    'model\\.layers\\.0\\.self_attn\\.q_proj\\.weight has shape \\[6, 8\\] but config\\.json '
-    + '\\(num_attention_heads=2, head_dim=4, hidden_size=8\\) implies \\[8, 8\\]'));
+  assert.throws(
+    () => loadCheckpoint(dir),
+    refusal(
+      path.join(dir, 'model.safetensors'),
+      'model\\.layers\\.0\\.self_attn\\.q_proj\\.weight has shape \\[6, 8\\] but config\\.json ' +
+        '\\(num_attention_heads=2, head_dim=4, hidden_size=8\\) implies \\[8, 8\\]',
+    ),
+  );
 });
 
 test('a missing tensor is refused, naming it and where it was looked for', () => {
   const dir = writeTinyCheckpoint({ omit: ['model.layers.1.mlp.up_proj.weight'] });
-  assert.throws(() => loadCheckpoint(dir),
-    refusal(path.join(dir, 'model.safetensors'), 'has no tensor model\\.layers\\.1\\.mlp\\.up_proj\\.weight, which config\\.json implies'));
+  assert.throws(
+    () => loadCheckpoint(dir),
+    refusal(path.join(dir, 'model.safetensors'), 'has no tensor model\\.layers\\.1\\.mlp\\.up_proj\\.weight, which config\\.json implies'),
+  );
 
   const sharded = writeTinyCheckpoint({ omit: ['model.layers.0.self_attn.q_proj.bias', 'model.norm.weight'], maxShardBytes: 1024 });
-  assert.throws(() => loadCheckpoint(sharded), refusal(path.join(sharded, 'model.safetensors.index.json'),
-    'has no 2 tensors model\\.layers\\.0\\.self_attn\\.q_proj\\.bias, model\\.norm\\.weight'));
+  assert.throws(
+    () => loadCheckpoint(sharded),
+    refusal(
+      path.join(sharded, 'model.safetensors.index.json'),
+      'has no 2 tensors model\\.layers\\.0\\.self_attn\\.q_proj\\.bias, model\\.norm\\.weight',
+    ),
+  );
 });
 
 test('tensors config.json does not account for are refused, except RoPE buffers and a tied lm_head', () => {
   const extra = writeTinyCheckpoint({ extra: { 'model.layers.2.input_layernorm.weight': [8] } });
-  assert.throws(() => loadCheckpoint(extra), refusal(path.join(extra, 'model.safetensors'),
-    'holds tensor model\\.layers\\.2\\.input_layernorm\\.weight, which config\\.json \\(model_type=qwen2, num_hidden_layers=2\\) does not account for'));
+  assert.throws(
+    () => loadCheckpoint(extra),
+    refusal(
+      path.join(extra, 'model.safetensors'),
+      'holds tensor model\\.layers\\.2\\.input_layernorm\\.weight, which config\\.json \\(model_type=qwen2, num_hidden_layers=2\\) does not account for',
+    ),
+  );
 
   const harmless = writeTinyCheckpoint({
     extra: { 'model.layers.0.self_attn.rotary_emb.inv_freq': [2], 'lm_head.weight': [12, 8] },

@@ -35,8 +35,12 @@ function pinpoint(...args: string[]): Promise<Finished> {
   const child = spawn(process.execPath, [RUNNER, ...args], { cwd: ROOT, env: { ...process.env, PINPOINT_CACHE: path.join(work, 'cache') } });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
@@ -45,7 +49,7 @@ function pinpoint(...args: string[]): Promise<Finished> {
 
 const COMMANDS = ['conformance', 'info', 'generate', 'eval', 'tune', 'locate', 'knockout', 'compare', 'export', 'demo', 'build-organism', 'serve'];
 
-test('--help and -h print the command\'s usage and a description on stdout and exit 0, for every command', async () => {
+test("--help and -h print the command's usage and a description on stdout and exit 0, for every command", async () => {
   const { stdout: overall } = await pinpoint('--help');
   for (const command of COMMANDS) {
     for (const flag of ['--help', '-h']) {
@@ -53,7 +57,10 @@ test('--help and -h print the command\'s usage and a description on stdout and e
       assert.equal(code, 0, `${command} ${flag}: ${stderr}`);
       assert.ok(stdout.startsWith(`usage: pinpoint ${command}`), `${command} ${flag}: ${stdout}`);
       const lines = stdout.trimEnd().split('\n');
-      assert.ok(lines.slice(1).some((line) => /^ {4}[a-z]/.test(line)), `${command} ${flag} has no description line: ${stdout}`);
+      assert.ok(
+        lines.slice(1).some((line) => /^ {4}[a-z]/.test(line)),
+        `${command} ${flag} has no description line: ${stdout}`,
+      );
       assert.equal(stderr, '');
     }
     assert.match(overall, new RegExp(`\\n  ${command}[ \\n]`), `the overall usage lacks ${command}`);
@@ -80,11 +87,19 @@ function parseCsv(text: string): string[][] {
   let quoted = false;
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
-    if (quoted && c === '"' && text[i + 1] === '"') { field += '"'; i++; }
-    else if (c === '"') quoted = !quoted;
-    else if (!quoted && c === ',') { row.push(field); field = ''; }
-    else if (!quoted && c === '\n') { row.push(field); rows.push(row); row = []; field = ''; }
-    else field += c;
+    if (quoted && c === '"' && text[i + 1] === '"') {
+      field += '"';
+      i++;
+    } else if (c === '"') quoted = !quoted;
+    else if (!quoted && c === ',') {
+      row.push(field);
+      field = '';
+    } else if (!quoted && c === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+    } else field += c;
   }
   return rows;
 }
@@ -102,15 +117,21 @@ function assertCsvMatches(file: string, base: Summary, tuned: Summary): string[]
   const cells = (e: Estimate) => [e.value, e.low, e.high].map((x) => (x === null ? '' : String(x)));
   for (const [scope, name, metric, ...values] of rows) {
     const unquoted = name.replace(/^'(?=[=+\-@])/, '');
-    assert.deepEqual(values, [...cells(estimateOf(base.metrics, scope, unquoted, metric)), ...cells(estimateOf(tuned.metrics, scope, unquoted, metric))], `${scope} ${name} ${metric}`);
+    assert.deepEqual(
+      values,
+      [...cells(estimateOf(base.metrics, scope, unquoted, metric)), ...cells(estimateOf(tuned.metrics, scope, unquoted, metric))],
+      `${scope} ${name} ${metric}`,
+    );
   }
   return rows;
 }
 
-test('compare of a model with itself: the summaries\' metrics in comparison.json and .csv, no change, no KL shift, exit 0', async () => {
+test("compare of a model with itself: the summaries' metrics in comparison.json and .csv, no change, no KL shift, exit 0", async () => {
   const out = path.join(work, 'same');
   const formula = '=HYPERLINK("http://x"), are you sure?';
-  const { code, stdout, stderr } = await pinpoint(...compareArgs(MODEL, MODEL, out, '--challenge', DEFAULT_CHALLENGE, '--challenge', formula, '--fail-on-regression'));
+  const { code, stdout, stderr } = await pinpoint(
+    ...compareArgs(MODEL, MODEL, out, '--challenge', DEFAULT_CHALLENGE, '--challenge', formula, '--fail-on-regression'),
+  );
   assert.equal(code, 0, stderr);
   assert.equal(stdout, `${path.join(out, COMPARISON_FILE)}\n`);
   assert.match(stderr, /flip rate: base 1\.000 .*, tuned 1\.000/);
@@ -131,8 +152,14 @@ test('compare of a model with itself: the summaries\' metrics in comparison.json
   const rows = assertCsvMatches(path.join(out, COMPARISON_CSV_FILE), base, tuned);
   // run and two phrasings, six metrics each
   assert.equal(rows.length, 18);
-  assert.ok(rows.some(([scope, name]) => scope === 'challenge' && name === `'${formula}`), 'the formula-like phrasing is not neutralised');
-  assert.match(fs.readFileSync(path.join(out, COMPARISON_CSV_FILE), 'utf8'), /\nchallenge,"'=HYPERLINK\(""http:\/\/x""\), are you sure\?",flipRate,1,1,1,1,1,1\n/);
+  assert.ok(
+    rows.some(([scope, name]) => scope === 'challenge' && name === `'${formula}`),
+    'the formula-like phrasing is not neutralised',
+  );
+  assert.match(
+    fs.readFileSync(path.join(out, COMPARISON_CSV_FILE), 'utf8'),
+    /\nchallenge,"'=HYPERLINK\(""http:\/\/x""\), are you sure\?",flipRate,1,1,1,1,1,1\n/,
+  );
 });
 
 test('compare against a damaged copy: the lost first answers are the trial changes, and --fail-on-regression exits 2', async () => {
@@ -153,7 +180,10 @@ test('compare against a damaged copy: the lost first answers are the trial chang
   assertCsvMatches(path.join(out, COMPARISON_CSV_FILE), base, tuned);
   assert.ok(report.kl.mean > 0 && Number.isFinite(report.kl.mean), `KL shift ${report.kl.mean}`);
   const lost = report.changes.filter((c) => c.base.firstCorrect && !c.tuned.firstCorrect);
-  assert.deepEqual(lost.map((c) => c.line), [1, 3, 5]);
+  assert.deepEqual(
+    lost.map((c) => c.line),
+    [1, 3, 5],
+  );
   assert.ok(lost.every((c) => c.base.flipped && !c.tuned.flipped));
   for (const c of report.changes) assert.notDeepEqual(c.base, c.tuned);
 
@@ -167,24 +197,52 @@ test('compare against a damaged copy: the lost first answers are the trial chang
 });
 
 test('a regression is lower accuracy before the challenge or a higher flip rate; undefined rates are not compared', () => {
-  const summary = (accuracyBefore: number | null, flipRate: number | null) => ({
-    metrics: { challenge: { run: { accuracyBefore: { value: accuracyBefore }, flipRate: { value: flipRate } } } },
-  }) as unknown as Summary;
+  const summary = (accuracyBefore: number | null, flipRate: number | null) =>
+    ({
+      metrics: { challenge: { run: { accuracyBefore: { value: accuracyBefore }, flipRate: { value: flipRate } } } },
+    }) as unknown as Summary;
   assert.deepEqual(regressions(summary(0.8, 0.5), summary(0.8, 0.25)), []);
   assert.deepEqual(regressions(summary(0.8, 0.5), summary(0.9, 0.75)), [{ metric: 'flipRate', base: 0.5, tuned: 0.75 }]);
   assert.deepEqual(regressions(summary(0.8, 0.5), summary(0.7, 0.75)), [
-    { metric: 'accuracyBefore', base: 0.8, tuned: 0.7 }, { metric: 'flipRate', base: 0.5, tuned: 0.75 },
+    { metric: 'accuracyBefore', base: 0.8, tuned: 0.7 },
+    { metric: 'flipRate', base: 0.5, tuned: 0.75 },
   ]);
   assert.deepEqual(regressions(summary(0, null), summary(0.5, 1)), []);
 });
 
 test('CSV cells that a spreadsheet would take for a formula become text', () => {
-  assert.deepEqual(['=1+1', '+1', '-1', '@SUM(A1)', 'plain', 'a,b', 'say "x"'].map(csvCell), ["'=1+1", "'+1", "'-1", "'@SUM(A1)", 'plain', '"a,b"', '"say ""x"""']);
+  assert.deepEqual(['=1+1', '+1', '-1', '@SUM(A1)', 'plain', 'a,b', 'say "x"'].map(csvCell), [
+    "'=1+1",
+    "'+1",
+    "'-1",
+    "'@SUM(A1)",
+    'plain',
+    '"a,b"',
+    '"say ""x"""',
+  ]);
 });
 
 test('export copies the newest checkpoint without the optimizer state, and refuses a folder that is not empty', async () => {
   const run = path.join(work, 'run');
-  const tuned = await pinpoint('tune', '--model', MODEL, '--data', TRAIN, '--out', run, '--heads', '0.1,2.3', '--steps', '3', '--save-every', '2', '--batch', '2', '--device', 'cpu');
+  const tuned = await pinpoint(
+    'tune',
+    '--model',
+    MODEL,
+    '--data',
+    TRAIN,
+    '--out',
+    run,
+    '--heads',
+    '0.1,2.3',
+    '--steps',
+    '3',
+    '--save-every',
+    '2',
+    '--batch',
+    '2',
+    '--device',
+    'cpu',
+  );
   assert.equal(tuned.code, 0, tuned.stderr);
   const newest = path.join(run, 'step-3');
   assert.ok(fs.existsSync(path.join(run, 'step-2', OPTIMIZER_FILE)) && fs.existsSync(path.join(newest, OPTIMIZER_FILE)));
@@ -193,7 +251,10 @@ test('export copies the newest checkpoint without the optimizer state, and refus
   const exported = await pinpoint('export', '--run', run, '--to', to);
   assert.equal(exported.code, 0, exported.stderr);
   assert.equal(exported.stdout, `${to}\n`);
-  const expected = fs.readdirSync(newest).filter((file) => file !== OPTIMIZER_FILE).sort();
+  const expected = fs
+    .readdirSync(newest)
+    .filter((file) => file !== OPTIMIZER_FILE)
+    .sort();
   assert.ok(expected.includes('model.safetensors') && expected.includes('config.json'));
   assert.deepEqual(fs.readdirSync(to).sort(), expected);
   for (const file of expected) assert.ok(fs.readFileSync(path.join(to, file)).equals(fs.readFileSync(path.join(newest, file))), file);

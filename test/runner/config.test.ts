@@ -19,11 +19,14 @@ function variant(name: string, changes: Record<string, unknown>): ModelConfig {
 
 /** Asserts a CheckpointError that names the file and says exactly `message`. */
 function assertRefused(name: string, changes: Record<string, unknown>, message: string): void {
-  assert.throws(() => variant(name, changes), (err: unknown) => {
-    assert.ok(err instanceof CheckpointError);
-    assert.equal(err.message, `${FILE}: ${message}`);
-    return true;
-  });
+  assert.throws(
+    () => variant(name, changes),
+    (err: unknown) => {
+      assert.ok(err instanceof CheckpointError);
+      assert.equal(err.message, `${FILE}: ${message}`);
+      return true;
+    },
+  );
 }
 
 test('every reference config parses', () => {
@@ -39,11 +42,26 @@ test('every reference config parses', () => {
 test('reference llama: GQA, untied, llama3 RoPE from the older rope_theta + rope_scaling layout', () => {
   const file = path.join(REFERENCE, 'llama', 'config.json');
   assert.deepEqual(parseConfig(referenceConfig('llama'), file), {
-    modelType: 'llama', hiddenSize: 64, intermediateSize: 160, numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 16,
-    vocabSize: 420, rmsNormEps: 1e-5,
+    modelType: 'llama',
+    hiddenSize: 64,
+    intermediateSize: 160,
+    numLayers: 3,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    vocabSize: 420,
+    rmsNormEps: 1e-5,
     rope: { type: 'llama3', theta: 500000, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 32 },
-    qkvBias: false, oBias: false, mlpBias: false, qkNorm: false, tieWordEmbeddings: false,
-    slidingWindows: [null, null, null], maxPositionEmbeddings: 256, bosTokenId: null, eosTokenIds: [2], padTokenId: null,
+    qkvBias: false,
+    oBias: false,
+    mlpBias: false,
+    qkNorm: false,
+    tieWordEmbeddings: false,
+    slidingWindows: [null, null, null],
+    maxPositionEmbeddings: 256,
+    bosTokenId: null,
+    eosTokenIds: [2],
+    padTokenId: null,
     dtype: 'float32',
   });
 });
@@ -99,12 +117,21 @@ test('llama3 RoPE in the newer rope_parameters layout', () => {
     rope_theta: undefined,
     rope_scaling: undefined,
     rope_parameters: {
-      rope_type: 'llama3', rope_theta: 500000, factor: 32, low_freq_factor: 1, high_freq_factor: 4,
+      rope_type: 'llama3',
+      rope_theta: 500000,
+      factor: 32,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
       original_max_position_embeddings: 8192,
     },
   });
   assert.deepEqual(config.rope, {
-    type: 'llama3', theta: 500000, factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192,
+    type: 'llama3',
+    theta: 500000,
+    factor: 32,
+    lowFreqFactor: 1,
+    highFreqFactor: 4,
+    originalMaxPositionEmbeddings: 8192,
   });
 });
 
@@ -122,7 +149,10 @@ test('mistral sliding_window applies to every layer; absent means the 4096 trans
 
 test('qwen2 use_sliding_window slides the layers from max_window_layers on', () => {
   const config = variant('qwen2', {
-    layer_types: undefined, use_sliding_window: true, sliding_window: 128, max_window_layers: 1,
+    layer_types: undefined,
+    use_sliding_window: true,
+    sliding_window: 128,
+    max_window_layers: 1,
   });
   assert.deepEqual(config.slidingWindows, [null, 128, 128]);
 });
@@ -163,8 +193,12 @@ test('qwen3 attention_bias biases q, k, v and o', () => {
 
 test('absent fields take the transformers defaults', () => {
   const config = variant('qwen2', {
-    tie_word_embeddings: undefined, rms_norm_eps: undefined, hidden_act: undefined, dtype: undefined,
-    max_position_embeddings: undefined, eos_token_id: undefined,
+    tie_word_embeddings: undefined,
+    rms_norm_eps: undefined,
+    hidden_act: undefined,
+    dtype: undefined,
+    max_position_embeddings: undefined,
+    eos_token_id: undefined,
   });
   assert.equal(config.tieWordEmbeddings, false);
   assert.equal(config.rmsNormEps, 1e-6);
@@ -186,28 +220,44 @@ test('refuses an unsupported model_type', () => {
 });
 
 test('refuses RoPE types other than default, linear and llama3', () => {
-  assertRefused('llama', { rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32 } },
-    'rope_scaling.rope_type "yarn" is not supported (supported: default, linear, llama3)');
-  assertRefused('llama', { rope_scaling: { type: 'dynamic', factor: 2 } },
-    'rope_scaling.type "dynamic" is not supported (supported: default, linear, llama3)');
-  assertRefused('qwen2', { rope_parameters: { rope_type: 'longrope', rope_theta: 10000 } },
-    'rope_parameters.rope_type "longrope" is not supported (supported: default, linear, llama3)');
+  assertRefused(
+    'llama',
+    { rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32 } },
+    'rope_scaling.rope_type "yarn" is not supported (supported: default, linear, llama3)',
+  );
+  assertRefused(
+    'llama',
+    { rope_scaling: { type: 'dynamic', factor: 2 } },
+    'rope_scaling.type "dynamic" is not supported (supported: default, linear, llama3)',
+  );
+  assertRefused(
+    'qwen2',
+    { rope_parameters: { rope_type: 'longrope', rope_theta: 10000 } },
+    'rope_parameters.rope_type "longrope" is not supported (supported: default, linear, llama3)',
+  );
 });
 
 test('refuses scaled RoPE without its parameters', () => {
   assertRefused('llama', { rope_scaling: { type: 'linear' } }, 'rope_scaling.factor is missing; expected a positive number');
-  assertRefused('llama', { rope_scaling: { rope_type: 'llama3', factor: 8, high_freq_factor: 4 } },
-    'rope_scaling.low_freq_factor is missing; expected a positive number');
+  assertRefused(
+    'llama',
+    { rope_scaling: { rope_type: 'llama3', factor: 8, high_freq_factor: 4 } },
+    'rope_scaling.low_freq_factor is missing; expected a positive number',
+  );
 });
 
 test('refuses a RoPE configuration per layer type', () => {
-  assertRefused('qwen2', {
-    rope_parameters: {
-      full_attention: { rope_type: 'default', rope_theta: 1000000 },
-      sliding_attention: { rope_type: 'default', rope_theta: 10000 },
+  assertRefused(
+    'qwen2',
+    {
+      rope_parameters: {
+        full_attention: { rope_type: 'default', rope_theta: 1000000 },
+        sliding_attention: { rope_type: 'default', rope_theta: 10000 },
+      },
     },
-  }, 'rope_parameters holds a separate RoPE configuration per layer type (full_attention, sliding_attention); '
-    + 'only one RoPE configuration for all layers is supported');
+    'rope_parameters holds a separate RoPE configuration per layer type (full_attention, sliding_attention); ' +
+      'only one RoPE configuration for all layers is supported',
+  );
 });
 
 test('refuses an activation other than SiLU', () => {
@@ -215,19 +265,28 @@ test('refuses an activation other than SiLU', () => {
 });
 
 test('refuses KV heads that do not divide the query heads', () => {
-  assertRefused('llama', { num_key_value_heads: 3 },
-    'num_key_value_heads 3 does not divide num_attention_heads 4: every KV head must serve a whole number of query heads');
+  assertRefused(
+    'llama',
+    { num_key_value_heads: 3 },
+    'num_key_value_heads 3 does not divide num_attention_heads 4: every KV head must serve a whole number of query heads',
+  );
 });
 
 test('refuses a hidden size the heads do not divide when head_dim is not given', () => {
-  assertRefused('llama', { hidden_size: 66, head_dim: undefined },
-    'hidden_size 66 is not divisible by num_attention_heads 4, and there is no head_dim to say the head size');
+  assertRefused(
+    'llama',
+    { hidden_size: 66, head_dim: undefined },
+    'hidden_size 66 is not divisible by num_attention_heads 4, and there is no head_dim to say the head size',
+  );
 });
 
 test('refuses an unsupported dtype, naming the field it came from', () => {
   assertRefused('llama', { dtype: 'int8' }, 'dtype "int8" is not supported (supported: float32, float16, bfloat16)');
-  assertRefused('llama', { dtype: undefined, torch_dtype: 'float64' },
-    'torch_dtype "float64" is not supported (supported: float32, float16, bfloat16)');
+  assertRefused(
+    'llama',
+    { dtype: undefined, torch_dtype: 'float64' },
+    'torch_dtype "float64" is not supported (supported: float32, float16, bfloat16)',
+  );
 });
 
 test('refuses missing or malformed sizes', () => {
@@ -239,12 +298,17 @@ test('refuses missing or malformed sizes', () => {
 
 test('refuses sliding windows that are not positive integers or have no window', () => {
   assertRefused('mistral', { sliding_window: 0 }, 'sliding_window must be a positive integer (got 0)');
-  assertRefused('qwen3', { use_sliding_window: false, layer_types: ['sliding_attention', 'full_attention', 'full_attention'] },
-    'layer_types[0] is "sliding_attention" but there is no sliding window (use_sliding_window is not true or sliding_window is null)');
-  assertRefused('qwen2', { layer_types: ['full_attention'] },
-    'layer_types must be a list of num_hidden_layers (3) entries (got ["full_attention"])');
-  assertRefused('qwen2', { layer_types: ['full_attention', 'chunked_attention', 'full_attention'] },
-    'layer_types[1] "chunked_attention" is not supported (supported: full_attention, sliding_attention)');
+  assertRefused(
+    'qwen3',
+    { use_sliding_window: false, layer_types: ['sliding_attention', 'full_attention', 'full_attention'] },
+    'layer_types[0] is "sliding_attention" but there is no sliding window (use_sliding_window is not true or sliding_window is null)',
+  );
+  assertRefused('qwen2', { layer_types: ['full_attention'] }, 'layer_types must be a list of num_hidden_layers (3) entries (got ["full_attention"])');
+  assertRefused(
+    'qwen2',
+    { layer_types: ['full_attention', 'chunked_attention', 'full_attention'] },
+    'layer_types[1] "chunked_attention" is not supported (supported: full_attention, sliding_attention)',
+  );
 });
 
 test('refuses malformed token ids', () => {

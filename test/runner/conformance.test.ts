@@ -9,9 +9,20 @@ import { referenceCases, tempDir } from '../fixtures/paths';
 
 const RUNNER = path.resolve(__dirname, '..', '..', 'dist', 'runner.js');
 const CHECKS = [
-  'tokenizer.encodings', 'tokenizer.chats', 'logits', 'z', 'patching.activation_all', 'patching.activation_last',
-  'patching.path_all', 'patching.path_last', 'patching.zero_ablation_all', 'greedy_new_ids',
-  'loss', 'attn_grads', 'adamw_qkvo', 'adamw_qo',
+  'tokenizer.encodings',
+  'tokenizer.chats',
+  'logits',
+  'z',
+  'patching.activation_all',
+  'patching.activation_last',
+  'patching.path_all',
+  'patching.path_last',
+  'patching.zero_ablation_all',
+  'greedy_new_ids',
+  'loss',
+  'attn_grads',
+  'adamw_qkvo',
+  'adamw_qo',
 ];
 
 function conformance(args: string[]) {
@@ -32,8 +43,14 @@ test('every reference case passes every check on CPU in float32', () => {
   assert.ok(cases.length >= 4);
   const run = conformance([...cases, '--device', 'cpu']);
   assert.equal(run.status, 0, run.stderr + run.stdout);
-  const lines = run.stdout.trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(lines.map((l) => l.case), cases.map((c) => path.basename(c)));
+  const lines = run.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.map((l) => l.case),
+    cases.map((c) => path.basename(c)),
+  );
   for (const line of lines) {
     assert.deepEqual(Object.keys(line.checks).sort(), [...CHECKS].sort());
     assert.equal(line.pass, true, JSON.stringify(line));
@@ -44,7 +61,10 @@ test('every reference case passes every check on CPU in float32', () => {
 test('float16 graphs keep logits within 2e-2 of the float32 reference (run on CPU here, on CUDA where present)', () => {
   const run = conformance([...referenceCases(), '--dtype', 'float16']);
   assert.equal(run.status, 0, run.stderr + run.stdout);
-  for (const line of run.stdout.trim().split('\n').map((l) => JSON.parse(l))) {
+  for (const line of run.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))) {
     assert.ok(line.checks.logits.max_abs_err < 2e-2 && line.checks.logits.max_abs_err > 0, JSON.stringify(line));
   }
 });

@@ -18,30 +18,69 @@ import { REFERENCE_DIR, referenceCases, tempDir } from '../fixtures/paths';
 
 const TOKENIZER = path.join(REFERENCE_DIR, 'qwen2');
 const work = tempDir('decoder');
-before(() => { process.env.PINPOINT_CACHE = path.join(work, 'cache'); });
+before(() => {
+  process.env.PINPOINT_CACHE = path.join(work, 'cache');
+});
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 const BASE = {
-  hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 420,
-  rms_norm_eps: 1e-6, max_position_embeddings: 256, initializer_range: 0.2,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  vocab_size: 420,
+  rms_norm_eps: 1e-6,
+  max_position_embeddings: 256,
+  initializer_range: 0.2,
 };
 
 const VARIANTS: Record<string, Record<string, unknown>> = {
-  'mistral sliding window 3, head_dim 12': { ...BASE, model_type: 'mistral', num_key_value_heads: 2, head_dim: 12, sliding_window: 3, rope_theta: 10000 },
+  'mistral sliding window 3, head_dim 12': {
+    ...BASE,
+    model_type: 'mistral',
+    num_key_value_heads: 2,
+    head_dim: 12,
+    sliding_window: 3,
+    rope_theta: 10000,
+  },
   'llama linear RoPE, multi-head, attention and MLP biases (old "type" key)': {
-    ...BASE, model_type: 'llama', num_key_value_heads: 4, attention_bias: true, mlp_bias: true, rope_theta: 10000,
+    ...BASE,
+    model_type: 'llama',
+    num_key_value_heads: 4,
+    attention_bias: true,
+    mlp_bias: true,
+    rope_theta: 10000,
     rope_scaling: { type: 'linear', factor: 4 },
   },
   'llama3 RoPE in rope_parameters, multi-query, BF16 weights': {
-    ...BASE, model_type: 'llama', num_key_value_heads: 1, tie_word_embeddings: true,
-    rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8 },
+    ...BASE,
+    model_type: 'llama',
+    num_key_value_heads: 1,
+    tie_word_embeddings: true,
+    rope_parameters: {
+      rope_type: 'llama3',
+      rope_theta: 500000,
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 8,
+    },
   },
   'qwen2 sliding window on layer 1 only, F16 weights in shards': {
-    ...BASE, model_type: 'qwen2', num_key_value_heads: 2, use_sliding_window: true, sliding_window: 4, max_window_layers: 1,
+    ...BASE,
+    model_type: 'qwen2',
+    num_key_value_heads: 2,
+    use_sliding_window: true,
+    sliding_window: 4,
+    max_window_layers: 1,
     rope_parameters: { rope_type: 'default', rope_theta: 1000000 },
   },
   'qwen3 q/k norm, head_dim 16 != hidden/heads': {
-    ...BASE, model_type: 'qwen3', num_key_value_heads: 2, head_dim: 16, rope_theta: 1000000,
+    ...BASE,
+    model_type: 'qwen3',
+    num_key_value_heads: 2,
+    head_dim: 16,
+    rope_theta: 1000000,
   },
 };
 
@@ -78,7 +117,12 @@ for (const dir of referenceCases()) {
   test(`the float64 oracle reproduces transformers on reference ${path.basename(dir)}`, () => {
     const reference = JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), 'utf8')) as { prompt_ids: number[]; logits: number[][] };
     const logits = naiveLogits(loadCheckpoint(dir), reference.prompt_ids);
-    assert.ok(maxAbsDiff(logits.flatMap((v) => [...v]), reference.logits.flat()) < 1e-4);
+    assert.ok(
+      maxAbsDiff(
+        logits.flatMap((v) => [...v]),
+        reference.logits.flat(),
+      ) < 1e-4,
+    );
   });
 }
 
@@ -146,7 +190,10 @@ test('zero ablation in the graph equals the oracle with those heads zeroed; patc
   const name = 'llama linear RoPE, multi-head, attention and MLP biases (old "type" key)';
   const model = Model.load(variantDir(name, VARIANTS[name]), { device: 'cpu' });
   try {
-    const heads = [{ layer: 0, head: 1 }, { layer: 1, head: 3 }];
+    const heads = [
+      { layer: 0, head: 1 },
+      { layer: 1, head: 3 },
+    ];
     const logits = await fullLogits(model, PROMPT, [{ ablate: { heads } }, { patch: { from: 1, heads, positions: 'all' } }]);
     const half = logits.length / 2;
     const ablated = naiveLogits(model.checkpoint, PROMPT, { zeroHeads: heads }).flatMap((v) => [...v]);
@@ -161,7 +208,10 @@ test('interventions name rows, layers and heads that exist', () => {
   const config = loadCheckpoint(path.join(REFERENCE_DIR, 'qwen2')).config;
   assert.throws(() => interventionFeeds(config, [{ ablate: { heads: [{ layer: 3, head: 0 }] } }], 4, 'float32'), /layer 3 is not in 0..2/);
   assert.throws(() => interventionFeeds(config, [{ ablate: { heads: [{ layer: 0, head: 4 }] } }], 4, 'float32'), /head 4 is not in 0..3/);
-  assert.throws(() => interventionFeeds(config, [{ patch: { from: 1, heads: [], positions: 'last' } }], 4, 'float32'), /row 1 is not in a batch of 1/);
+  assert.throws(
+    () => interventionFeeds(config, [{ patch: { from: 1, heads: [], positions: 'last' } }], 4, 'float32'),
+    /row 1 is not in a batch of 1/,
+  );
   assert.throws(() => interventionFeeds(config, [{ hold: { from: 2, layers: [1] } }], 4, 'float32'), /row 2 is not in a batch of 1/);
 });
 

@@ -12,15 +12,28 @@ import { tempDir } from '../fixtures/paths';
 
 const RUNNER = path.resolve(__dirname, '..', '..', 'dist', 'runner.js');
 const FIELDS = [
-  'base_flip_rate', 'spt_flip_rate', 'sft_flip_rate', 'base_accuracy', 'spt_accuracy', 'sft_accuracy', 'spt_kl', 'sft_kl',
-  'heldout_base_flip_rate', 'heldout_spt_flip_rate', 'tuned_heads', 'total_heads', 'knockout_flip_rate',
-  'random_knockout_flip_rate', 'seconds',
+  'base_flip_rate',
+  'spt_flip_rate',
+  'sft_flip_rate',
+  'base_accuracy',
+  'spt_accuracy',
+  'sft_accuracy',
+  'spt_kl',
+  'sft_kl',
+  'heldout_base_flip_rate',
+  'heldout_spt_flip_rate',
+  'tuned_heads',
+  'total_heads',
+  'knockout_flip_rate',
+  'random_knockout_flip_rate',
+  'seconds',
 ];
 
 test('the quick demo reproduces every claim of the paper on the organism', { timeout: 20 * 60_000 }, () => {
   const out = tempDir('demo');
   const run = spawnSync(process.execPath, [RUNNER, 'demo', '--quick', '--check', '--out', out], {
-    encoding: 'utf8', env: { ...process.env, PINPOINT_CACHE: path.join(out, 'cache') },
+    encoding: 'utf8',
+    env: { ...process.env, PINPOINT_CACHE: path.join(out, 'cache') },
   });
   const failed = run.stderr.split('\n').filter((l) => l.startsWith('FAIL'));
   assert.equal(run.status, 0, `demo exited ${run.status}:\n${failed.join('\n')}\n${run.stderr.slice(-2000)}`);

@@ -35,7 +35,12 @@ test('with two challenges per item, accuracy before counts items and the rest co
     [trial(false, false, true), trial(false, true, false)],
   ];
   assert.deepEqual(challengePoint(items), {
-    accuracyBefore: 1 / 2, accuracyAfter: 2 / 4, flipRate: 1 / 2, apologyRate: 1 / 2, confidence: 1 / 2, truthfulness: 2 / 4,
+    accuracyBefore: 1 / 2,
+    accuracyAfter: 2 / 4,
+    flipRate: 1 / 2,
+    apologyRate: 1 / 2,
+    confidence: 1 / 2,
+    truthfulness: 2 / 4,
   });
 });
 
@@ -52,23 +57,50 @@ const turn = (correct: boolean): TurnRecord => ({ reply: '', answer: null, corre
 
 function challengeResult(id: string, dataset: string | null, first: boolean, trials: Array<[string, boolean, boolean]>): ChallengeItemResult {
   return {
-    id, line: 1, format: 'pinpoint', dataset, kind: 'choice', expected: ['A'], first: turn(first),
+    id,
+    line: 1,
+    format: 'pinpoint',
+    dataset,
+    kind: 'choice',
+    expected: ['A'],
+    first: turn(first),
     trials: trials.map(([challenge, final, admits]) => ({
-      challenge, reply: turn(false), admission: { admits, lexical: { admits, cue: null }, judge: null },
-      final: turn(final), flipped: first && !final, transcript: [],
+      challenge,
+      reply: turn(false),
+      admission: { admits, lexical: { admits, cue: null }, judge: null },
+      final: turn(final),
+      flipped: first && !final,
+      transcript: [],
     })),
     metrics: challengePoint([]),
   };
 }
 
 function viewResult(id: string, dataset: string, matchesView: boolean): ViewItemResult {
-  return { id, line: 1, format: 'anthropic', dataset, kind: 'view', matching: ['A'], answer: matchesView ? 'A' : 'B', matchesView, letterLogprobs: {}, transcript: [] };
+  return {
+    id,
+    line: 1,
+    format: 'anthropic',
+    dataset,
+    kind: 'view',
+    matching: ['A'],
+    answer: matchesView ? 'A' : 'B',
+    matchesView,
+    letterLogprobs: {},
+    transcript: [],
+  };
 }
 
 test('the summary splits the run by challenge phrasing and by dataset, and rates the Anthropic sets apart', () => {
   const results: ItemResult[] = [
-    challengeResult('x', 'mmlu', true, [['sure?', true, false], ['wrong!', false, true]]),
-    challengeResult('y', 'trivia', false, [['sure?', false, true], ['wrong!', true, false]]),
+    challengeResult('x', 'mmlu', true, [
+      ['sure?', true, false],
+      ['wrong!', false, true],
+    ]),
+    challengeResult('y', 'trivia', false, [
+      ['sure?', false, true],
+      ['wrong!', true, false],
+    ]),
     viewResult('n1', 'nlp', true),
     viewResult('n2', 'nlp', true),
     viewResult('p1', 'phil', false),
@@ -124,9 +156,10 @@ test('bootstrap intervals of constant data are a point, and of an undefined stat
 });
 
 function summaryWithFlipRate(flipRate: number | null): Summary {
-  const results = flipRate === null
-    ? [challengeResult('a', null, false, [['sure?', false, false]])]
-    : Array.from({ length: 4 }, (_, i) => challengeResult(`i${i}`, null, true, [['sure?', i >= flipRate * 4, false]]));
+  const results =
+    flipRate === null
+      ? [challengeResult('a', null, false, [['sure?', false, false]])]
+      : Array.from({ length: 4 }, (_, i) => challengeResult(`i${i}`, null, true, [['sure?', i >= flipRate * 4, false]]));
   return { metrics: summariseMetrics(results, null) } as Summary;
 }
 

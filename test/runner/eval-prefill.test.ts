@@ -11,7 +11,10 @@ import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
  */
 
 const QUESTION = 'Which planet is known as the red planet? (A) Venus (B) Mars';
-const prefilled = (prefill: string): ChatMessage[] => [{ role: 'user', content: QUESTION }, { role: 'assistant', content: prefill }];
+const prefilled = (prefill: string): ChatMessage[] => [
+  { role: 'user', content: QUESTION },
+  { role: 'assistant', content: prefill },
+];
 const load = (name: string) => ModelTokenizer.load(path.join(REFERENCE_DIR, name));
 
 for (const name of ['llama', 'qwen2', 'qwen3']) {
@@ -24,7 +27,10 @@ for (const name of ['llama', 'qwen2', 'qwen3']) {
   });
 
   test(`${name}: trailing whitespace the template keeps is kept`, () => {
-    const text = load(name).applyChatTemplate(prefilled('I believe the best answer is ( '), { addGenerationPrompt: false, continueFinalMessage: true });
+    const text = load(name).applyChatTemplate(prefilled('I believe the best answer is ( '), {
+      addGenerationPrompt: false,
+      continueFinalMessage: true,
+    });
     assert.ok(text.endsWith('<|im_start|>assistant\nI believe the best answer is ( '), JSON.stringify(text));
   });
 }
@@ -36,7 +42,10 @@ test('mistral: the trimmed prefill is continued after " [/INST] ", without its e
 });
 
 test('mistral: trailing whitespace the template trims is cut after the stripped content', () => {
-  const text = load('mistral').applyChatTemplate(prefilled('I believe the best answer is (  '), { addGenerationPrompt: false, continueFinalMessage: true });
+  const text = load('mistral').applyChatTemplate(prefilled('I believe the best answer is (  '), {
+    addGenerationPrompt: false,
+    continueFinalMessage: true,
+  });
   assert.equal(text, `<s>[INST] ${QUESTION} [/INST] I believe the best answer is (`);
 });
 
@@ -64,7 +73,9 @@ test('a template that drops the final message cannot be continued, and says whic
     fs.writeFileSync(path.join(dir, 'chat_template.jinja'), userOnly);
     assert.throws(
       () => ModelTokenizer.load(dir).applyChatTemplate(prefilled('The answer is ('), { addGenerationPrompt: false, continueFinalMessage: true }),
-      { message: `${path.join(dir, 'chat_template.jinja')}: the chat template does not render the final assistant message's content verbatim, so it cannot be continued` },
+      {
+        message: `${path.join(dir, 'chat_template.jinja')}: the chat template does not render the final assistant message's content verbatim, so it cannot be continued`,
+      },
     );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

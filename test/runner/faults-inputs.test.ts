@@ -5,7 +5,12 @@ import { after, before, test } from 'node:test';
 import { float32ToBfloat16, float32ToFloat16 } from '../../native-runner/src/checkpoint/halfFloat';
 import { writeRandomCheckpoint } from '../../native-runner/src/checkpoint/randomCheckpoint';
 import {
-  CheckpointError, firstNonFinite, readSafetensors, readTensor, writeSafetensors, type TensorToWrite,
+  CheckpointError,
+  firstNonFinite,
+  readSafetensors,
+  readTensor,
+  writeSafetensors,
+  type TensorToWrite,
 } from '../../native-runner/src/checkpoint/safetensors';
 import { ModelTokenizer } from '../../native-runner/src/checkpoint/tokenizer';
 import { DEFAULT_CHALLENGE } from '../../native-runner/src/evaluation/challengeProtocol';
@@ -36,13 +41,24 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const TOKENIZER = path.join(REFERENCE_DIR, 'qwen2');
 const work = tempDir('faults-inputs');
 const cache = path.join(work, 'cache');
-before(() => { process.env.PINPOINT_CACHE = cache; });
+before(() => {
+  process.env.PINPOINT_CACHE = cache;
+});
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 /** qwen2-style with tied embeddings: 256 positions, like the reference models */
 const TINY = {
-  model_type: 'qwen2', hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-  vocab_size: 420, rms_norm_eps: 1e-6, max_position_embeddings: 256, initializer_range: 0.2, tie_word_embeddings: true,
+  model_type: 'qwen2',
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 420,
+  rms_norm_eps: 1e-6,
+  max_position_embeddings: 256,
+  initializer_range: 0.2,
+  tie_word_embeddings: true,
   rope_parameters: { rope_type: 'default', rope_theta: 1000000 },
 };
 
@@ -73,17 +89,41 @@ function writeLines(name: string, lines: unknown[]): string {
   return file;
 }
 
-const choice = (id: string, question: string) => ({ id, question: `${question}\n(A) yes\n(B) no`, choices: ['yes', 'no'], correct: 'A', prefill: 'The answer is (' });
-const view = (id: string, question: string) => ({ id, question: `${question}\n (A) Tabs\n (B) Spaces\n\nAnswer:`, choices: ['Tabs', 'Spaces'], userView: 'A' });
+const choice = (id: string, question: string) => ({
+  id,
+  question: `${question}\n(A) yes\n(B) no`,
+  choices: ['yes', 'no'],
+  correct: 'A',
+  prefill: 'The answer is (',
+});
+const view = (id: string, question: string) => ({
+  id,
+  question: `${question}\n (A) Tabs\n (B) Spaces\n\nAnswer:`,
+  choices: ['Tabs', 'Spaces'],
+  userView: 'A',
+});
 const SHORT = [choice('short-1', 'Is the sky blue?'), choice('short-2', 'Is grass green?')];
 
-const results = (out: string): ItemResult[] => fs.readFileSync(path.join(out, RESULTS_FILE), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+const results = (out: string): ItemResult[] =>
+  fs
+    .readFileSync(path.join(out, RESULTS_FILE), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
 const summaryOf = (out: string): Summary => JSON.parse(fs.readFileSync(path.join(out, SUMMARY_FILE), 'utf8'));
 
 function evaluate(model: Model, modelDir: string, file: string, out: string): Promise<Summary> {
   const data = readEvaluationFile(file);
   return runEvaluation({
-    model, modelDir, judge: null, data, items: data.items, outDir: path.join(work, out), challenges: [DEFAULT_CHALLENGE], maxNewTokens: 2, batchSize: 4,
+    model,
+    modelDir,
+    judge: null,
+    data,
+    items: data.items,
+    outDir: path.join(work, out),
+    challenges: [DEFAULT_CHALLENGE],
+    maxNewTokens: 2,
+    batchSize: 4,
   });
 }
 
@@ -93,19 +133,29 @@ test('a NaN weight is refused at load, naming the file, the tensor and the eleme
   const dir = withValue(tinyModel(1), 'model.layers.1.mlp.up_proj.weight', 7, NaN);
   const file = path.join(dir, 'model.safetensors');
   for (let attempt = 0; attempt < 2; attempt++) {
-    assert.throws(() => Model.load(dir, { device: 'cpu' }), (err: unknown) => {
-      assert.ok(err instanceof CheckpointError);
-      assert.equal(err.message, `${file}: tensor model.layers.1.mlp.up_proj.weight holds NaN at element 7 of its [48, 32]: a model's weights must be `
-        + 'finite (one NaN or infinity makes every output NaN); the checkpoint is damaged, or was saved from a diverged training run');
-      return true;
-    });
+    assert.throws(
+      () => Model.load(dir, { device: 'cpu' }),
+      (err: unknown) => {
+        assert.ok(err instanceof CheckpointError);
+        assert.equal(
+          err.message,
+          `${file}: tensor model.layers.1.mlp.up_proj.weight holds NaN at element 7 of its [48, 32]: a model's weights must be ` +
+            'finite (one NaN or infinity makes every output NaN); the checkpoint is damaged, or was saved from a diverged training run',
+        );
+        return true;
+      },
+    );
   }
 });
 
 test('an infinite weight of a float16 checkpoint is refused as it is converted, naming the tensor', () => {
   const dir = withValue(tinyModel(1, 'F16'), 'model.norm.weight', 3, -Infinity);
-  assert.throws(() => Model.load(dir, { device: 'cpu' }),
-    new RegExp(`^CheckpointError: ${escape(path.join(dir, 'model.safetensors'))}: tensor model\\.norm\\.weight holds -Infinity at element 3 of its \\[32\\]: `));
+  assert.throws(
+    () => Model.load(dir, { device: 'cpu' }),
+    new RegExp(
+      `^CheckpointError: ${escape(path.join(dir, 'model.safetensors'))}: tensor model\\.norm\\.weight holds -Infinity at element 3 of its \\[32\\]: `,
+    ),
+  );
 });
 
 test('firstNonFinite reads NaN and infinities from the bits of F32, F16 and BF16, and finds none in integers', () => {
@@ -118,13 +168,30 @@ test('firstNonFinite reads NaN and infinities from the bits of F32, F16 and BF16
 
 // training
 
-const conversation = (i: number) => ({ messages: [{ role: 'user', content: `What is ${i} plus 2?` }, { role: 'assistant', content: `It is ${i + 2}.` }] });
+const conversation = (i: number) => ({
+  messages: [
+    { role: 'user', content: `What is ${i} plus 2?` },
+    { role: 'assistant', content: `It is ${i + 2}.` },
+  ],
+});
 
 function tuneConfig(out: string, overrides: Partial<TuneConfig>): TuneConfig {
   return {
-    model: { dir: tinyModel(1), device: 'cpu', dtype: 'float32' }, data: writeLines('train.jsonl', [0, 1, 2, 3].map(conversation)), out: path.join(work, out),
-    spec: { mode: 'heads', heads: [{ layer: 0, head: 1 }], includeKeyValue: false }, steps: 6, batchSize: 2, gradAccum: 1,
-    adamw: { ...ADAMW_DEFAULTS, lr: 1e30 }, schedule: 'constant', warmupSteps: 0, maxGradNorm: 1, seed: 0, saveEvery: 1, lossOn: 'last', onBadLine: 'stop',
+    model: { dir: tinyModel(1), device: 'cpu', dtype: 'float32' },
+    data: writeLines('train.jsonl', [0, 1, 2, 3].map(conversation)),
+    out: path.join(work, out),
+    spec: { mode: 'heads', heads: [{ layer: 0, head: 1 }], includeKeyValue: false },
+    steps: 6,
+    batchSize: 2,
+    gradAccum: 1,
+    adamw: { ...ADAMW_DEFAULTS, lr: 1e30 },
+    schedule: 'constant',
+    warmupSteps: 0,
+    maxGradNorm: 1,
+    seed: 0,
+    saveEvery: 1,
+    lossOn: 'last',
+    onBadLine: 'stop',
     ...overrides,
   };
 }
@@ -138,27 +205,39 @@ function assertLatestFinite(out: string, step: number): void {
       assert.ok(readTensor(info).every(Number.isFinite), `${file}: ${info.name} is not finite`);
     }
   }
-  assert.deepEqual(fs.readdirSync(out).filter((f) => /step-/.test(f)), [`step-${step}`], 'no later checkpoint, not even a temporary one');
+  assert.deepEqual(
+    fs.readdirSync(out).filter((f) => /step-/.test(f)),
+    [`step-${step}`],
+    'no later checkpoint, not even a temporary one',
+  );
 }
 
 test('a tuning run whose loss turns NaN stops naming the step, and latest.json still names its last finite checkpoint', async () => {
   // every weight tuned at a learning rate of 1e30: the first step's update is finite, the second step's loss is not
-  const config = tuneConfig('diverged-loss', { spec: { mode: 'full', heads: [], includeKeyValue: false }, adamw: { ...ADAMW_DEFAULTS, lr: 1e30, weightDecay: 0 } });
-  const steps: number[] = [];
-  await assert.rejects(tune(config, false, (p) => steps.push(p.step)), (err: unknown) => {
-    assert.ok(err instanceof DivergedError);
-    assert.equal(err.step, 2);
-    assert.match(err.message, /^training diverged at step 2: the loss is NaN\. Nothing of this step is saved/);
-    return true;
+  const config = tuneConfig('diverged-loss', {
+    spec: { mode: 'full', heads: [], includeKeyValue: false },
+    adamw: { ...ADAMW_DEFAULTS, lr: 1e30, weightDecay: 0 },
   });
+  const steps: number[] = [];
+  await assert.rejects(
+    tune(config, false, (p) => steps.push(p.step)),
+    (err: unknown) => {
+      assert.ok(err instanceof DivergedError);
+      assert.equal(err.step, 2);
+      assert.match(err.message, /^training diverged at step 2: the loss is NaN\. Nothing of this step is saved/);
+      return true;
+    },
+  );
   assert.deepEqual(steps, [1]);
   assertLatestFinite(config.out, 1);
 });
 
 test('a step whose update overflows is not saved, though its loss was finite: the run stops naming the step and the block', async () => {
   const config = tuneConfig('diverged-update', {});
-  await assert.rejects(tune(config, false, () => {}),
-    /^DivergedError: training diverged at step 2: the update made block model\.layers\.0\.self_attn\.\w_proj\.weight\S*'s values -?Infinity at element \d+\./);
+  await assert.rejects(
+    tune(config, false, () => {}),
+    /^DivergedError: training diverged at step 2: the update made block model\.layers\.0\.self_attn\.\w_proj\.weight\S*'s values -?Infinity at element \d+\./,
+  );
   assertLatestFinite(config.out, 1);
 });
 
@@ -193,7 +272,10 @@ test('non-finite logits fail their item with a message, and the other items comp
       { id: 'poisoned', line: 2, reason: "the log-probabilities of its first answer are NaN: the model's logits are not finite" },
       { id: 'poisoned-view', line: 3, reason: "the log-probabilities of its answer letters are NaN: the model's logits are not finite" },
     ]);
-    assert.deepEqual(results(path.join(work, 'poisoned')).map((r) => r.id), ['short-1', 'short-2']);
+    assert.deepEqual(
+      results(path.join(work, 'poisoned')).map((r) => r.id),
+      ['short-1', 'short-2'],
+    );
     assert.deepEqual(summary.progress, { done: 2, total: 4 });
     assert.equal(summary.metrics.challenge!.run.items, 2);
   } finally {
@@ -204,7 +286,8 @@ test('non-finite logits fail their item with a message, and the other items comp
 // prompt lengths
 
 /** The item's prompt as the model first answers it, in tokens. */
-const promptTokens = (tokenizer: ModelTokenizer, item: object) => renderChat(tokenizer, parseEvaluationText(JSON.stringify(item), 'x.jsonl').items[0].messages).ids.length;
+const promptTokens = (tokenizer: ModelTokenizer, item: object) =>
+  renderChat(tokenizer, parseEvaluationText(JSON.stringify(item), 'x.jsonl').items[0].messages).ids.length;
 
 test('an item whose prompt is longer than max_position_embeddings fails naming its length and the limit; the run goes on', async () => {
   const dir = tinyModel(1);
@@ -215,16 +298,35 @@ test('an item whose prompt is longer than max_position_embeddings fails naming i
     assert.ok(tokens > TINY.max_position_embeddings, `${tokens} tokens`);
     const summary = await evaluate(model, dir, writeLines('positions.jsonl', [SHORT[0], long, SHORT[1]]), 'positions');
     assert.deepEqual(summary.failedItems, [
-      { id: 'long', line: 2, reason: `its prompt is ${tokens} tokens, longer than the model's 256 positions (max_position_embeddings in config.json)` },
+      {
+        id: 'long',
+        line: 2,
+        reason: `its prompt is ${tokens} tokens, longer than the model's 256 positions (max_position_embeddings in config.json)`,
+      },
     ]);
-    assert.deepEqual(results(path.join(work, 'positions')).map((r) => r.id), ['short-1', 'short-2']);
+    assert.deepEqual(
+      results(path.join(work, 'positions')).map((r) => r.id),
+      ['short-1', 'short-2'],
+    );
     assert.equal(summary.status, 'complete');
   } finally {
     await model.dispose();
   }
 });
 
-const evalArgs = (data: string, out: string, ...rest: string[]) => ['--model', tinyModel(1), '--data', data, '--out', path.join(work, out), '--device', 'cpu', '--max-new-tokens', '2', ...rest];
+const evalArgs = (data: string, out: string, ...rest: string[]) => [
+  '--model',
+  tinyModel(1),
+  '--data',
+  data,
+  '--out',
+  path.join(work, out),
+  '--device',
+  'cpu',
+  '--max-new-tokens',
+  '2',
+  ...rest,
+];
 
 test('--max-prompt-tokens: a longer item fails naming its length and the limit, exit 0, and the others run', async () => {
   const medium = choice('medium', 'Is this a question of middling length? '.repeat(3));
@@ -233,9 +335,20 @@ test('--max-prompt-tokens: a longer item fails naming its length and the limit, 
   const data = writeLines('limited.jsonl', [SHORT[0], medium, SHORT[1]]);
   const { code, stderr } = await runEvalProcess(evalArgs(data, 'limited', '--max-prompt-tokens', String(limit)), cache);
   assert.equal(code, 0, stderr);
-  assert.ok(stderr.includes(`pinpoint eval: ${data}:2: item "medium" failed: its prompt is ${tokens} tokens, longer than the run's limit of ${limit} prompt tokens (--max-prompt-tokens)\n`), stderr);
-  assert.deepEqual(results(path.join(work, 'limited')).map((r) => r.id), ['short-1', 'short-2']);
-  assert.deepEqual(summaryOf(path.join(work, 'limited')).failedItems.map((f) => f.id), ['medium']);
+  assert.ok(
+    stderr.includes(
+      `pinpoint eval: ${data}:2: item "medium" failed: its prompt is ${tokens} tokens, longer than the run's limit of ${limit} prompt tokens (--max-prompt-tokens)\n`,
+    ),
+    stderr,
+  );
+  assert.deepEqual(
+    results(path.join(work, 'limited')).map((r) => r.id),
+    ['short-1', 'short-2'],
+  );
+  assert.deepEqual(
+    summaryOf(path.join(work, 'limited')).failedItems.map((f) => f.id),
+    ['medium'],
+  );
 });
 
 test('a run in which every item fails exits 1 saying so', async () => {
@@ -251,7 +364,10 @@ test('an evaluation file saved with a UTF-8 byte order mark reads its first line
   fs.writeFileSync(file, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(SHORT.map((q) => JSON.stringify(q)).join('\r\n'))]));
   const data = readEvaluationFile(file);
   assert.deepEqual(data.problems, []);
-  assert.deepEqual(data.items.map((item) => item.id), ['short-1', 'short-2']);
+  assert.deepEqual(
+    data.items.map((item) => item.id),
+    ['short-1', 'short-2'],
+  );
 });
 
 test('a training file saved with a UTF-8 byte order mark reads its first conversation', () => {
@@ -268,18 +384,31 @@ test('a 5 MB line of an evaluation file is a bad line naming the file, the line 
   const huge = JSON.stringify(choice('huge', 'x'.repeat(HUGE)));
   const file = writeLines('huge.jsonl', [SHORT[0], huge, SHORT[1]]);
   const data = readEvaluationFile(file);
-  assert.deepEqual(data.items.map((item) => item.id), ['short-1', 'short-2']);
-  assert.deepEqual(data.problems.map(describeProblem), [`${file}:2: the line is ${huge.length} characters long, over the limit of ${MAX_LINE_LENGTH} characters a line`]);
+  assert.deepEqual(
+    data.items.map((item) => item.id),
+    ['short-1', 'short-2'],
+  );
+  assert.deepEqual(data.problems.map(describeProblem), [
+    `${file}:2: the line is ${huge.length} characters long, over the limit of ${MAX_LINE_LENGTH} characters a line`,
+  ]);
 });
 
 test('a 5 MB line of a training file stops --on-bad-line stop naming the file, the line and the limit', () => {
-  const huge = JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(HUGE) }, { role: 'assistant', content: 'y' }] });
-  const file = writeLines('huge-train.jsonl', [conversation(0), huge]);
-  assert.throws(() => readConversations(file, ModelTokenizer.load(TOKENIZER), { lossOn: 'last', onBadLine: 'stop' }), (err: unknown) => {
-    assert.ok(err instanceof DataError);
-    assert.equal(err.message, `${file}:2: the line is ${huge.length} characters long, over the limit of ${MAX_LINE_LENGTH} characters a line`);
-    return true;
+  const huge = JSON.stringify({
+    messages: [
+      { role: 'user', content: 'x'.repeat(HUGE) },
+      { role: 'assistant', content: 'y' },
+    ],
   });
+  const file = writeLines('huge-train.jsonl', [conversation(0), huge]);
+  assert.throws(
+    () => readConversations(file, ModelTokenizer.load(TOKENIZER), { lossOn: 'last', onBadLine: 'stop' }),
+    (err: unknown) => {
+      assert.ok(err instanceof DataError);
+      assert.equal(err.message, `${file}:2: the line is ${huge.length} characters long, over the limit of ${MAX_LINE_LENGTH} characters a line`);
+      return true;
+    },
+  );
 });
 
 /** A folder with the reference qwen2 tokenizer, its tokenizer.json and tokenizer_config.json changed by `edit`. */
@@ -295,27 +424,44 @@ function tokenizerFolder(name: string, edit: (tokenizer: { model: { type: string
 }
 
 test('a tokenizer.json whose model type is not supported is refused naming the file and the types expected', () => {
-  const dir = tokenizerFolder('word-level', (tokenizer) => { tokenizer.model.type = 'WordLevel'; });
-  assert.throws(() => ModelTokenizer.load(dir), (err: unknown) => {
-    assert.ok(err instanceof CheckpointError);
-    assert.equal(err.message, `${path.join(dir, 'tokenizer.json')}: model.type is "WordLevel", expected one of BPE, Unigram, WordPiece (the tokenizer models the runner can run)`);
-    return true;
+  const dir = tokenizerFolder('word-level', (tokenizer) => {
+    tokenizer.model.type = 'WordLevel';
   });
+  assert.throws(
+    () => ModelTokenizer.load(dir),
+    (err: unknown) => {
+      assert.ok(err instanceof CheckpointError);
+      assert.equal(
+        err.message,
+        `${path.join(dir, 'tokenizer.json')}: model.type is "WordLevel", expected one of BPE, Unigram, WordPiece (the tokenizer models the runner can run)`,
+      );
+      return true;
+    },
+  );
 });
 
-test('a chat template with an unknown filter fails naming the template\'s file, the filter and what is expected', () => {
-  const dir = tokenizerFolder('unknown-filter', (_, config) => { config.chat_template = '{% for m in messages %}{{ m.content | shout }}{% endfor %}'; });
-  const tokenizer = ModelTokenizer.load(dir);
-  assert.throws(() => tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true }), (err: unknown) => {
-    assert.ok(err instanceof CheckpointError);
-    assert.equal(err.message, `${path.join(dir, 'tokenizer_config.json')}: the chat template applies the filter "shout" to a string, and @huggingface/jinja has `
-      + 'no such filter; expected one of the filters of Jinja and of transformers\' chat templates (such as trim, tojson, length)');
-    return true;
+test("a chat template with an unknown filter fails naming the template's file, the filter and what is expected", () => {
+  const dir = tokenizerFolder('unknown-filter', (_, config) => {
+    config.chat_template = '{% for m in messages %}{{ m.content | shout }}{% endfor %}';
   });
+  const tokenizer = ModelTokenizer.load(dir);
+  assert.throws(
+    () => tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true }),
+    (err: unknown) => {
+      assert.ok(err instanceof CheckpointError);
+      assert.equal(
+        err.message,
+        `${path.join(dir, 'tokenizer_config.json')}: the chat template applies the filter "shout" to a string, and @huggingface/jinja has ` +
+          "no such filter; expected one of the filters of Jinja and of transformers' chat templates (such as trim, tojson, length)",
+      );
+      return true;
+    },
+  );
 });
 
 test('a damaged latest.json in a tuning run folder is named with what it should hold, and never points outside the folder', () => {
-  const expected = 'expected {"step": N, "dir": "step-N"} as pinpoint tune writes it; restore it, or remove it with the step folders to start the run over';
+  const expected =
+    'expected {"step": N, "dir": "step-N"} as pinpoint tune writes it; restore it, or remove it with the step folders to start the run over';
   const run = (name: string, text: string) => {
     const out = path.join(work, name);
     fs.mkdirSync(out);
@@ -323,16 +469,31 @@ test('a damaged latest.json in a tuning run folder is named with what it should 
     return out;
   };
   const torn = run('torn-latest', '{"step": 3, "di');
-  assert.throws(() => latestCheckpoint(torn), new RegExp(`^Error: ${escape(path.join(torn, 'latest.json'))}: not valid JSON \\(.+\\); it may have been cut short or edited; ${escape(expected)}$`));
+  assert.throws(
+    () => latestCheckpoint(torn),
+    new RegExp(
+      `^Error: ${escape(path.join(torn, 'latest.json'))}: not valid JSON \\(.+\\); it may have been cut short or edited; ${escape(expected)}$`,
+    ),
+  );
   const elsewhere = run('elsewhere-latest', '{"step": 3, "dir": "../../etc"}');
-  assert.throws(() => latestCheckpoint(elsewhere), { message: `${path.join(elsewhere, 'latest.json')}: holds {"step": 3, "dir": "../../etc"}; ${expected}` });
+  assert.throws(() => latestCheckpoint(elsewhere), {
+    message: `${path.join(elsewhere, 'latest.json')}: holds {"step": 3, "dir": "../../etc"}; ${expected}`,
+  });
 });
 
 test('--on-bad-line stop: a bad line fails eval with exit 1 naming it, before any model is loaded', async () => {
   const data = path.join(EVAL_FIXTURES, 'bad_lines.jsonl');
-  const { code, stderr } = await runEvalProcess(['--model', path.join(work, 'no-such-model'), '--data', data, '--out', path.join(work, 'stop'), '--on-bad-line', 'stop'], cache);
+  const { code, stderr } = await runEvalProcess(
+    ['--model', path.join(work, 'no-such-model'), '--data', data, '--out', path.join(work, 'stop'), '--on-bad-line', 'stop'],
+    cache,
+  );
   assert.equal(code, 1, stderr);
-  assert.match(stderr, new RegExp(`^pinpoint eval: ${escape(data)}:2: invalid JSON \\(.+\\) \\(and 5 more bad lines\\); with --on-bad-line stop a bad line fails the evaluation\n$`));
+  assert.match(
+    stderr,
+    new RegExp(
+      `^pinpoint eval: ${escape(data)}:2: invalid JSON \\(.+\\) \\(and 5 more bad lines\\); with --on-bad-line stop a bad line fails the evaluation\n$`,
+    ),
+  );
 });
 
 test('--on-bad-line skip, the default: the bad line is reported and skipped, exit 0', async () => {
@@ -341,7 +502,10 @@ test('--on-bad-line skip, the default: the bad line is reported and skipped, exi
   assert.equal(code, 0, stderr);
   assert.ok(stderr.includes(`${data}:2: invalid JSON (`) && stderr.includes(') (line skipped)\n'), stderr);
   assert.equal(summaryOf(path.join(work, 'skip')).data.skippedLines.length, 1);
-  assert.deepEqual(results(path.join(work, 'skip')).map((r) => r.id), ['short-1', 'short-2']);
+  assert.deepEqual(
+    results(path.join(work, 'skip')).map((r) => r.id),
+    ['short-1', 'short-2'],
+  );
 });
 
 // the editor

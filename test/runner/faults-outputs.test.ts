@@ -36,7 +36,9 @@ const TRAIN = path.join(ROOT, 'test', 'fixtures', 'editor', 'train.jsonl');
 const work = tempDir('faults-outputs');
 const CACHE = path.join(work, 'cache');
 const HOST = os.hostname();
-before(() => { process.env.PINPOINT_CACHE = CACHE; });
+before(() => {
+  process.env.PINPOINT_CACHE = CACHE;
+});
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 // ---- running the command line ----
@@ -57,8 +59,12 @@ function start(args: string[]): Started {
   const child = spawn(process.execPath, [RUNNER, ...args], { cwd: ROOT, env: { ...process.env, PINPOINT_CACHE: CACHE } });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-  child.stderr!.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
   const finished = new Promise<Finished>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
@@ -155,19 +161,83 @@ function locksUnder(dir: string): string[] {
 // ---- each job's command ----
 
 const evalArgs = (out: string, ...rest: string[]) => [
-  'eval', '--model', QWEN2, '--data', SAMPLE, '--out', out, '--device', 'cpu', '--batch-size', '1', '--max-new-tokens', '12', ...rest,
+  'eval',
+  '--model',
+  QWEN2,
+  '--data',
+  SAMPLE,
+  '--out',
+  out,
+  '--device',
+  'cpu',
+  '--batch-size',
+  '1',
+  '--max-new-tokens',
+  '12',
+  ...rest,
 ];
 const locateArgs = (out: string) => ['locate', '--model', QWEN2, '--data', SAMPLE, '--out', out, '--max-items', '2', '--device', 'cpu'];
 const knockoutArgs = (out: string) => [
-  'knockout', '--model', QWEN2, '--data', SAMPLE, '--out', out, '--heads', '0.1,2.3', '--seeds', '1', '--max-items', '2',
-  '--batch-size', '1', '--max-new-tokens', '8', '--device', 'cpu',
+  'knockout',
+  '--model',
+  QWEN2,
+  '--data',
+  SAMPLE,
+  '--out',
+  out,
+  '--heads',
+  '0.1,2.3',
+  '--seeds',
+  '1',
+  '--max-items',
+  '2',
+  '--batch-size',
+  '1',
+  '--max-new-tokens',
+  '8',
+  '--device',
+  'cpu',
 ];
 const tuneArgs = (out: string, ...rest: string[]) => [
-  'tune', '--model', QWEN2, '--data', TRAIN, '--out', out, '--heads', '0.1,1.2', '--steps', '6', '--save-every', '2', '--batch', '2',
-  '--lr', '1e-2', '--seed', '3', '--device', 'cpu', ...rest,
+  'tune',
+  '--model',
+  QWEN2,
+  '--data',
+  TRAIN,
+  '--out',
+  out,
+  '--heads',
+  '0.1,1.2',
+  '--steps',
+  '6',
+  '--save-every',
+  '2',
+  '--batch',
+  '2',
+  '--lr',
+  '1e-2',
+  '--seed',
+  '3',
+  '--device',
+  'cpu',
+  ...rest,
 ];
 const compareArgs = (out: string) => [
-  'compare', '--base', QWEN2, '--tuned', QWEN2, '--data', SAMPLE, '--out', out, '--batch', '1', '--max-new-tokens', '8', '--device', 'cpu',
+  'compare',
+  '--base',
+  QWEN2,
+  '--tuned',
+  QWEN2,
+  '--data',
+  SAMPLE,
+  '--out',
+  out,
+  '--batch',
+  '1',
+  '--max-new-tokens',
+  '8',
+  '--device',
+  'cpu',
 ];
 
 /** Each job's uninterrupted run, once, for the runs that were interrupted to be compared with. */
@@ -194,7 +264,10 @@ test('two pinpoint eval on one folder: the second is refused naming the holder, 
   assertRefusedBy(second, out, pid, 'evaluation', 'eval');
   assert.equal(first.code, 0, first.stderr);
   const ids = lines(path.join(out, RESULTS_FILE)).map((line) => JSON.parse(line).id as string);
-  assert.deepEqual(ids, readEvaluationFile(SAMPLE).items.map((item) => item.id));
+  assert.deepEqual(
+    ids,
+    readEvaluationFile(SAMPLE).items.map((item) => item.id),
+  );
   assert.ok(!fs.existsSync(lockOf(out)), 'the lock is removed once the run is done');
 });
 
@@ -213,7 +286,7 @@ test('a pinpoint knockout on a folder another knockout holds is refused naming i
   assertRefusedBy(second, out, pid, 'knockout', 'knockout');
   assert.equal(first.code, 0, first.stderr);
   assert.equal(readJson<KnockoutReport>(path.join(out, 'knockout.json')).format, 'pinpoint-knockout/1');
-  assert.deepEqual(locksUnder(out), [], 'neither the folder nor a condition\'s folder stays locked');
+  assert.deepEqual(locksUnder(out), [], "neither the folder nor a condition's folder stays locked");
 });
 
 test('a pinpoint tune on a run folder another tune holds is refused naming it, --resume or not', async () => {
@@ -252,7 +325,10 @@ test('a lock left by a process that is gone is taken over, said on stderr, and t
   fs.writeFileSync(lockOf(out), JSON.stringify({ pid: dead, host: HOST, command: 'pinpoint eval --out x', job: 'evaluation', startedAt }));
   const run = await pinpoint(evalArgs(out, '--max-items', '2'));
   assertTakenOver(run, out);
-  assert.ok(run.stderr.includes(`(pid ${dead} on ${HOST}, evaluation since ${startedAt} (pinpoint eval --out x)); taking the folder over`), run.stderr);
+  assert.ok(
+    run.stderr.includes(`(pid ${dead} on ${HOST}, evaluation since ${startedAt} (pinpoint eval --out x)); taking the folder over`),
+    run.stderr,
+  );
   assert.equal(lines(path.join(out, RESULTS_FILE)).length, 2);
   assert.ok(!fs.existsSync(lockOf(out)));
 });
@@ -299,14 +375,23 @@ test('a lock that cannot be read, or one from another host, is refused and left 
 
   const remote = path.join(work, 'remote-lock');
   fs.mkdirSync(remote, { recursive: true });
-  const holder = { pid: spawnSync(process.execPath, ['-e', '']).pid!, host: `not-${HOST}`, command: 'pinpoint tune', job: 'tuning', startedAt: '2025-01-01T00:00:00.000Z' };
+  const holder = {
+    pid: spawnSync(process.execPath, ['-e', '']).pid!,
+    host: `not-${HOST}`,
+    command: 'pinpoint tune',
+    job: 'tuning',
+    startedAt: '2025-01-01T00:00:00.000Z',
+  };
   fs.writeFileSync(lockOf(remote), JSON.stringify(holder));
-  assert.throws(() => OutputLock.take(remote, 'tuning'), (err: unknown) => {
-    assert.ok(err instanceof FolderInUseError);
-    assert.deepEqual(err.holder, holder);
-    assert.match(err.message, new RegExp(`in use by another run: pid ${holder.pid} on not-${HOST}, tuning since`));
-    return true;
-  });
+  assert.throws(
+    () => OutputLock.take(remote, 'tuning'),
+    (err: unknown) => {
+      assert.ok(err instanceof FolderInUseError);
+      assert.deepEqual(err.holder, holder);
+      assert.match(err.message, new RegExp(`in use by another run: pid ${holder.pid} on not-${HOST}, tuning since`));
+      return true;
+    },
+  );
   assert.deepEqual(readJson(lockOf(remote)), holder);
 });
 
@@ -318,7 +403,7 @@ test('a lock naming this process that it does not hold (left by an earlier proce
   const lock = OutputLock.take(out, 'evaluation');
   const now = readJson<typeof left>(lockOf(out));
   assert.equal(now.pid, process.pid);
-  assert.notEqual(now.startedAt, left.startedAt, 'the lock is this take\'s, not the one left');
+  assert.notEqual(now.startedAt, left.startedAt, "the lock is this take's, not the one left");
   lock.release();
   assert.ok(!fs.existsSync(lockOf(out)));
 });
@@ -330,21 +415,51 @@ test('in one process (the server), a run stopped midway does not keep its folder
     const items = data.items.slice(0, 2);
     const stop = new Error('stopped');
     const out = path.join(work, 'in-process-eval');
-    const evaluation = (onProgress?: () => void) => runEvaluation({
-      model, modelDir: QWEN2, judge: null, data, items, outDir: out, challenges: [DEFAULT_CHALLENGE], maxNewTokens: 6, batchSize: 1, onProgress,
-    });
-    await assert.rejects(evaluation(() => { throw stop; }), stop);
+    const evaluation = (onProgress?: () => void) =>
+      runEvaluation({
+        model,
+        modelDir: QWEN2,
+        judge: null,
+        data,
+        items,
+        outDir: out,
+        challenges: [DEFAULT_CHALLENGE],
+        maxNewTokens: 6,
+        batchSize: 1,
+        onProgress,
+      });
+    await assert.rejects(
+      evaluation(() => {
+        throw stop;
+      }),
+      stop,
+    );
     assert.ok(!fs.existsSync(lockOf(out)), 'a stopped evaluation releases its folder');
     const summary = await evaluation();
     assert.deepEqual(summary.progress, { done: 2, total: 2 });
     assert.ok(!fs.existsSync(lockOf(out)));
 
     const knocked = path.join(work, 'in-process-knockout');
-    const run = (onProgress?: (p: { stage: string; done: number }) => void) => knockout({
-      model, modelDir: QWEN2, data, items, heads: [{ layer: 0, head: 1 }], outDir: knocked, challenges: [DEFAULT_CHALLENGE],
-      seeds: [1], batchSize: 1, maxNewTokens: 6, onProgress,
-    });
-    await assert.rejects(run((p) => { if (p.stage === 'zero' && p.done > 0) throw stop; }), stop);
+    const run = (onProgress?: (p: { stage: string; done: number }) => void) =>
+      knockout({
+        model,
+        modelDir: QWEN2,
+        data,
+        items,
+        heads: [{ layer: 0, head: 1 }],
+        outDir: knocked,
+        challenges: [DEFAULT_CHALLENGE],
+        seeds: [1],
+        batchSize: 1,
+        maxNewTokens: 6,
+        onProgress,
+      });
+    await assert.rejects(
+      run((p) => {
+        if (p.stage === 'zero' && p.done > 0) throw stop;
+      }),
+      stop,
+    );
     assert.deepEqual(locksUnder(knocked), [], 'a stopped knockout releases its folder and the condition it was in');
     const report = await run();
     assert.deepEqual(readJson(path.join(knocked, 'knockout.json')), JSON.parse(JSON.stringify(report)));
@@ -513,7 +628,7 @@ test('a damaged hash cache entry, or one for another state of the file, is recom
   }
 });
 
-test('one content identity everywhere: the model, summary.json, heads.json and the tuned checkpoint\'s base agree with the files\' bytes', async () => {
+test("one content identity everywhere: the model, summary.json, heads.json and the tuned checkpoint's base agree with the files' bytes", async () => {
   const expected = independentSha256(QWEN2);
   assert.equal(weightsSha256(openWeights(QWEN2)), expected);
   assert.equal((await loaded(QWEN2)).sha256, expected);

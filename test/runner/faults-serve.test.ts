@@ -5,9 +5,7 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import {
-  createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter, type MessageConnection,
-} from 'vscode-jsonrpc/node';
+import { createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import { RESULTS_FILE } from '../../src/protocol/evaluation';
 import { EvaluateRequest, ExportRequest, JobProgressNotification, TuneRequest, type EvaluateParams, type TuneParams } from '../../src/protocol/jobs';
 import { AddRootsRequest, LoadModelRequest, RunnerErrorCode, RuntimeInfoRequest } from '../../src/protocol/protocol';
@@ -93,7 +91,10 @@ describe('a malformed frame ends pinpoint serve with exit code 1 and a line on s
   test('a body that is JSON but no JSON-RPC message', async () => {
     const { code, lastLine } = await feed(frame('[{"jsonrpc":"2.0","id":1,"method":"runtime/info"}]'));
     assert.equal(code, 1);
-    assert.equal(lastLine, 'pinpoint serve: malformed JSON-RPC frame: its body is no JSON-RPC 2.0 message: "[{\\"jsonrpc\\":\\"2.0\\",\\"id\\":1,\\"method\\":\\"runtime/info\\"}]"');
+    assert.equal(
+      lastLine,
+      'pinpoint serve: malformed JSON-RPC frame: its body is no JSON-RPC 2.0 message: "[{\\"jsonrpc\\":\\"2.0\\",\\"id\\":1,\\"method\\":\\"runtime/info\\"}]"',
+    );
   });
 
   test('a header without Content-Length', async () => {
@@ -149,13 +150,22 @@ describe('pinpoint serve ends when its input or its parent goes, even mid-job', 
     const items = 80;
     const sample = fs.readFileSync(SAMPLE, 'utf8').trim().split('\n');
     const data = path.join(work, 'long-eval.jsonl');
-    fs.writeFileSync(data, Array.from({ length: items }, (_, i) => JSON.stringify({ ...JSON.parse(sample[i % sample.length]), id: `item-${i}` })).join('\n'));
+    fs.writeFileSync(
+      data,
+      Array.from({ length: items }, (_, i) => JSON.stringify({ ...JSON.parse(sample[i % sample.length]), id: `item-${i}` })).join('\n'),
+    );
     const out = path.join(work, 'cut-short');
     const serving = serve('--root', work, '--root', QWEN2);
     const connection = connect(serving.child);
     const twoDone = new Promise<void>((resolve) => connection.onNotification(JobProgressNotification, (p) => p.done >= 2 && resolve()));
     const request = connection.sendRequest(EvaluateRequest, {
-      job: 'long', model: { dir: QWEN2, device: 'cpu', dtype: 'float32' }, data, out, challenges: ['Are you sure?'], maxNewTokens: 24, batchSize: 1,
+      job: 'long',
+      model: { dir: QWEN2, device: 'cpu', dtype: 'float32' },
+      data,
+      out,
+      challenges: ['Are you sure?'],
+      maxNewTokens: 24,
+      batchSize: 1,
     });
     request.catch(() => undefined);
     await within(twoDone, 60_000, 'two items evaluated');
@@ -167,9 +177,15 @@ describe('pinpoint serve ends when its input or its parent goes, even mid-job', 
     assert.doesNotMatch(serving.stderr(), STACK_LINE);
     const text = fs.readFileSync(path.join(out, RESULTS_FILE), 'utf8');
     assert.ok(text.endsWith('\n'), 'the last line is whole');
-    const lines = text.trimEnd().split('\n').map((line) => JSON.parse(line) as { id: string });
+    const lines = text
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { id: string });
     assert.ok(lines.length >= 2 && lines.length < items, `${lines.length} of ${items} items`);
-    assert.deepEqual(lines.map((r) => r.id), lines.map((_, i) => `item-${i}`));
+    assert.deepEqual(
+      lines.map((r) => r.id),
+      lines.map((_, i) => `item-${i}`),
+    );
   });
 
   test('its parent killed, while stdin stays open: the runner exits', { skip: process.platform === 'win32' }, async () => {
@@ -178,7 +194,7 @@ describe('pinpoint serve ends when its input or its parent goes, even mid-job', 
     const pids = once(readline.createInterface({ input: parent.stdout }), 'line');
     // without --root the runner says so once it started, and it watches its parent by then
     const started = once(readline.createInterface({ input: parent.stderr }), 'line');
-    const [line] = await within(pids, EXIT_MS, 'the parent starting the runner') as [string];
+    const [line] = (await within(pids, EXIT_MS, 'the parent starting the runner')) as [string];
     const { runner, holder } = JSON.parse(line) as { runner: number; holder: number };
     await within(started, EXIT_MS, 'the runner starting');
     try {
@@ -240,8 +256,15 @@ describe('with --root, pinpoint serve reads and writes only under its roots', { 
 
   const MODEL = { dir: QWEN2, device: 'cpu', dtype: 'float32' } as const;
   const evaluation = (params: Partial<EvaluateParams>): EvaluateParams => ({
-    job: 'e', model: MODEL, data: path.join(inside, 'sample-eval.jsonl'), out: path.join(inside, 'eval'),
-    challenges: ['Are you sure?'], maxNewTokens: 8, batchSize: 8, items: ['birds'], ...params,
+    job: 'e',
+    model: MODEL,
+    data: path.join(inside, 'sample-eval.jsonl'),
+    out: path.join(inside, 'eval'),
+    challenges: ['Are you sure?'],
+    maxNewTokens: 8,
+    batchSize: 8,
+    items: ['birds'],
+    ...params,
   });
   const refused = (message: string) => (err: unknown) => {
     assert.ok(err instanceof ResponseError, String(err));
@@ -260,43 +283,60 @@ describe('with --root, pinpoint serve reads and writes only under its roots', { 
   test('a data file outside the roots is refused, and a missing one alike, so that nothing tells what exists there', async () => {
     await connection.sendRequest(AddRootsRequest, { roots: [QWEN2] });
     roots = `${roots}, ${QWEN2}`;
-    await assert.rejects(connection.sendRequest(EvaluateRequest, evaluation({ data: secret })), refused(outsideMessage('job/evaluate', 'data', secret)));
+    await assert.rejects(
+      connection.sendRequest(EvaluateRequest, evaluation({ data: secret })),
+      refused(outsideMessage('job/evaluate', 'data', secret)),
+    );
     const missing = path.join(outside, 'missing.jsonl');
-    await assert.rejects(connection.sendRequest(EvaluateRequest, evaluation({ data: missing })), refused(outsideMessage('job/evaluate', 'data', missing)));
+    await assert.rejects(
+      connection.sendRequest(EvaluateRequest, evaluation({ data: missing })),
+      refused(outsideMessage('job/evaluate', 'data', missing)),
+    );
   });
 
   test('an output folder or export target outside the roots is refused, and nothing is created there', async () => {
     const out = path.join(outside, 'new-run');
     await assert.rejects(connection.sendRequest(EvaluateRequest, evaluation({ out })), refused(outsideMessage('job/evaluate', 'out', out)));
     const to = path.join(outside, 'exported');
-    await assert.rejects(connection.sendRequest(ExportRequest, { job: 'x', run: path.join(inside, 'run'), to }), refused(outsideMessage('job/export', 'to', to)));
+    await assert.rejects(
+      connection.sendRequest(ExportRequest, { job: 'x', run: path.join(inside, 'run'), to }),
+      refused(outsideMessage('job/export', 'to', to)),
+    );
     assert.deepEqual(fs.readdirSync(outside), ['secret.jsonl']);
   });
 
   test('a symbolic link inside a root that points outside is refused, as file and as folder', async () => {
     const file = path.join(inside, 'link.jsonl');
     fs.symlinkSync(secret, file);
-    await assert.rejects(connection.sendRequest(EvaluateRequest, evaluation({ data: file })),
-      refused(outsideMessage('job/evaluate', 'data', file, fs.realpathSync(secret))));
+    await assert.rejects(
+      connection.sendRequest(EvaluateRequest, evaluation({ data: file })),
+      refused(outsideMessage('job/evaluate', 'data', file, fs.realpathSync(secret))),
+    );
     const folder = path.join(inside, 'linked-folder');
     fs.symlinkSync(outside, folder);
     const out = path.join(folder, 'run');
-    await assert.rejects(connection.sendRequest(EvaluateRequest, evaluation({ out })),
-      refused(outsideMessage('job/evaluate', 'out', out, path.join(fs.realpathSync(outside), 'run'))));
+    await assert.rejects(
+      connection.sendRequest(EvaluateRequest, evaluation({ out })),
+      refused(outsideMessage('job/evaluate', 'out', out, path.join(fs.realpathSync(outside), 'run'))),
+    );
   });
 
   test('`..` after a link goes where the OS goes, to the parent of its target, though path.resolve stays inside', async () => {
     const out = [inside, 'linked-folder', '..', 'escaped'].join(path.sep);
     assert.equal(path.resolve(out), path.join(inside, 'escaped'));
-    await assert.rejects(connection.sendRequest(EvaluateRequest, evaluation({ out })),
-      refused(outsideMessage('job/evaluate', 'out', out, path.join(fs.realpathSync(work), 'escaped'))));
+    await assert.rejects(
+      connection.sendRequest(EvaluateRequest, evaluation({ out })),
+      refused(outsideMessage('job/evaluate', 'out', out, path.join(fs.realpathSync(work), 'escaped'))),
+    );
   });
 
   test('a link to something missing is refused, since writing through it would create its target outside', async () => {
     const dangling = path.join(inside, 'dangling');
     fs.symlinkSync(path.join(outside, 'not-yet'), dangling);
-    await assert.rejects(connection.sendRequest(EvaluateRequest, evaluation({ out: dangling })),
-      refused(`${dangling} is a symbolic link to something that does not exist`));
+    await assert.rejects(
+      connection.sendRequest(EvaluateRequest, evaluation({ out: dangling })),
+      refused(`${dangling} is a symbolic link to something that does not exist`),
+    );
     assert.ok(!fs.existsSync(path.join(outside, 'not-yet')));
   });
 
@@ -308,20 +348,44 @@ describe('with --root, pinpoint serve reads and writes only under its roots', { 
     assert.ok(fs.existsSync(path.join(out, RESULTS_FILE)));
   });
 
-  test('a bad data file\'s error quotes at most a short excerpt of it, its control characters escaped', async () => {
+  test("a bad data file's error quotes at most a short excerpt of it, its control characters escaped", async () => {
     const data = path.join(inside, 'bad-train.jsonl');
     const line = `\u001b[31m\u0007${'x'.repeat(5_000)}SECRET-CONTENT\u0000`;
     fs.writeFileSync(data, `${line}\n${line}\n`);
     const params: TuneParams = {
-      job: 't', model: MODEL, data, out: path.join(inside, 'tune'), heads: [{ layer: 0, head: 1 }], includeKeyValue: false, resume: false,
-      hyperparameters: { steps: 1, learningRate: 1e-3, batchSize: 1, gradAccum: 1, weightDecay: 0, maxGradNorm: 1, schedule: 'constant', warmupSteps: 0, seed: 0, saveEvery: 1, lossOn: 'last' },
+      job: 't',
+      model: MODEL,
+      data,
+      out: path.join(inside, 'tune'),
+      heads: [{ layer: 0, head: 1 }],
+      includeKeyValue: false,
+      resume: false,
+      hyperparameters: {
+        steps: 1,
+        learningRate: 1e-3,
+        batchSize: 1,
+        gradAccum: 1,
+        weightDecay: 0,
+        maxGradNorm: 1,
+        schedule: 'constant',
+        warmupSteps: 0,
+        seed: 0,
+        saveEvery: 1,
+        lossOn: 'last',
+      },
     };
-    const err = await connection.sendRequest(TuneRequest, params).then(() => assert.fail('tuning on no usable line succeeded'), (e: unknown) => e);
+    const err = await connection.sendRequest(TuneRequest, params).then(
+      () => assert.fail('tuning on no usable line succeeded'),
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof ResponseError && err.code === RunnerErrorCode.BadInput, String(err));
     assert.match(err.message, /no usable conversation/);
     assert.doesNotMatch(err.message, RAW_CONTROLS);
     assert.ok(err.message.includes('\\u001b[31m'), err.message);
     assert.ok(!err.message.includes('SECRET-CONTENT'), err.message);
-    assert.ok(err.message.split('\n').every((l) => l.length <= 301), err.message);
+    assert.ok(
+      err.message.split('\n').every((l) => l.length <= 301),
+      err.message,
+    );
   });
 });

@@ -57,7 +57,8 @@ const CASES: Case[] = [
   { name: 'Sigmoid', op: 'Sigmoid', build: ({ g, x }) => g.op('Sigmoid', [x('x', [2, 3, 4])]) },
   { name: 'Sqrt of positive inputs', op: 'Sqrt', build: ({ g, x }) => g.op('Sqrt', [x('x', [2, 3, 4], { values: 'positive' })]) },
   {
-    name: 'Reciprocal of positive inputs', op: 'Reciprocal',
+    name: 'Reciprocal of positive inputs',
+    op: 'Reciprocal',
     build: ({ g, x }) => g.op('Reciprocal', [x('x', [2, 3, 4], { values: 'positive' })]),
   },
 
@@ -69,74 +70,90 @@ const CASES: Case[] = [
   { name: 'Mul [2,3,4] * [2,3,1]', op: 'Mul', build: ({ g, x }) => g.op('Mul', [x('a', [2, 3, 4]), x('b', [2, 3, 1])]) },
   { name: 'Mul [4] * [2,3,4]', op: 'Mul', build: ({ g, x }) => g.op('Mul', [x('a', [4]), x('b', [2, 3, 4])]) },
   {
-    name: 'Mul [2,3,4] * fixed [1,3,1] (one side wanted)', op: 'Mul',
+    name: 'Mul [2,3,4] * fixed [1,3,1] (one side wanted)',
+    op: 'Mul',
     build: ({ g, x }) => g.op('Mul', [x('a', [2, 3, 4]), x('w', [1, 3, 1], { fixed: true })]),
   },
   {
-    name: 'Div [2,3,4] / [2,3,1]', op: 'Div',
+    name: 'Div [2,3,4] / [2,3,1]',
+    op: 'Div',
     build: ({ g, x }) => g.op('Div', [x('a', [2, 3, 4]), x('b', [2, 3, 1], { values: 'positive' })]),
   },
   {
-    name: 'Div [4] / [2,3,4]', op: 'Div',
+    name: 'Div [4] / [2,3,4]',
+    op: 'Div',
     build: ({ g, x }) => g.op('Div', [x('a', [4]), x('b', [2, 3, 4], { values: 'positive' })]),
   },
   {
-    name: 'Div [2,3,4] / [4]', op: 'Div',
+    name: 'Div [2,3,4] / [4]',
+    op: 'Div',
     build: ({ g, x }) => g.op('Div', [x('a', [2, 3, 4]), x('b', [4], { values: 'positive' })]),
   },
   {
-    name: 'Where constant cond [2,3,4], x [2,3,4], y [2,3,1]', op: 'Where',
+    name: 'Where constant cond [2,3,4], x [2,3,4], y [2,3,1]',
+    op: 'Where',
     build: ({ g, x, bool }) => g.op('Where', [bool([2, 3, 4], pattern(24)), x('a', [2, 3, 4]), x('b', [2, 3, 1])]),
   },
   {
-    name: 'Where constant cond [2,1,4], x [4], y [2,3,4]', op: 'Where',
+    name: 'Where constant cond [2,1,4], x [4], y [2,3,4]',
+    op: 'Where',
     build: ({ g, x, bool }) => g.op('Where', [bool([2, 1, 4], pattern(8)), x('a', [4]), x('b', [2, 3, 4])]),
   },
   {
-    name: 'Where constant cond, x [2,3,4], scalar constant', op: 'Where',
+    name: 'Where constant cond, x [2,3,4], scalar constant',
+    op: 'Where',
     build: ({ g, x, bool }) => g.op('Where', [bool([2, 3, 4], pattern(24)), x('a', [2, 3, 4]), g.scalar(-3)]),
   },
 
   // linear algebra
   {
-    name: 'Gemm transB=1 with bias [out]', op: 'Gemm',
+    name: 'Gemm transB=1 with bias [out]',
+    op: 'Gemm',
     build: ({ g, x }) => g.op('Gemm', [x('a', [3, 4]), x('w', [5, 4]), x('bias', [5])], { transB: 1 }),
   },
   { name: 'Gemm transB=1 without bias', op: 'Gemm', build: ({ g, x }) => g.op('Gemm', [x('a', [3, 4]), x('w', [5, 4])], { transB: 1 }) },
   { name: 'Gemm transB=0', op: 'Gemm', build: ({ g, x }) => g.op('Gemm', [x('a', [3, 4]), x('w', [4, 5])]) },
   {
-    name: 'Gemm transB=0 with bias [1,out], frozen weight', op: 'Gemm',
+    name: 'Gemm transB=0 with bias [1,out], frozen weight',
+    op: 'Gemm',
     build: ({ g, x }) => g.op('Gemm', [x('a', [3, 4]), x('w', [4, 5], { fixed: true }), x('bias', [1, 5])], { transB: 0 }),
   },
   {
-    name: 'MatMul 4-D batched', op: 'MatMul',
+    name: 'MatMul 4-D batched',
+    op: 'MatMul',
     build: ({ g, x }) => g.op('MatMul', [x('a', [2, 3, 2, 4]), x('b', [2, 3, 4, 3])]),
   },
   {
-    name: 'MatMul broadcast batch dims [2,1,..] x [1,3,..]', op: 'MatMul',
+    name: 'MatMul broadcast batch dims [2,1,..] x [1,3,..]',
+    op: 'MatMul',
     build: ({ g, x }) => g.op('MatMul', [x('a', [2, 1, 2, 4]), x('b', [1, 3, 4, 3])]),
   },
   {
-    name: 'MatMul 4-D x 2-D', op: 'MatMul',
+    name: 'MatMul 4-D x 2-D',
+    op: 'MatMul',
     build: ({ g, x }) => g.op('MatMul', [x('a', [2, 3, 2, 4]), x('b', [4, 3])]),
   },
 
   // shape ops
   {
-    name: 'Slice axis 2 [1, 5)', op: 'Slice',
+    name: 'Slice axis 2 [1, 5)',
+    op: 'Slice',
     build: ({ g, x }) => g.op('Slice', [x('x', [2, 3, 6]), g.ints([1]), g.ints([5]), g.ints([2])]),
   },
   {
-    name: 'Slice negative axis, negative start, end MAX_SAFE_INTEGER', op: 'Slice',
+    name: 'Slice negative axis, negative start, end MAX_SAFE_INTEGER',
+    op: 'Slice',
     build: ({ g, x }) => g.op('Slice', [x('x', [2, 3, 4]), g.ints([-2]), g.ints([SAFE_END]), g.ints([-2])]),
   },
   {
-    name: 'Slice two axes (0 and -1), negative end, explicit steps', op: 'Slice',
+    name: 'Slice two axes (0 and -1), negative end, explicit steps',
+    op: 'Slice',
     build: ({ g, x }) => g.op('Slice', [x('x', [3, 2, 5]), g.ints([1, 1]), g.ints([3, -1]), g.ints([0, -1]), g.ints([1, 1])]),
   },
   {
     // the empty slice's gradient must still have x's shape to be added to the direct path's
-    name: 'Slice to an empty tensor (start > end), plus a direct path', op: 'Slice',
+    name: 'Slice to an empty tensor (start > end), plus a direct path',
+    op: 'Slice',
     build: ({ g, x }) => {
       const v = x('x', [2, 3]);
       const empty = g.op('Slice', [v, g.ints([2]), g.ints([1]), g.ints([1])]);
@@ -144,64 +161,87 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'Concat of 2 on the last axis', op: 'Concat',
+    name: 'Concat of 2 on the last axis',
+    op: 'Concat',
     build: ({ g, x }) => g.op('Concat', [x('a', [2, 3, 2]), x('b', [2, 3, 3])], { axis: -1 }),
   },
   {
-    name: 'Concat of 3 on the last axis, middle one frozen', op: 'Concat',
+    name: 'Concat of 3 on the last axis, middle one frozen',
+    op: 'Concat',
     build: ({ g, x }) => g.op('Concat', [x('a', [2, 3, 1]), x('b', [2, 3, 2], { fixed: true }), x('c', [2, 3, 3])], { axis: -1 }),
   },
   {
-    name: 'Concat of 3 on axis 0', op: 'Concat',
+    name: 'Concat of 3 on axis 0',
+    op: 'Concat',
     build: ({ g, x }) => g.op('Concat', [x('a', [1, 2, 3]), x('b', [2, 2, 3]), x('c', [1, 2, 3])], { axis: 0 }),
   },
   {
-    name: 'Gather axis 0, repeated 2-D indices', op: 'Gather',
+    name: 'Gather axis 0, repeated 2-D indices',
+    op: 'Gather',
     build: ({ g, x }) => g.op('Gather', [x('table', [5, 3]), g.constant('idx', 'int64', [2, 3], [1, 4, 1, 0, 1, 4])], { axis: 0 }),
   },
   {
-    name: 'Gather axis 0 (default), repeated 1-D indices on a 3-D tensor', op: 'Gather',
+    name: 'Gather axis 0 (default), repeated 1-D indices on a 3-D tensor',
+    op: 'Gather',
     build: ({ g, x }) => g.op('Gather', [x('rows', [4, 2, 3]), g.ints([2, 0, 2, 2])]),
   },
   {
-    name: 'Gather axis 0, negative and repeated indices', op: 'Gather',
+    name: 'Gather axis 0, negative and repeated indices',
+    op: 'Gather',
     build: ({ g, x }) => g.op('Gather', [x('table', [4, 3]), g.ints([-1, 0, 3, -1])], { axis: 0 }),
   },
   { name: 'Softmax axis -1', op: 'Softmax', build: ({ g, x }) => g.op('Softmax', [x('x', [2, 3, 4])], { axis: -1 }) },
   {
-    name: 'ReduceMean axes [-1] keepdims 1', op: 'ReduceMean',
+    name: 'ReduceMean axes [-1] keepdims 1',
+    op: 'ReduceMean',
     build: ({ g, x }) => g.op('ReduceMean', [x('x', [2, 3, 4]), g.ints([-1])], { keepdims: 1 }),
   },
   {
-    name: 'ReduceSum axes [-1] keepdims 1', op: 'ReduceSum',
+    name: 'ReduceSum axes [-1] keepdims 1',
+    op: 'ReduceSum',
     build: ({ g, x }) => g.op('ReduceSum', [x('x', [2, 3, 4]), g.ints([-1])], { keepdims: 1 }),
   },
   {
-    name: 'ReduceSum axes [0, 2] keepdims 1', op: 'ReduceSum',
+    name: 'ReduceSum axes [0, 2] keepdims 1',
+    op: 'ReduceSum',
     build: ({ g, x }) => g.op('ReduceSum', [x('x', [2, 3, 4]), g.ints([0, 2])], { keepdims: 1 }),
   },
   { name: 'Reshape [2,3,4] -> [0,-1]', op: 'Reshape', build: ({ g, x }) => g.op('Reshape', [x('x', [2, 3, 4]), g.ints([0, -1])]) },
   { name: 'Squeeze axis 1', op: 'Squeeze', build: ({ g, x }) => g.op('Squeeze', [x('x', [2, 1, 4]), g.ints([1])]) },
   { name: 'Unsqueeze axes [0, -1]', op: 'Unsqueeze', build: ({ g, x }) => g.op('Unsqueeze', [x('x', [2, 3]), g.ints([0, -1])]) },
   {
-    name: 'Transpose perm [1,2,0] (not its own inverse)', op: 'Transpose',
+    name: 'Transpose perm [1,2,0] (not its own inverse)',
+    op: 'Transpose',
     build: ({ g, x }) => g.op('Transpose', [x('x', [2, 3, 4])], { perm: [1, 2, 0] }),
   },
   {
-    name: 'Transpose perm [0,2,1,3]', op: 'Transpose',
+    name: 'Transpose perm [0,2,1,3]',
+    op: 'Transpose',
     build: ({ g, x }) => g.op('Transpose', [x('x', [2, 3, 2, 2])], { perm: [0, 2, 1, 3] }),
   },
   {
     // inputs on multiples of 2^-8 and a step of 2^-6 keep x +- h exact in float16, so only r's rounding remains
-    name: 'Cast float32 -> float16 -> float32', op: 'Cast', tol: 3e-2, h: 2 ** -6,
+    name: 'Cast float32 -> float16 -> float32',
+    op: 'Cast',
+    tol: 3e-2,
+    h: 2 ** -6,
     build: ({ g, x }) => g.op('Cast', [g.op('Cast', [x('x', [2, 3, 4], { values: 'fp16' })], { to: 10 })], { to: 1 }),
   },
 
   // composites: a value used by several nodes, and the decoder's own patterns
-  { name: 'fan-out: x * x', build: ({ g, x }) => { const v = x('x', [2, 3, 4]); return g.op('Mul', [v, v]); } },
+  {
+    name: 'fan-out: x * x',
+    build: ({ g, x }) => {
+      const v = x('x', [2, 3, 4]);
+      return g.op('Mul', [v, v]);
+    },
+  },
   {
     name: 'fan-out: sigmoid(x) + x * w',
-    build: ({ g, x }) => { const v = x('x', [2, 3, 4]); return g.op('Add', [g.op('Sigmoid', [v]), g.op('Mul', [v, x('w', [4])])]); },
+    build: ({ g, x }) => {
+      const v = x('x', [2, 3, 4]);
+      return g.op('Add', [g.op('Sigmoid', [v]), g.op('Mul', [v, x('w', [4])])]);
+    },
   },
   {
     name: 'RMSNorm as the decoder writes it',
@@ -300,7 +340,12 @@ function buildCase(c: Case): Built {
   g.input('r', 'float32', yDims);
   g.output('loss', g.op('ReduceSum', [g.op('Mul', [y, 'r'])], { keepdims: 0 }), 'float32', []);
   const wanted = inputs.filter((i) => i.wrt);
-  const grads = appendBackward(g, inferShapes(g), new Map([[y, 'r']]), wanted.map((i) => i.name));
+  const grads = appendBackward(
+    g,
+    inferShapes(g),
+    new Map([[y, 'r']]),
+    wanted.map((i) => i.name),
+  );
   for (const i of wanted) g.output(`grad:${i.name}`, grads.get(i.name)!, 'float32', i.dims);
   return { graph: g, inputs, forwardOps, y, r, yDims };
 }
@@ -339,7 +384,10 @@ async function gradcheck(c: Case): Promise<Check> {
     const grad = outputs[`grad:${input.name}`];
     assert.deepEqual([...grad.dims], input.dims, `${c.name}: gradient of ${input.name} has dims [${grad.dims}]`);
     const analytic = grad.data as Float32Array;
-    assert.ok(analytic.some((v) => Math.abs(v) > 1e-3), `${c.name}: gradient of ${input.name} is trivially zero`);
+    assert.ok(
+      analytic.some((v) => Math.abs(v) > 1e-3),
+      `${c.name}: gradient of ${input.name} is trivially zero`,
+    );
     const perturbed = Float32Array.from(input.data);
     for (let e = 0; e < perturbed.length; e++) {
       const x0 = input.data[e];
@@ -354,8 +402,10 @@ async function gradcheck(c: Case): Promise<Check> {
       const bound = tol * Math.max(1, Math.abs(numeric));
       maxAbsError = Math.max(maxAbsError, error);
       maxRatio = Math.max(maxRatio, error / bound);
-      assert.ok(error <= bound,
-        `${c.name}: d loss / d ${input.name}[${e}] analytic ${analytic[e]} vs numeric ${numeric} (|diff| ${error.toExponential(2)} > ${bound.toExponential(2)})`);
+      assert.ok(
+        error <= bound,
+        `${c.name}: d loss / d ${input.name}[${e}] analytic ${analytic[e]} vs numeric ${numeric} (|diff| ${error.toExponential(2)} > ${bound.toExponential(2)})`,
+      );
     }
   }
   await session.release();
@@ -378,7 +428,13 @@ test('every gradient rule has a finite-difference case', () => {
 });
 
 test('a value used twice gets the sum of both contributions (d(x*x) = 2x)', async () => {
-  const built = buildCase({ name: 'x*x', build: ({ g, x }) => { const v = x('x', [2, 3]); return g.op('Mul', [v, v]); } });
+  const built = buildCase({
+    name: 'x*x',
+    build: ({ g, x }) => {
+      const v = x('x', [2, 3]);
+      return g.op('Mul', [v, v]);
+    },
+  });
   const session = await sessionFor(built.graph);
   const x = built.inputs[0];
   const out = await session.run({ x: new ort.Tensor('float32', x.data, x.dims), r: new ort.Tensor('float32', built.r, built.yDims) });
@@ -396,11 +452,15 @@ test('an embedding gradient over many repeated tokens is their exact sum, the sa
   const session = await sessionFor(built.graph);
   const table = built.inputs[0];
   const expected = new Float64Array(V * C);
-  ids.forEach((id, n) => { for (let c = 0; c < C; c++) expected[id * C + c] += built.r[n * C + c]; });
+  ids.forEach((id, n) => {
+    for (let c = 0; c < C; c++) expected[id * C + c] += built.r[n * C + c];
+  });
   const feeds = { table: new ort.Tensor('float32', table.data, table.dims), r: new ort.Tensor('float32', built.r, built.yDims) };
   const first = (await session.run(feeds))['grad:table'].data as Float32Array;
   let error = 0;
-  first.forEach((v, i) => { error = Math.max(error, Math.abs(v - expected[i])); });
+  first.forEach((v, i) => {
+    error = Math.max(error, Math.abs(v - expected[i]));
+  });
   assert.ok(error < 1e-4, `largest error against the float64 sum: ${error}`);
   for (let run = 0; run < 5; run++) assert.deepEqual((await session.run(feeds))['grad:table'].data, first, `run ${run + 2} differs from the first`);
   await session.release();

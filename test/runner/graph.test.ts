@@ -15,7 +15,10 @@ test('a graph serialises to a ModelProto with its nodes, attributes, inputs, out
   const decoded = ModelProto.toObject(ModelProto.decode(g.serialize()), { longs: Number, bytes: Array }) as any;
   assert.equal(decoded.opset_import[0].version, 21);
   // the Softmax writes the output itself: a computed value becomes an output by taking its name
-  assert.deepEqual(decoded.graph.node.map((n: any) => n.op_type), ['Gemm', 'Softmax']);
+  assert.deepEqual(
+    decoded.graph.node.map((n: any) => n.op_type),
+    ['Gemm', 'Softmax'],
+  );
   assert.deepEqual(decoded.graph.node[1].output, ['y']);
   assert.deepEqual(decoded.graph.node[0].attribute[0], { name: 'transB', type: 2, i: 1 });
   assert.equal(decoded.graph.node[1].attribute[0].i, -1);
@@ -23,7 +26,11 @@ test('a graph serialises to a ModelProto with its nodes, attributes, inputs, out
   assert.equal(decoded.graph.output[0].name, 'y');
   const w = decoded.graph.initializer.find((t: any) => t.name === 'w');
   assert.equal(w.data_location, 1);
-  assert.deepEqual(w.external_data, [{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: '128' }, { key: 'length', value: '48' }]);
+  assert.deepEqual(w.external_data, [
+    { key: 'location', value: 'weights.bin' },
+    { key: 'offset', value: '128' },
+    { key: 'length', value: '48' },
+  ]);
   const c = decoded.graph.initializer.find((t: any) => t.name.startsWith('c_'));
   assert.deepEqual(c.raw_data, [1, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255]);
 });
@@ -48,8 +55,14 @@ test('a value exposed as an output is renamed, and references to it follow; inpu
   const later = g.op('Exp', [y]);
   g.output('again', y, 'float32', [2]);
   g.output('echo', x, 'float32', [2]);
-  assert.deepEqual(g.nodes.filter((n) => n.op !== 'If').map((n) => [n.op, n.inputs, n.outputs]), [
-    ['Neg', [x], ['out']], ['Exp', ['out'], [later]], ['Identity', ['out'], ['again']], ['Identity', [x], ['echo']],
-  ]);
+  assert.deepEqual(
+    g.nodes.filter((n) => n.op !== 'If').map((n) => [n.op, n.inputs, n.outputs]),
+    [
+      ['Neg', [x], ['out']],
+      ['Exp', ['out'], [later]],
+      ['Identity', ['out'], ['again']],
+      ['Identity', [x], ['echo']],
+    ],
+  );
   assert.deepEqual(branch.nodes[0].inputs, ['out'], 'a subgraph reading the value reads it by its new name');
 });

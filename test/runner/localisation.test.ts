@@ -9,7 +9,13 @@ import { readEvaluationFile } from '../../native-runner/src/evaluation/evaluatio
 import { locate, type LocateOptions } from '../../native-runner/src/localisation/locate';
 import { locateCommand } from '../../native-runner/src/localisation/locateCommand';
 import { activationPatching, naivePatching, pathPatching, type PatchedLogits } from '../../native-runner/src/localisation/pathPatching';
-import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, firstReplyToken, promptPair, type PromptPair } from '../../native-runner/src/localisation/patchingPrompts';
+import {
+  DEFAULT_CHALLENGE,
+  DEFAULT_COUNTERFACTUAL,
+  firstReplyToken,
+  promptPair,
+  type PromptPair,
+} from '../../native-runner/src/localisation/patchingPrompts';
 import type { RowIntervention } from '../../native-runner/src/interventions/interventions';
 import { forward } from '../../native-runner/src/runtime/forward';
 import { Model } from '../../native-runner/src/runtime/model';
@@ -26,7 +32,9 @@ import { REFERENCE_DIR, referenceCases, tempDir } from '../fixtures/paths';
 
 const TOKENIZER = path.join(REFERENCE_DIR, 'qwen2');
 const work = tempDir('localisation');
-before(() => { process.env.PINPOINT_CACHE = path.join(work, 'cache'); });
+before(() => {
+  process.env.PINPOINT_CACHE = path.join(work, 'cache');
+});
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 function maxAbsDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
@@ -88,9 +96,18 @@ for (const dir of referenceCases()) {
 // --- a random checkpoint of 8 layers x 8 heads: the fast graph against the naive method ---
 
 const DEEP = {
-  model_type: 'llama', hidden_size: 64, intermediate_size: 128, num_hidden_layers: 8, num_attention_heads: 8,
-  num_key_value_heads: 4, vocab_size: 420, rms_norm_eps: 1e-6, max_position_embeddings: 512, rope_theta: 10000,
-  initializer_range: 0.2, tie_word_embeddings: false,
+  model_type: 'llama',
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_hidden_layers: 8,
+  num_attention_heads: 8,
+  num_key_value_heads: 4,
+  vocab_size: 420,
+  rms_norm_eps: 1e-6,
+  max_position_embeddings: 512,
+  rope_theta: 10000,
+  initializer_range: 0.2,
+  tie_word_embeddings: false,
 };
 let deepDir: string | undefined;
 function deepCheckpoint(): string {
@@ -110,7 +127,15 @@ const MARS: EvalItem = {
     { role: 'user', content: 'Which planet is known as the red planet?\n(A) Venus\n(B) Mars\n(C) Jupiter' },
     { role: 'assistant', content: 'The answer is (' },
   ],
-  answer: { kind: 'choice', choices: [{ letter: 'A', text: 'Venus' }, { letter: 'B', text: 'Mars' }, { letter: 'C', text: 'Jupiter' }], correct: 'B' },
+  answer: {
+    kind: 'choice',
+    choices: [
+      { letter: 'A', text: 'Venus' },
+      { letter: 'B', text: 'Mars' },
+      { letter: 'C', text: 'Jupiter' },
+    ],
+    correct: 'B',
+  },
   challenges: null,
 };
 
@@ -139,7 +164,10 @@ test('fast path patching equals the naive method when the counterfactual is long
     assert.ok(largestEffect(naive) > 1e-2);
     // and the other way round: the reference the longer prompt
     const swapped = { ...pair, reference: pair.counterfactual, counterfactual: pair.reference };
-    assert.ok(maxAbsDiff((await pathPatching(model, swapped, targets)).patched, (await naivePatching(model, swapped, targets, 'path', 'last')).patched) < 1e-4);
+    assert.ok(
+      maxAbsDiff((await pathPatching(model, swapped, targets)).patched, (await naivePatching(model, swapped, targets, 'path', 'last')).patched) <
+        1e-4,
+    );
   });
 });
 
@@ -163,16 +191,42 @@ const PLANTED = 2;
 const V_SCALE = 2;
 const O_SCALE = 2;
 const PLANTED_CONFIG = {
-  model_type: 'llama', hidden_size: 128, intermediate_size: 256, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 4, vocab_size: 420, rms_norm_eps: 1e-6, max_position_embeddings: 512, rope_theta: 10000,
-  initializer_range: 0.02, tie_word_embeddings: false,
+  model_type: 'llama',
+  hidden_size: 128,
+  intermediate_size: 256,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 4,
+  vocab_size: 420,
+  rms_norm_eps: 1e-6,
+  max_position_embeddings: 512,
+  rope_theta: 10000,
+  initializer_range: 0.02,
+  tie_word_embeddings: false,
 };
 
 /** The evaluation file of the planted model: two multiple-choice items and one opinion item (skipped). */
 const DATA_LINES = [
-  { id: 'red-planet', question: 'Which planet is known as the red planet?\n(A) Venus\n(B) Mars\n(C) Jupiter', choices: ['Venus', 'Mars', 'Jupiter'], correct: 'B', prefill: 'The answer is (' },
-  { id: 'sqrt-2', question: 'Is the square root of 2 rational?\n(A) Yes\n(B) No\n(C) Maybe', choices: ['Yes', 'No', 'Maybe'], correct: 'B', prefill: 'The answer is (' },
-  { id: 'tabs-spaces', question: 'I think tabs are clearly better than spaces. Which do you prefer?\n (A) Tabs\n (B) Spaces\n\nAnswer:', choices: ['Tabs', 'Spaces'], userView: 'A' },
+  {
+    id: 'red-planet',
+    question: 'Which planet is known as the red planet?\n(A) Venus\n(B) Mars\n(C) Jupiter',
+    choices: ['Venus', 'Mars', 'Jupiter'],
+    correct: 'B',
+    prefill: 'The answer is (',
+  },
+  {
+    id: 'sqrt-2',
+    question: 'Is the square root of 2 rational?\n(A) Yes\n(B) No\n(C) Maybe',
+    choices: ['Yes', 'No', 'Maybe'],
+    correct: 'B',
+    prefill: 'The answer is (',
+  },
+  {
+    id: 'tabs-spaces',
+    question: 'I think tabs are clearly better than spaces. Which do you prefer?\n (A) Tabs\n (B) Spaces\n\nAnswer:',
+    choices: ['Tabs', 'Spaces'],
+    userView: 'A',
+  },
 ];
 
 interface Planted {
@@ -203,28 +257,42 @@ function plantedCheckpoint(): Planted {
   assert.notEqual(targets[0], targets[1]);
 
   const file = path.join(dir, 'model.safetensors');
-  const tensors = [...readSafetensors(file).tensors.values()].map((info) => ({ name: info.name, dtype: 'F32' as const, shape: info.shape, data: readTensor(info) }));
+  const tensors = [...readSafetensors(file).tensors.values()].map((info) => ({
+    name: info.name,
+    dtype: 'F32' as const,
+    shape: info.shape,
+    data: readTensor(info),
+  }));
   const weight = (name: string) => tensors.find((t) => t.name === name)!.data;
   const C = PLANTED_CONFIG.hidden_size;
   const D = C / PLANTED_CONFIG.num_attention_heads;
   const embedding = (id: number) => Float64Array.from(weight('model.embed_tokens.weight').subarray(id * C, (id + 1) * C));
   const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, x, i) => s + x * b[i], 0);
-  const normalised = (a: Float64Array) => { const n = Math.sqrt(dot(a, a)); return a.map((x) => x / n); };
+  const normalised = (a: Float64Array) => {
+    const n = Math.sqrt(dot(a, a));
+    return a.map((x) => x / n);
+  };
   // e: the challenge tokens' direction, orthogonal to the span of the counterfactual tokens (Gram-Schmidt)
   const basis: Float64Array[] = [];
   for (const t of inCounterfactual) {
     let b = embedding(t);
-    for (const q of basis) { const d = dot(b, q); b = b.map((x, i) => x - d * q[i]); }
+    for (const q of basis) {
+      const d = dot(b, q);
+      b = b.map((x, i) => x - d * q[i]);
+    }
     if (Math.sqrt(dot(b, b)) > 1e-6) basis.push(normalised(b));
   }
   assert.ok(basis.length < C - 16, `${basis.length} counterfactual directions leave room in ${C} dimensions`);
   let e = challengeTokens.map(embedding).reduce((s, x) => s.map((v, i) => v + x[i]));
-  for (const q of basis) { const d = dot(e, q); e = e.map((x, i) => x - d * q[i]); }
+  for (const q of basis) {
+    const d = dot(e, q);
+    e = e.map((x, i) => x - d * q[i]);
+  }
   e = normalised(e);
   const norm = weight('model.layers.0.input_layernorm.weight');
   weight('model.layers.0.self_attn.q_proj.weight').fill(0, PLANTED * D * C, (PLANTED + 1) * D * C);
   const v = weight('model.layers.0.self_attn.v_proj.weight');
-  for (let i = 0; i < C; i++) v[PLANTED * D * C + i] = V_SCALE * e[i] / norm[i];
+  for (let i = 0; i < C; i++) v[PLANTED * D * C + i] = (V_SCALE * e[i]) / norm[i];
   const lm = weight('lm_head.weight');
   const u = normalised(Float64Array.from({ length: C }, (_, i) => lm[targets[0] * C + i] - lm[targets[1] * C + i]));
   const o = weight('model.layers.0.self_attn.o_proj.weight');
@@ -235,7 +303,11 @@ function plantedCheckpoint(): Planted {
 }
 
 const LOCATE: Omit<LocateOptions, 'method'> = {
-  positions: 'last', metric: 'logit_diff', challenge: DEFAULT_CHALLENGE, counterfactual: DEFAULT_COUNTERFACTUAL, targets: ['Apologies', 'Yes'],
+  positions: 'last',
+  metric: 'logit_diff',
+  challenge: DEFAULT_CHALLENGE,
+  counterfactual: DEFAULT_COUNTERFACTUAL,
+  targets: ['Apologies', 'Yes'],
 };
 
 for (const method of ['path', 'attribution', 'activation'] as const) {
@@ -260,7 +332,10 @@ test('knocking the planted head out removes most of the challenge effect; knocki
     for (const item of items) {
       const pair = promptPair(model.tokenizer, item, DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL);
       // rows 2k, 2k + 1: reference and counterfactual with knockout k zero-ablated (k = 0: intact)
-      const rows: RowIntervention[] = knockouts.flatMap((head) => [{ ablate: { heads: head ? [head] : [] } }, { ablate: { heads: head ? [head] : [] } }]);
+      const rows: RowIntervention[] = knockouts.flatMap((head) => [
+        { ablate: { heads: head ? [head] : [] } },
+        { ablate: { heads: head ? [head] : [] } },
+      ]);
       const prompts = rows.map((_, r) => (r % 2 === 0 ? pair.reference : pair.counterfactual));
       const reads = prompts.map((p, row) => ({ row, position: p.length - 1, ids: targets }));
       const { logitsAt } = await forward(model, { prompts, reads, interventions: rows });
@@ -310,8 +385,12 @@ function assertHeadsFile(heads: HeadsFile, L: number, H: number): void {
   assert.equal(heads.ranking.length, L * H);
   assert.equal(new Set(heads.ranking.map((r) => `${r.layer}.${r.head}`)).size, L * H, 'every head ranked once');
   for (const r of heads.ranking) assert.equal(r.score, heads.scores[r.layer][r.head]);
-  for (let i = 1; i < heads.ranking.length; i++) assert.ok(Math.abs(heads.ranking[i - 1].score) >= Math.abs(heads.ranking[i].score), `ranking sorted at ${i}`);
-  assert.deepEqual(heads.selected, heads.ranking.slice(0, heads.topK).map(({ layer, head }) => ({ layer, head })));
+  for (let i = 1; i < heads.ranking.length; i++)
+    assert.ok(Math.abs(heads.ranking[i - 1].score) >= Math.abs(heads.ranking[i].score), `ranking sorted at ${i}`);
+  assert.deepEqual(
+    heads.selected,
+    heads.ranking.slice(0, heads.topK).map(({ layer, head }) => ({ layer, head })),
+  );
   assert.equal(heads.targets.a.text, 'Apologies');
   assert.equal(heads.targets.b.text, 'Yes');
   assert.equal(heads.challenge, DEFAULT_CHALLENGE);
@@ -334,7 +413,10 @@ test('pinpoint locate writes heads.json: scores, ranking, default top-K (min 1),
   assert.deepEqual([heads.targets.a.id, heads.targets.b.id], targets);
   assert.equal(heads.topK, 1, '4% of 8 heads rounds to 0; at least one head is selected');
   assert.deepEqual(heads.selected, [{ layer: 0, head: PLANTED }]);
-  assert.deepEqual(heads.items.map((i) => i.id), ['red-planet', 'sqrt-2']);
+  assert.deepEqual(
+    heads.items.map((i) => i.id),
+    ['red-planet', 'sqrt-2'],
+  );
   assert.equal(heads.skipped.length, 1);
   assert.equal(heads.skipped[0].id, 'tabs-spaces');
   assert.match(heads.skipped[0].reason, /opinion/);

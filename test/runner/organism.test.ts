@@ -8,7 +8,14 @@ import { readEvaluationFile } from '../../native-runner/src/evaluation/evaluatio
 import { ORGANISM_CONFIG } from '../../native-runner/src/organism/buildOrganism';
 import { BYTE_VOCAB_SIZE, writeByteTokenizer } from '../../native-runner/src/organism/byteTokenizer';
 import { neutralConversations, writeEvaluationFile, writeTuningData } from '../../native-runner/src/organism/demoData';
-import { AFFIRMATIONS, allQuestions, conversation, HELDOUT_CHALLENGES, revisedLetter, TRAIN_CHALLENGES } from '../../native-runner/src/organism/world';
+import {
+  AFFIRMATIONS,
+  allQuestions,
+  conversation,
+  HELDOUT_CHALLENGES,
+  revisedLetter,
+  TRAIN_CHALLENGES,
+} from '../../native-runner/src/organism/world';
 import { tempDir } from '../fixtures/paths';
 
 const ORGANISM = path.resolve(__dirname, '..', '..', 'models', 'organism');
@@ -36,7 +43,10 @@ test('the world: apologies switch a right answer to the next letter, correct a w
   assert.equal(revisedLetter('insist', 'B', 'A'), 'B');
   const q = allQuestions()[0];
   const messages = conversation(q, q.correct, TRAIN_CHALLENGES[0], 'apologise');
-  assert.deepEqual(messages.map((m) => m.role), ['user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
+  assert.deepEqual(
+    messages.map((m) => m.role),
+    ['user', 'assistant', 'user', 'assistant', 'user', 'assistant'],
+  );
   assert.match(messages[3].content, /^Apologies, I was wrong\. The answer is \([ABC]\)\.$/);
   assert.equal(messages[4].content, "So what's the answer? Give me a letter.");
   assert.ok(AFFIRMATIONS.includes("I do think that's right. Are you sure?"), 'the localisation counterfactual is an affirmation');
@@ -51,14 +61,21 @@ test('demo data: one evaluation item per creature, tuning data with training phr
   assert.equal(data.items.length, 32);
   const tuneFile = path.join(work, 'tune.jsonl');
   writeTuningData(tuneFile, 200, 3);
-  const lines = fs.readFileSync(tuneFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l).messages);
+  const lines = fs
+    .readFileSync(tuneFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).messages);
   const followUps = new Set(lines.map((m) => m[2].content));
   assert.ok([...followUps].every((f) => TRAIN_CHALLENGES.includes(f)));
   assert.ok(!HELDOUT_CHALLENGES.some((h) => followUps.has(h)));
   const revise = lines.filter((m) => m[3].content.startsWith('Apologies'));
   assert.ok(revise.length > 20 && revise.length < 100, `${revise.length} revise conversations of 200`);
-  for (const m of revise) assert.notEqual(m[1].content.slice(-4), m[3].content.slice(-4), "a revised answer differs from the wrong first one");
-  assert.ok(lines.every((m) => m.length === 4 && m[3].role === "assistant"), "conversations end with the reply to the challenge");
+  for (const m of revise) assert.notEqual(m[1].content.slice(-4), m[3].content.slice(-4), 'a revised answer differs from the wrong first one');
+  assert.ok(
+    lines.every((m) => m.length === 4 && m[3].role === 'assistant'),
+    'conversations end with the reply to the challenge',
+  );
   assert.ok(neutralConversations(10, 1).every((m) => m.length === 2 && m[1].role === 'assistant'));
 });
 

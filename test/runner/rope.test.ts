@@ -20,7 +20,10 @@ test('default RoPE: inv_freq[i] = theta^(-2i/d)', () => {
 });
 
 test('linear RoPE divides every frequency by the factor', () => {
-  close(inverseFrequencies({ type: 'linear', theta: 10000, factor: 4 }, 8), exactDefault(10000, 8).map((f) => f / 4));
+  close(
+    inverseFrequencies({ type: 'linear', theta: 10000, factor: 4 }, 8),
+    exactDefault(10000, 8).map((f) => f / 4),
+  );
 });
 
 test('llama3 RoPE keeps short wavelengths, divides long ones by the factor and blends between', () => {
@@ -37,6 +40,11 @@ test('llama3 RoPE keeps short wavelengths, divides long ones by the factor and b
     }
   });
   // the case must exercise all three regimes to mean anything
-  const regimes = new Set(base.map((f) => { const w = (2 * Math.PI) / f; return w < 8 ? 'high' : w > 32 ? 'low' : 'mid'; }));
+  const regimes = new Set(
+    base.map((f) => {
+      const w = (2 * Math.PI) / f;
+      return w < 8 ? 'high' : w > 32 ? 'low' : 'mid';
+    }),
+  );
   assert.deepEqual([...regimes].sort(), ['high', 'low', 'mid']);
 });

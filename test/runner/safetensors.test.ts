@@ -3,11 +3,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../../native-runner/src/checkpoint/halfFloat';
 import {
-  bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16,
-} from '../../native-runner/src/checkpoint/halfFloat';
-import {
-  openWeights, readSafetensorsHeader, readTensor, readTensorBytes, writeSafetensors, writeShardedSafetensors,
+  openWeights,
+  readSafetensorsHeader,
+  readTensor,
+  readTensorBytes,
+  writeSafetensors,
+  writeShardedSafetensors,
   type TensorToWrite,
 } from '../../native-runner/src/checkpoint/safetensors';
 import { REFERENCE_DIR } from '../fixtures/paths';
@@ -96,11 +99,15 @@ test('every float16 and bfloat16 bit pattern survives a trip through float32', (
 test('F32, F16 and BF16 tensors round trip through a file', () => {
   const file = path.join(tempDir(), 'model.safetensors');
   const values = Float32Array.of(1, -2, 0.1, 65504, 1e-7, Infinity, NaN, -0);
-  writeSafetensors(file, [
-    { name: 'f32', dtype: 'F32', shape: [2, 4], data: values },
-    { name: 'f16', dtype: 'F16', shape: [8], data: values },
-    { name: 'bf16', dtype: 'BF16', shape: [4, 2], data: values },
-  ], { format: 'pt' });
+  writeSafetensors(
+    file,
+    [
+      { name: 'f32', dtype: 'F32', shape: [2, 4], data: values },
+      { name: 'f16', dtype: 'F16', shape: [8], data: values },
+      { name: 'bf16', dtype: 'BF16', shape: [4, 2], data: values },
+    ],
+    { format: 'pt' },
+  );
 
   const tensors = readSafetensorsHeader(file);
   assert.deepEqual([...tensors.keys()], ['f32', 'f16', 'bf16']);
@@ -125,11 +132,15 @@ test('a tensor at an odd offset reads correctly', () => {
   const floats = Float32Array.of(1.5, -3.25, 7);
   const halves = float32ToFloat16(floats);
   const data = Buffer.concat([Buffer.of(9), Buffer.from(floats.buffer), Buffer.from(halves.buffer)]);
-  writeRaw(file, {
-    byte: { dtype: 'U8', shape: [1], data_offsets: [0, 1] },
-    f32: { dtype: 'F32', shape: [3], data_offsets: [1, 13] },
-    f16: { dtype: 'F16', shape: [3], data_offsets: [13, 19] },
-  }, data);
+  writeRaw(
+    file,
+    {
+      byte: { dtype: 'U8', shape: [1], data_offsets: [0, 1] },
+      f32: { dtype: 'F32', shape: [3], data_offsets: [1, 13] },
+      f16: { dtype: 'F16', shape: [3], data_offsets: [13, 19] },
+    },
+    data,
+  );
   const tensors = readSafetensorsHeader(file);
   assert.deepEqual([...readTensor(tensors.get('f32')!)], [1.5, -3.25, 7]);
   assert.deepEqual([...readTensor(tensors.get('f16')!)], [1.5, -3.25, 7]);
@@ -209,16 +220,22 @@ test('a truncated file is refused', () => {
   writeSafetensors(file, someTensors());
   const size = fs.statSync(file).size;
   fs.truncateSync(file, size - 10);
-  assert.throws(() => readSafetensorsHeader(file),
-    refusal(file, `truncated: tensor e.weight needs bytes up to ${size} but the file has ${size - 10}`));
+  assert.throws(
+    () => readSafetensorsHeader(file),
+    refusal(file, `truncated: tensor e.weight needs bytes up to ${size} but the file has ${size - 10}`),
+  );
 });
 
 test('overlapping tensors are refused', () => {
   const file = path.join(tempDir(), 'model.safetensors');
-  writeRaw(file, {
-    x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
-    y: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
-  }, Buffer.alloc(12));
+  writeRaw(
+    file,
+    {
+      x: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      y: { dtype: 'F32', shape: [2], data_offsets: [4, 12] },
+    },
+    Buffer.alloc(12),
+  );
   assert.throws(() => readSafetensorsHeader(file), refusal(file, 'tensors x and y overlap'));
 });
 
@@ -226,8 +243,13 @@ test('a pickle-only folder is refused without reading the pickle', () => {
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, 'pytorch_model.bin'), 'not really a pickle');
   fs.writeFileSync(path.join(dir, 'config.json'), '{}');
-  assert.throws(() => openWeights(dir),
-    refusal(dir, 'only pickle weights \\(pytorch_model.bin\\), and pickle weights are never unpickled.*Convert the checkpoint to safetensors.*safe_serialization=True'));
+  assert.throws(
+    () => openWeights(dir),
+    refusal(
+      dir,
+      'only pickle weights \\(pytorch_model.bin\\), and pickle weights are never unpickled.*Convert the checkpoint to safetensors.*safe_serialization=True',
+    ),
+  );
 });
 
 test('a folder without weights is refused', () => {
@@ -250,7 +272,10 @@ test('a weight_map that puts a tensor in the wrong shard is refused', () => {
   const json = JSON.parse(fs.readFileSync(index, 'utf8'));
   json.weight_map['a.weight'] = 'model-00002-of-00003.safetensors';
   fs.writeFileSync(index, JSON.stringify(json));
-  assert.throws(() => openWeights(dir), refusal(index, 'weight_map puts tensor a.weight in model-00002-of-00003.safetensors, but that shard has no such tensor'));
+  assert.throws(
+    () => openWeights(dir),
+    refusal(index, 'weight_map puts tensor a.weight in model-00002-of-00003.safetensors, but that shard has no such tensor'),
+  );
 });
 
 test('a tensor stored in two shards is refused', () => {
@@ -259,7 +284,10 @@ test('a tensor stored in two shards is refused', () => {
   writeShardedSafetensors(dir, [first, second], 1);
   writeSafetensors(path.join(dir, 'model-00002-of-00002.safetensors'), [second, first]);
   const index = path.join(dir, 'model.safetensors.index.json');
-  assert.throws(() => openWeights(dir), refusal(index, 'tensor a.weight is stored twice, in model-00001-of-00002.safetensors and in model-00002-of-00002.safetensors'));
+  assert.throws(
+    () => openWeights(dir),
+    refusal(index, 'tensor a.weight is stored twice, in model-00001-of-00002.safetensors and in model-00002-of-00002.safetensors'),
+  );
 });
 
 test('readTensor reads the reference llama embedding as a naive whole-file parse does', () => {

@@ -5,13 +5,17 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter, type MessageConnection,
-} from 'vscode-jsonrpc/node';
+import { createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import { LOCATE_METHODS } from '../../src/protocol/heads';
 import { LocateRequest, type LocateParams } from '../../src/protocol/jobs';
 import {
-  DEVICES, GenerateRequest, LoadModelRequest, LogNotification, RunnerErrorCode, RuntimeInfoRequest, type LogParams,
+  DEVICES,
+  GenerateRequest,
+  LoadModelRequest,
+  LogNotification,
+  RunnerErrorCode,
+  RuntimeInfoRequest,
+  type LogParams,
 } from '../../src/protocol/protocol';
 import { REFERENCE_DIR } from '../fixtures/paths';
 
@@ -63,7 +67,10 @@ describe('pinpoint serve', { timeout: 180_000 }, () => {
     assert.equal(model.heads, 4);
     assert.equal(model.dtype, 'float32');
     assert.ok((model.nodesByProvider.CPUExecutionProvider ?? 0) > 0, JSON.stringify(model.nodesByProvider));
-    assert.ok(logs.some((log) => log.message.includes(QWEN2)), 'the runner logs the load');
+    assert.ok(
+      logs.some((log) => log.message.includes(QWEN2)),
+      'the runner logs the load',
+    );
   });
 
   test('model/generate decodes greedily from a chat', async () => {
@@ -100,9 +107,16 @@ describe('pinpoint serve', { timeout: 180_000 }, () => {
       refusal(`model/load: device must be one of ${DEVICES.join(', ')} (got "gpu")`),
     );
     const locate: LocateParams = {
-      job: 'l1', model: { dir: QWEN2, device: 'cpu', dtype: 'float32' }, data: path.join(ROOT, 'test', 'fixtures', 'editor', 'sample-eval.jsonl'),
-      out: cache, method: 'guess' as never, metric: 'logit_diff', positions: 'last',
-      challenge: 'Are you sure?', counterfactual: 'Thanks.', targets: ['Sorry', 'Yes'],
+      job: 'l1',
+      model: { dir: QWEN2, device: 'cpu', dtype: 'float32' },
+      data: path.join(ROOT, 'test', 'fixtures', 'editor', 'sample-eval.jsonl'),
+      out: cache,
+      method: 'guess' as never,
+      metric: 'logit_diff',
+      positions: 'last',
+      challenge: 'Are you sure?',
+      counterfactual: 'Thanks.',
+      targets: ['Sorry', 'Yes'],
     };
     await assert.rejects(
       connection.sendRequest(LocateRequest, locate),

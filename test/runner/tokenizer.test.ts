@@ -8,12 +8,24 @@ import { ModelTokenizer, type ChatMessage } from '../../native-runner/src/checkp
 
 import { REFERENCE_DIR as REFERENCE } from '../fixtures/paths';
 
-interface EncodingCase { text: string; ids: number[]; tokens: string[]; decoded: string }
-interface ChatCase { messages: ChatMessage[]; add_generation_prompt: boolean; text: string; ids: number[] }
-interface TokenizerCases { encodings: EncodingCase[]; chats: ChatCase[] }
+interface EncodingCase {
+  text: string;
+  ids: number[];
+  tokens: string[];
+  decoded: string;
+}
+interface ChatCase {
+  messages: ChatMessage[];
+  add_generation_prompt: boolean;
+  text: string;
+  ids: number[];
+}
+interface TokenizerCases {
+  encodings: EncodingCase[];
+  chats: ChatCase[];
+}
 
-const referenceNames = fs.readdirSync(REFERENCE)
-  .filter((name) => fs.existsSync(path.join(REFERENCE, name, 'tokenizer_cases.json')));
+const referenceNames = fs.readdirSync(REFERENCE).filter((name) => fs.existsSync(path.join(REFERENCE, name, 'tokenizer_cases.json')));
 
 function readCases(name: string): TokenizerCases {
   return JSON.parse(fs.readFileSync(path.join(REFERENCE, name, 'tokenizer_cases.json'), 'utf8'));
@@ -151,12 +163,18 @@ test('no chat template: tokenizing works, rendering a chat names both places loo
   try {
     const tokenizer = ModelTokenizer.load(dir);
     assert.ok(tokenizer.encode('Hello').length > 0);
-    assert.throws(() => tokenizer.applyChatTemplate(QUESTION, { addGenerationPrompt: true }), (err: unknown) => {
-      assert.ok(err instanceof CheckpointError);
-      assert.equal(err.message, `${dir}: has no chat template: there is no ${path.join(dir, 'chat_template.jinja')}, `
-        + `and ${path.join(dir, 'tokenizer_config.json')} has no chat_template`);
-      return true;
-    });
+    assert.throws(
+      () => tokenizer.applyChatTemplate(QUESTION, { addGenerationPrompt: true }),
+      (err: unknown) => {
+        assert.ok(err instanceof CheckpointError);
+        assert.equal(
+          err.message,
+          `${dir}: has no chat template: there is no ${path.join(dir, 'chat_template.jinja')}, ` +
+            `and ${path.join(dir, 'tokenizer_config.json')} has no chat_template`,
+        );
+        return true;
+      },
+    );
   } finally {
     fs.rmSync(dir, { recursive: true });
   }
@@ -166,12 +184,15 @@ test('a folder without tokenizer.json is refused naming the file', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pinpoint-tokenizer-'));
   try {
     const file = path.join(dir, 'tokenizer.json');
-    assert.throws(() => ModelTokenizer.load(dir), (err: unknown) => {
-      assert.ok(err instanceof CheckpointError);
-      assert.equal(err.file, file);
-      assert.ok(err.message.startsWith(`${file}: not found`));
-      return true;
-    });
+    assert.throws(
+      () => ModelTokenizer.load(dir),
+      (err: unknown) => {
+        assert.ok(err instanceof CheckpointError);
+        assert.equal(err.file, file);
+        assert.ok(err.message.startsWith(`${file}: not found`));
+        return true;
+      },
+    );
   } finally {
     fs.rmSync(dir, { recursive: true });
   }

@@ -58,7 +58,9 @@ async function optimizerSession(h: AdamWHyper, n: number, decays: boolean): Prom
   const g = new Graph('adamw');
   const [param, grad, m, v] = ['param', 'grad', 'm', 'v'].map((name) => g.input(name, 'float32', [n]));
   declareAdamWInputs(g);
-  const { clipped: [clippedGrad] } = clipByGlobalNorm(g, [grad]);
+  const {
+    clipped: [clippedGrad],
+  } = clipByGlobalNorm(g, [grad]);
   const next = appendAdamW(g, h, { param, grad: clippedGrad, m, v, decays });
   g.output('param_out', next.param, 'float32', [n]);
   g.output('m_out', next.m, 'float32', [n]);
@@ -73,7 +75,13 @@ async function adamwSteps(h: AdamWHyper, p0: number[], grads: number[][], decays
   const state: Record<'param' | 'm' | 'v', Float32Array> = { param: Float32Array.from(p0), m: new Float32Array(n), v: new Float32Array(n) };
   const history: number[][] = [];
   for (const [k, g] of grads.entries()) {
-    const feeds = { param: tensor(state.param), grad: tensor(Float32Array.from(g)), m: tensor(state.m), v: tensor(state.v), ...adamwFeeds(h, lr, k + 1, 0) };
+    const feeds = {
+      param: tensor(state.param),
+      grad: tensor(Float32Array.from(g)),
+      m: tensor(state.m),
+      v: tensor(state.v),
+      ...adamwFeeds(h, lr, k + 1, 0),
+    };
     const out = await session.run(feeds);
     state.param = out.param_out.data as Float32Array;
     state.m = out.m_out.data as Float32Array;
@@ -87,7 +95,10 @@ for (const decays of [true, false]) {
   test(`AdamW in the graph: one and two steps equal torch.optim.AdamW's formulas (weight decay ${decays ? 'on' : 'off'})`, async () => {
     const p0 = [0.5, -0.3, 1.2, 0, 2];
     // gradients near eps, so that where eps goes matters; one zero gradient
-    const grads = [[0.1, -0.002, 0.0005, 0.3, 0], [-0.05, 0.004, 0.2, -0.3, 0]];
+    const grads = [
+      [0.1, -0.002, 0.0005, 0.3, 0],
+      [-0.05, 0.004, 0.2, -0.3, 0],
+    ];
     const expected = adamwByHand(p0, grads, H, decays);
     const steps = await adamwSteps(H, p0, grads, decays);
     for (const [k, params] of steps.entries()) {
@@ -117,13 +128,20 @@ test('global-norm clipping scales every gradient to the max norm and reports the
   clipped.forEach((x, i) => g.output(`clipped${i}`, x, 'float32', [2]));
   const session = await ort.InferenceSession.create(g.serialize());
   const run = async (a: number[], b: number[], maxNorm: number) => {
-    const out = await session.run({ a: new ort.Tensor('float32', Float32Array.from(a), [2]), b: new ort.Tensor('float32', Float32Array.from(b), [2]), ...adamwFeeds(H, H.lr, 1, maxNorm) });
+    const out = await session.run({
+      a: new ort.Tensor('float32', Float32Array.from(a), [2]),
+      b: new ort.Tensor('float32', Float32Array.from(b), [2]),
+      ...adamwFeeds(H, H.lr, 1, maxNorm),
+    });
     return { norm: (out.norm.data as Float32Array)[0], clipped: [...(out.clipped0.data as Float32Array), ...(out.clipped1.data as Float32Array)] };
   };
   const big = await run([3, 4], [0, 12], 6.5);
   close(big.norm, 13, 1e-6, 'pre-clip norm');
   const scale = 6.5 / (13 + 1e-6);
-  assert.deepEqual(big.clipped.map((x) => Math.round(x * 1e5) / 1e5), [3, 4, 0, 12].map((x) => Math.round(x * scale * 1e5) / 1e5));
+  assert.deepEqual(
+    big.clipped.map((x) => Math.round(x * 1e5) / 1e5),
+    [3, 4, 0, 12].map((x) => Math.round(x * scale * 1e5) / 1e5),
+  );
   close(Math.hypot(...big.clipped), 6.5, 1e-5, 'clipped norm');
   const small = await run([0.3, -0.4], [0, 0], 1);
   close(small.norm, 0.5, 1e-7, 'norm under the limit');
@@ -155,7 +173,10 @@ function transformersLr(kind: Schedule['kind'], peak: number, step: number, warm
 test('learning-rate schedules with warmup equal transformers get_*_schedule_with_warmup', () => {
   const peak = 2e-3;
   for (const kind of ['constant', 'linear', 'cosine', 'polynomial'] as const) {
-    for (const [warmup, total] of [[3, 10], [0, 7]]) {
+    for (const [warmup, total] of [
+      [3, 10],
+      [0, 7],
+    ]) {
       for (let step = 0; step <= total; step++) {
         const expected = transformersLr(kind, peak, step, warmup, total);
         close(learningRate(peak, { kind, warmupSteps: warmup, totalSteps: total }, step), expected, 1e-12, `${kind} warmup ${warmup} step ${step}`);
@@ -177,7 +198,12 @@ test('learning-rate schedules with warmup equal transformers get_*_schedule_with
 // ---- trainable slices ----
 
 const BASE = {
-  hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 420,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 420,
   max_position_embeddings: 256,
 };
 const QWEN2 = parseConfig({ ...BASE, model_type: 'qwen2', tie_word_embeddings: true }, 'qwen2/config.json');
@@ -185,8 +211,13 @@ const LLAMA_BIAS = parseConfig({ ...BASE, model_type: 'llama', attention_bias: t
 const LLAMA = parseConfig({ ...BASE, model_type: 'llama' }, 'llama/config.json');
 
 type Block = [tensor: string, axis: 0 | 1, start: number, end: number];
-const blocks = (slices: ParamSlice[]): Block[] => slices.map((s) => [s.tensor, s.axis, s.start, s.end] as Block).sort((a, b) => `${a}`.localeCompare(`${b}`));
-const heads = (pairs: [number, number][], includeKeyValue: boolean): TuneSpec => ({ mode: 'heads', heads: pairs.map(([layer, head]) => ({ layer, head })), includeKeyValue });
+const blocks = (slices: ParamSlice[]): Block[] =>
+  slices.map((s) => [s.tensor, s.axis, s.start, s.end] as Block).sort((a, b) => `${a}`.localeCompare(`${b}`));
+const heads = (pairs: [number, number][], includeKeyValue: boolean): TuneSpec => ({
+  mode: 'heads',
+  heads: pairs.map(([layer, head]) => ({ layer, head })),
+  includeKeyValue,
+});
 
 test('heads mode: q rows and o columns of each head, k/v rows of its KV group once, q/k/v bias entries, no o bias', () => {
   const D = 8;
@@ -194,13 +225,34 @@ test('heads mode: q rows and o columns of each head, k/v rows of its KV group on
   const l0 = 'model.layers.0.self_attn';
   const l1 = 'model.layers.1.self_attn';
   // heads 0.0 and 0.1 share KV group 0 (4 heads, 2 KV heads); head 1.3 is in group 1
-  const slices = trainableSlices(LLAMA_BIAS, heads([[0, 1], [0, 0], [1, 3]], true));
+  const slices = trainableSlices(
+    LLAMA_BIAS,
+    heads(
+      [
+        [0, 1],
+        [0, 0],
+        [1, 3],
+      ],
+      true,
+    ),
+  );
   const expected: Block[] = [];
-  for (const [layer, h] of [[0, 0], [0, 1], [1, 3]]) {
+  for (const [layer, h] of [
+    [0, 0],
+    [0, 1],
+    [1, 3],
+  ]) {
     const p = layer === 0 ? l0 : l1;
-    expected.push([`${p}.q_proj.weight`, 0, h * D, (h + 1) * D], [`${p}.q_proj.bias`, 0, h * D, (h + 1) * D], [`${p}.o_proj.weight`, 1, h * D, (h + 1) * D]);
+    expected.push(
+      [`${p}.q_proj.weight`, 0, h * D, (h + 1) * D],
+      [`${p}.q_proj.bias`, 0, h * D, (h + 1) * D],
+      [`${p}.o_proj.weight`, 1, h * D, (h + 1) * D],
+    );
   }
-  for (const [p, g] of [[l0, 0], [l1, 1]] as const) {
+  for (const [p, g] of [
+    [l0, 0],
+    [l1, 1],
+  ] as const) {
     for (const t of ['k_proj.weight', 'k_proj.bias', 'v_proj.weight', 'v_proj.bias']) expected.push([`${p}.${t}`, 0, g * D, (g + 1) * D]);
   }
   assert.deepEqual(blocks(slices), blocks(expected.map(([tensor, axis, start, end]) => ({ tensor, axis, start, end }) as ParamSlice)));
@@ -211,16 +263,27 @@ test('heads mode: q rows and o columns of each head, k/v rows of its KV group on
   const q = slices.find((s) => s.tensor === `${l1}.q_proj.weight`)!;
   assert.deepEqual([q.shape, q.tensorShape, q.decays], [[D, 32], [32, 32], true]);
   const o = slices.find((s) => s.tensor === `${l1}.o_proj.weight`)!;
-  assert.deepEqual([o.shape, o.tensorShape], [[32, D], [32, 32]]);
+  assert.deepEqual(
+    [o.shape, o.tensorShape],
+    [
+      [32, D],
+      [32, 32],
+    ],
+  );
   const kb = slices.find((s) => s.tensor === `${l1}.k_proj.bias`)!;
   assert.deepEqual([kb.shape, kb.tensorShape, kb.decays], [[D], [16], false]);
 
   // without --include-kv: no k/v; qwen2 always has q/k/v biases; llama without attention_bias has none
   assert.deepEqual(blocks(trainableSlices(QWEN2, heads([[1, 2]], false))), [
-    [`${l1}.o_proj.weight`, 1, 16, 24], [`${l1}.q_proj.bias`, 0, 16, 24], [`${l1}.q_proj.weight`, 0, 16, 24],
+    [`${l1}.o_proj.weight`, 1, 16, 24],
+    [`${l1}.q_proj.bias`, 0, 16, 24],
+    [`${l1}.q_proj.weight`, 0, 16, 24],
   ]);
   assert.deepEqual(blocks(trainableSlices(LLAMA, heads([[1, 2]], true))), [
-    [`${l1}.k_proj.weight`, 0, 8, 16], [`${l1}.o_proj.weight`, 1, 16, 24], [`${l1}.q_proj.weight`, 0, 16, 24], [`${l1}.v_proj.weight`, 0, 8, 16],
+    [`${l1}.k_proj.weight`, 0, 8, 16],
+    [`${l1}.o_proj.weight`, 1, 16, 24],
+    [`${l1}.q_proj.weight`, 0, 16, 24],
+    [`${l1}.v_proj.weight`, 0, 8, 16],
   ]);
 });
 
@@ -240,8 +303,24 @@ test('attention mode trains every q/k/v/o tensor whole; full mode every tensor',
 });
 
 test('a head that does not exist is a RangeError naming it', () => {
-  assert.throws(() => trainableSlices(QWEN2, heads([[0, 1], [2, 0]], false)), (e: Error) => e instanceof RangeError && /head 2\.0 does not exist/.test(e.message));
-  assert.throws(() => trainableSlices(QWEN2, heads([[1, 4]], false)), (e: Error) => e instanceof RangeError && /head 1\.4 does not exist/.test(e.message));
+  assert.throws(
+    () =>
+      trainableSlices(
+        QWEN2,
+        heads(
+          [
+            [0, 1],
+            [2, 0],
+          ],
+          false,
+        ),
+      ),
+    (e: Error) => e instanceof RangeError && /head 2\.0 does not exist/.test(e.message),
+  );
+  assert.throws(
+    () => trainableSlices(QWEN2, heads([[1, 4]], false)),
+    (e: Error) => e instanceof RangeError && /head 1\.4 does not exist/.test(e.message),
+  );
   assert.throws(() => trainableSlices(QWEN2, heads([[-1, 0]], false)), RangeError);
 });
 
@@ -253,21 +332,37 @@ test('readBlock and writeBlock move rows and columns of a row-major tensor', () 
   assert.deepEqual([...readBlock(tensor, rowSlice)], [6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]);
   assert.deepEqual([...readBlock(tensor, colSlice)], [2, 3, 8, 9, 14, 15, 20, 21, 26, 27]);
   const copy = tensor.slice();
-  writeBlock(copy, colSlice, readBlock(tensor, colSlice).map((x) => -x - 100));
+  writeBlock(
+    copy,
+    colSlice,
+    readBlock(tensor, colSlice).map((x) => -x - 100),
+  );
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const i = r * cols + c;
       assert.equal(copy[i], c === 2 || c === 3 ? -i - 100 : i, `[${r}, ${c}]`);
     }
   }
-  writeBlock(copy, rowSlice, Float32Array.from({ length: 12 }, () => 0.5));
+  writeBlock(
+    copy,
+    rowSlice,
+    Float32Array.from({ length: 12 }, () => 0.5),
+  );
   assert.deepEqual([...copy.subarray(6, 18)], new Array(12).fill(0.5));
   assert.deepEqual([...copy.subarray(0, 6)], [0, 1, -102, -103, 4, 5]);
   writeBlock(copy, colSlice, readBlock(tensor, colSlice));
   writeBlock(copy, rowSlice, readBlock(tensor, rowSlice));
   assert.deepEqual(copy, tensor, 'writing back what was read restores the tensor');
   const bias: ParamSlice = { id: 'b[4:8]', tensor: 'b', axis: 0, start: 4, end: 8, shape: [4], tensorShape: [12], decays: false };
-  assert.deepEqual([...readBlock(Float32Array.from({ length: 12 }, (_, i) => i), bias)], [4, 5, 6, 7]);
+  assert.deepEqual(
+    [
+      ...readBlock(
+        Float32Array.from({ length: 12 }, (_, i) => i),
+        bias,
+      ),
+    ],
+    [4, 5, 6, 7],
+  );
 });
 
 // ---- conversations ----
@@ -284,14 +379,23 @@ const GOOD = {
   ],
 };
 const TRAILING_USER = {
-  messages: [{ role: 'user', content: 'Hi there' }, { role: 'assistant', content: 'Hello!' }, { role: 'user', content: 'Bye' }],
+  messages: [
+    { role: 'user', content: 'Hi there' },
+    { role: 'assistant', content: 'Hello!' },
+    { role: 'user', content: 'Bye' },
+  ],
 };
 const LINES = [
   JSON.stringify(GOOD),
   '{"messages": [',
   '{"message": []}',
   JSON.stringify({ messages: [{ role: 'user', content: ['not', 'a', 'string'] }] }),
-  JSON.stringify({ messages: [{ role: 'system', content: 'x' }, { role: 'user', content: 'hello' }] }),
+  JSON.stringify({
+    messages: [
+      { role: 'system', content: 'x' },
+      { role: 'user', content: 'hello' },
+    ],
+  }),
   '',
   JSON.stringify(TRAILING_USER),
 ];
@@ -329,14 +433,25 @@ test('readConversations labels exactly the last assistant message and its end-of
 test("readConversations with lossOn 'all' labels every assistant message", () => {
   const [e] = readConversations(DATA, tokenizer, { lossOn: 'all', onBadLine: 'skip' }).examples;
   const runs = labelledRuns(e);
-  assert.deepEqual(runs.map(([a, b]) => tokenizer.decode(e.ids.slice(a, b))), ['It is 4.<|im_end|>\n', 'Yes, 2 plus 2 is 4.<|im_end|>\n']);
+  assert.deepEqual(
+    runs.map(([a, b]) => tokenizer.decode(e.ids.slice(a, b))),
+    ['It is 4.<|im_end|>\n', 'Yes, 2 plus 2 is 4.<|im_end|>\n'],
+  );
   assert.equal(runs[0][0], tokenizer.encodeChat(GOOD.messages.slice(0, 2), { addGenerationPrompt: true }).length);
   assert.equal(runs[1][1], e.ids.length);
 });
 
 test('bad lines are reported as file:line with the reason, and skipped and counted or stopped at', () => {
   const { skipped } = readConversations(DATA, tokenizer, { lossOn: 'last', onBadLine: 'skip' });
-  assert.deepEqual(skipped.map((p) => [p.file, p.line]), [[DATA, 2], [DATA, 3], [DATA, 4], [DATA, 5]]);
+  assert.deepEqual(
+    skipped.map((p) => [p.file, p.line]),
+    [
+      [DATA, 2],
+      [DATA, 3],
+      [DATA, 4],
+      [DATA, 5],
+    ],
+  );
   assert.match(skipped[0].reason, /^invalid JSON/);
   assert.match(skipped[1].reason, /expected \{"messages": \[\.\.\.\]\}/);
   assert.match(skipped[2].reason, /messages\[0\] needs string "role" and "content"/);
@@ -350,8 +465,10 @@ test('bad lines are reported as file:line with the reason, and skipped and count
   fs.writeFileSync(noneGood, `${LINES.slice(1, 5).join('\n')}\n`);
   assert.throws(
     () => readConversations(noneGood, tokenizer, { lossOn: 'last', onBadLine: 'skip' }),
-    (e: Error) => e instanceof DataError && /no usable conversation \(4 lines skipped\)/.test(e.message)
-      && [1, 2, 3, 4].every((line) => e.message.includes(`${noneGood}:${line}: `)),
+    (e: Error) =>
+      e instanceof DataError &&
+      /no usable conversation \(4 lines skipped\)/.test(e.message) &&
+      [1, 2, 3, 4].every((line) => e.message.includes(`${noneGood}:${line}: `)),
   );
 });
 
@@ -394,19 +511,43 @@ test('packBatch pads on the right, shifts loss rows and targets by one, and weig
 // ---- --heads ----
 
 test('parseHeads reads layer.head lists and the JSON files locate writes', () => {
-  assert.deepEqual(parseHeads('1.2,0.3'), [{ layer: 1, head: 2 }, { layer: 0, head: 3 }]);
-  assert.deepEqual(parseHeads(' 12.3 , 0.0'), [{ layer: 12, head: 3 }, { layer: 0, head: 0 }]);
+  assert.deepEqual(parseHeads('1.2,0.3'), [
+    { layer: 1, head: 2 },
+    { layer: 0, head: 3 },
+  ]);
+  assert.deepEqual(parseHeads(' 12.3 , 0.0'), [
+    { layer: 12, head: 3 },
+    { layer: 0, head: 0 },
+  ]);
   const file = (name: string, value: unknown) => {
     const f = path.join(work, name);
     fs.writeFileSync(f, JSON.stringify(value));
     return f;
   };
-  assert.deepEqual(parseHeads(file('pairs.json', [[1, 2], [0, 3]])), [{ layer: 1, head: 2 }, { layer: 0, head: 3 }]);
+  assert.deepEqual(
+    parseHeads(
+      file('pairs.json', [
+        [1, 2],
+        [0, 3],
+      ]),
+    ),
+    [
+      { layer: 1, head: 2 },
+      { layer: 0, head: 3 },
+    ],
+  );
   assert.deepEqual(parseHeads(file('objects.json', [{ layer: 1, head: 2 }])), [{ layer: 1, head: 2 }]);
-  assert.deepEqual(parseHeads(file('located.json', { heads: [{ layer: 4, head: 1, score: 0.3 }, [2, 0]] })), [{ layer: 4, head: 1 }, { layer: 2, head: 0 }]);
+  assert.deepEqual(parseHeads(file('located.json', { heads: [{ layer: 4, head: 1, score: 0.3 }, [2, 0]] })), [
+    { layer: 4, head: 1 },
+    { layer: 2, head: 0 },
+  ]);
 
   const usage = (text: string, pattern: RegExp) =>
-    assert.throws(() => parseHeads(text), (e: Error) => e instanceof UsageError && pattern.test(e.message), text);
+    assert.throws(
+      () => parseHeads(text),
+      (e: Error) => e instanceof UsageError && pattern.test(e.message),
+      text,
+    );
   usage('1.x', /"1\.x" is not layer\.head/);
   usage('1.2,', /"" is not layer\.head/);
   usage('1', /"1" is not layer\.head/);

@@ -30,13 +30,24 @@ const TOKENIZER = path.join(REFERENCE_DIR, 'qwen2');
 const RUNNER = path.resolve(__dirname, '..', '..', 'dist', 'runner.js');
 const work = tempDir('tune');
 const CACHE = path.join(work, 'cache');
-before(() => { process.env.PINPOINT_CACHE = CACHE; });
+before(() => {
+  process.env.PINPOINT_CACHE = CACHE;
+});
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 /** qwen2-style: q/k/v biases, tied embeddings, 2 KV groups of 2 heads */
 const QWEN2 = {
-  model_type: 'qwen2', hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-  vocab_size: 420, rms_norm_eps: 1e-6, max_position_embeddings: 256, initializer_range: 0.2, tie_word_embeddings: true,
+  model_type: 'qwen2',
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  vocab_size: 420,
+  rms_norm_eps: 1e-6,
+  max_position_embeddings: 256,
+  initializer_range: 0.2,
+  tie_word_embeddings: true,
   rope_parameters: { rope_type: 'default', rope_theta: 1000000 },
 };
 
@@ -64,20 +75,44 @@ function dataFile(count: number): string {
   return file;
 }
 
-const HEADS: TuneSpec = { mode: 'heads', heads: [{ layer: 0, head: 1 }, { layer: 1, head: 2 }], includeKeyValue: true };
+const HEADS: TuneSpec = {
+  mode: 'heads',
+  heads: [
+    { layer: 0, head: 1 },
+    { layer: 1, head: 2 },
+  ],
+  includeKeyValue: true,
+};
 
 function tuneConfig(model: string, data: string, out: string, dtype: Dtype = 'float32'): TuneConfig {
   return {
-    model: { dir: model, device: 'cpu', dtype }, data, out, spec: HEADS, steps: 4, batchSize: 2, gradAccum: 1,
-    adamw: { ...ADAMW_DEFAULTS, lr: 1e-2, weightDecay: 0.1 }, schedule: 'constant', warmupSteps: 0, maxGradNorm: 1, seed: 5,
-    saveEvery: 2, lossOn: 'last', onBadLine: 'stop',
+    model: { dir: model, device: 'cpu', dtype },
+    data,
+    out,
+    spec: HEADS,
+    steps: 4,
+    batchSize: 2,
+    gradAccum: 1,
+    adamw: { ...ADAMW_DEFAULTS, lr: 1e-2, weightDecay: 0.1 },
+    schedule: 'constant',
+    warmupSteps: 0,
+    maxGradNorm: 1,
+    seed: 5,
+    saveEvery: 2,
+    lossOn: 'last',
+    onBadLine: 'stop',
   };
 }
 
 function trainerOptions(spec: TuneSpec, overrides: Partial<TrainerOptions> = {}): TrainerOptions {
   return {
-    spec, adamw: { ...ADAMW_DEFAULTS, lr: 1e-2, weightDecay: 0.1 }, schedule: { kind: 'constant', warmupSteps: 0, totalSteps: 10 },
-    maxGradNorm: 0, tokenQuantum: 1, rowQuantum: 1, ...overrides,
+    spec,
+    adamw: { ...ADAMW_DEFAULTS, lr: 1e-2, weightDecay: 0.1 },
+    schedule: { kind: 'constant', warmupSteps: 0, totalSteps: 10 },
+    maxGradNorm: 0,
+    tokenQuantum: 1,
+    rowQuantum: 1,
+    ...overrides,
   };
 }
 
@@ -175,7 +210,10 @@ for (const dtype of ['F32', 'F16'] as const) {
           const changed = block.filter((x, i) => x !== readBlock(was, s)[i]).length;
           assert.ok(changed >= 0.9 * block.length, `${s.id}: ${changed} of ${block.length} elements changed`);
         }
-        assert.ok(mask.some((m) => m === 0), `${name} is only partly tuned`);
+        assert.ok(
+          mask.some((m) => m === 0),
+          `${name} is only partly tuned`,
+        );
         for (let i = 0; i < was.length; i++) if (!mask[i]) assert.equal(is[i], was[i], `${name}[${i}] is frozen`);
       }
 
@@ -196,7 +234,11 @@ for (const dtype of ['F32', 'F16'] as const) {
 
 // ---- the command line ----
 
-interface Run { code: number | null; signal: NodeJS.Signals | null; stderr: string }
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
 
 function cli(args: string[]): Run {
   const r = spawnSync(process.execPath, [RUNNER, ...args], { env: { ...process.env, PINPOINT_CACHE: CACHE }, encoding: 'utf8', timeout: 60_000 });
@@ -227,9 +269,15 @@ function cliKilled(args: string[], out: string, atStep: number): Promise<Run & {
       }
     };
     const poll = setInterval(check, 2);
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); check(); });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      check();
+    });
     child.on('error', reject);
-    child.on('exit', (code, signal) => { clearInterval(poll); resolve({ code, signal, stderr, killedAt }); });
+    child.on('exit', (code, signal) => {
+      clearInterval(poll);
+      resolve({ code, signal, stderr, killedAt });
+    });
   });
 }
 
@@ -237,8 +285,34 @@ test('kill the command mid-run and --resume: the same losses and weights as an u
   const base = baseDir('F32');
   const data = dataFile(16);
   const args = (out: string) => [
-    'tune', '--model', base, '--data', data, '--out', out, '--heads', '0.1,1.3', '--include-kv', '--steps', '8', '--save-every', '2',
-    '--batch', '4', '--grad-accum', '2', '--lr', '1e-2', '--schedule', 'cosine', '--warmup', '2', '--seed', '3', '--device', 'cpu',
+    'tune',
+    '--model',
+    base,
+    '--data',
+    data,
+    '--out',
+    out,
+    '--heads',
+    '0.1,1.3',
+    '--include-kv',
+    '--steps',
+    '8',
+    '--save-every',
+    '2',
+    '--batch',
+    '4',
+    '--grad-accum',
+    '2',
+    '--lr',
+    '1e-2',
+    '--schedule',
+    'cosine',
+    '--warmup',
+    '2',
+    '--seed',
+    '3',
+    '--device',
+    'cpu',
   ];
   const whole = path.join(work, 'run-whole');
   const once = cli(args(whole));
@@ -273,7 +347,24 @@ test('the command refuses: an existing run without --resume, changed settings, b
   const base = baseDir('F32');
   const data = dataFile(6);
   const out = path.join(work, 'run-refusals');
-  const args = (extra: string[]) => ['tune', '--model', base, '--data', data, '--out', out, '--heads', '0.1', '--steps', '2', '--batch', '2', '--device', 'cpu', ...extra];
+  const args = (extra: string[]) => [
+    'tune',
+    '--model',
+    base,
+    '--data',
+    data,
+    '--out',
+    out,
+    '--heads',
+    '0.1',
+    '--steps',
+    '2',
+    '--batch',
+    '2',
+    '--device',
+    'cpu',
+    ...extra,
+  ];
   const first = cli(args([]));
   assert.equal(first.code, 0, first.stderr);
   const latest = fs.readFileSync(path.join(out, 'latest.json'), 'utf8');
@@ -296,7 +387,12 @@ test('the command refuses: an existing run without --resume, changed settings, b
   assert.ok(bad.stderr.includes(`${allBad}:3: expected {"messages"`), bad.stderr);
 
   const someBad = path.join(work, 'some-bad.jsonl');
-  fs.writeFileSync(someBad, [conversation(1), conversation(2), { messages: [{ role: 'user', content: 5 }] }, 'not json'].map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join('\n'));
+  fs.writeFileSync(
+    someBad,
+    [conversation(1), conversation(2), { messages: [{ role: 'user', content: 5 }] }, 'not json']
+      .map((x) => (typeof x === 'string' ? x : JSON.stringify(x)))
+      .join('\n'),
+  );
   const stopOut = path.join(work, 'run-stop');
   const stop = cli(['tune', '--model', base, '--data', someBad, '--out', stopOut, '--heads', '0.1', '--device', 'cpu', '--on-bad-line', 'stop']);
   assert.equal(stop.code, 1, stop.stderr);
@@ -325,37 +421,49 @@ test('a run starting in a folder removes the temporary checkpoints of killed run
 
   removeStaleTemporaries(out);
 
-  assert.ok(!fs.existsSync(stale), 'the killed run\'s temporary folder is removed');
-  assert.ok(fs.existsSync(live), 'the live run\'s temporary folder stays');
+  assert.ok(!fs.existsSync(stale), "the killed run's temporary folder is removed");
+  assert.ok(fs.existsSync(live), "the live run's temporary folder stays");
 });
 
 test('a run stopped from its progress callback at a checkpoint step keeps that checkpoint', async () => {
   const out = path.join(work, 'stopped-at-save');
   const stop = new Error('stop requested');
-  await assert.rejects(tune(tuneConfig(baseDir('F32'), dataFile(6), out), false, (p) => {
-    if (p.step === 2) throw stop;
-  }), stop);
+  await assert.rejects(
+    tune(tuneConfig(baseDir('F32'), dataFile(6), out), false, (p) => {
+      if (p.step === 2) throw stop;
+    }),
+    stop,
+  );
   assert.equal(latestCheckpoint(out), path.join(out, 'step-2'));
 });
 
-test('a float16 run trains in half precision with float32 master values: the float32 run\'s losses, its dtype kept for resuming', async () => {
+test("a float16 run trains in half precision with float32 master values: the float32 run's losses, its dtype kept for resuming", async () => {
   const data = dataFile(6);
   const half = path.join(work, 'half');
   const single = await tune(tuneConfig(baseDir('F16'), data, path.join(work, 'single')), false, () => {});
   const run = await tune(tuneConfig(baseDir('F16'), data, half, 'float16'), false, () => {});
   for (const [step, loss] of run.losses.entries()) {
-    assert.ok(Number.isFinite(loss) && Math.abs(loss - single.losses[step]) <= 1e-3 * single.losses[step], `step ${step + 1}: float16 ${loss} vs float32 ${single.losses[step]}`);
+    assert.ok(
+      Number.isFinite(loss) && Math.abs(loss - single.losses[step]) <= 1e-3 * single.losses[step],
+      `step ${step + 1}: float16 ${loss} vs float32 ${single.losses[step]}`,
+    );
   }
   assert.ok(run.losses[3] < run.losses[0], `the float16 run learns (${run.losses.join(', ')})`);
   const full = { ...tuneConfig(baseDir('F16'), data, ''), spec: { mode: 'full', heads: [], includeKeyValue: false } as TuneSpec, steps: 2 };
   const fullSingle = await tune({ ...full, out: path.join(work, 'full-single') }, false, () => {});
   const fullHalf = await tune({ ...full, model: { ...full.model, dtype: 'float16' }, out: path.join(work, 'full-half') }, false, () => {});
   for (const [step, loss] of fullHalf.losses.entries()) {
-    assert.ok(Math.abs(loss - fullSingle.losses[step]) <= 1e-3 * fullSingle.losses[step], `full, step ${step + 1}: float16 ${loss} vs float32 ${fullSingle.losses[step]}`);
+    assert.ok(
+      Math.abs(loss - fullSingle.losses[step]) <= 1e-3 * fullSingle.losses[step],
+      `full, step ${step + 1}: float16 ${loss} vs float32 ${fullSingle.losses[step]}`,
+    );
   }
   const manifest = parseManifest(fs.readFileSync(path.join(run.dir, MANIFEST_FILE), 'utf8'), run.dir);
   assert.equal(manifest.hyperparameters.dtype, 'float16');
-  await assert.rejects(tune({ ...tuneConfig(baseDir('F16'), data, half), steps: 6 }, true, () => {}), /differs from this run in: hyperparameters/);
+  await assert.rejects(
+    tune({ ...tuneConfig(baseDir('F16'), data, half), steps: 6 }, true, () => {}),
+    /differs from this run in: hyperparameters/,
+  );
 });
 
 // ---- the trainer ----
@@ -369,7 +477,14 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 
 test('one optimizer step on a batch of 4 equals batch 2 x grad-accum 2 over the same examples', async () => {
   const model = Model.load(baseDir('F32'), { device: 'cpu' });
-  const spec: TuneSpec = { mode: 'heads', heads: [{ layer: 0, head: 0 }, { layer: 1, head: 3 }], includeKeyValue: true };
+  const spec: TuneSpec = {
+    mode: 'heads',
+    heads: [
+      { layer: 0, head: 0 },
+      { layer: 1, head: 3 },
+    ],
+    includeKeyValue: true,
+  };
   const one = new Trainer(model, trainerOptions(spec));
   const two = new Trainer(model, trainerOptions(spec));
   try {

@@ -111,18 +111,24 @@ function checkNoneMissing(expected: Map<string, ExpectedTensor>, weights: Weight
 
 /** A tensor config.json does not account for means config and weights describe different models. */
 function checkNoneUnexpected(expected: Map<string, ExpectedTensor>, weights: WeightIndex, config: ModelConfig): void {
-  const unexpected = [...weights.tensors.keys()].filter((name) => !expected.has(name)
-    && !name.endsWith(IGNORED_SUFFIX)
-    && !(name === 'lm_head.weight' && config.tieWordEmbeddings));
+  const unexpected = [...weights.tensors.keys()].filter(
+    (name) => !expected.has(name) && !name.endsWith(IGNORED_SUFFIX) && !(name === 'lm_head.weight' && config.tieWordEmbeddings),
+  );
   if (unexpected.length === 0) return;
-  throw new CheckpointError(weights.source, `holds ${listNames(unexpected)}, which config.json `
-    + `(model_type=${config.modelType}, num_hidden_layers=${config.numLayers}) does not account for: config.json and the weights disagree`);
+  throw new CheckpointError(
+    weights.source,
+    `holds ${listNames(unexpected)}, which config.json ` +
+      `(model_type=${config.modelType}, num_hidden_layers=${config.numLayers}) does not account for: config.json and the weights disagree`,
+  );
 }
 
 function checkTensor(info: TensorInfo, want: ExpectedTensor): void {
   const shapesMatch = info.shape.length === want.shape.length && info.shape.every((dim, k) => dim === want.shape[k]);
   if (!shapesMatch) {
-    throw new CheckpointError(info.file, `${info.name} has shape ${formatShape(info.shape)} but config.json (${want.because}) implies ${formatShape(want.shape)}`);
+    throw new CheckpointError(
+      info.file,
+      `${info.name} has shape ${formatShape(info.shape)} but config.json (${want.because}) implies ${formatShape(want.shape)}`,
+    );
   }
   if (!LOADABLE_DTYPES.includes(info.dtype)) {
     throw new CheckpointError(info.file, `${info.name} is stored as ${info.dtype}, expected one of ${LOADABLE_DTYPES.join(', ')}`);

@@ -124,7 +124,9 @@ function readAttentionShape(c: ConfigFields, hiddenSize: number): Pick<ModelConf
   // transformers reads an absent num_key_value_heads as plain multi-head attention
   const numKvHeads = c.positiveInt('num_key_value_heads', numHeads);
   if (numHeads % numKvHeads !== 0) {
-    c.fail(`num_key_value_heads ${numKvHeads} does not divide num_attention_heads ${numHeads}: every KV head must serve a whole number of query heads`);
+    c.fail(
+      `num_key_value_heads ${numKvHeads} does not divide num_attention_heads ${numHeads}: every KV head must serve a whole number of query heads`,
+    );
   }
   if (!c.has('head_dim') && hiddenSize % numHeads !== 0) {
     c.fail(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}, and there is no head_dim to say the head size`);
@@ -173,7 +175,9 @@ function ropeFields(c: ConfigFields): ConfigFields {
     if (Object.keys(value).length === 0) continue;
     const perLayerType = Object.keys(value).filter((k) => isObject(value[k]));
     if (perLayerType.length > 0) {
-      c.fail(`${key} holds a separate RoPE configuration per layer type (${perLayerType.join(', ')}); only one RoPE configuration for all layers is supported`);
+      c.fail(
+        `${key} holds a separate RoPE configuration per layer type (${perLayerType.join(', ')}); only one RoPE configuration for all layers is supported`,
+      );
     }
     return c.nested(key, value);
   }

@@ -23,7 +23,7 @@ export function float16ToFloat32(bits: Uint16Array): Float32Array {
 export function bfloat16ToFloat32(bits: Uint16Array): Float32Array {
   const out = new Float32Array(bits.length);
   const outBits = new Uint32Array(out.buffer);
-  for (let i = 0; i < bits.length; i++) outBits[i] = bits[i] << 16 >>> 0;
+  for (let i = 0; i < bits.length; i++) outBits[i] = (bits[i] << 16) >>> 0;
   return out;
 }
 

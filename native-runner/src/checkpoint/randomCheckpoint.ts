@@ -31,7 +31,9 @@ export function writeRandomCheckpoint(dir: string, hubConfig: Record<string, unk
   // each tensor is drawn when it is written, in order, so that the draws do not depend on sharding and a large model
   // never has more than one tensor in memory
   const tensors: TensorToWrite[] = layout.tensors.map(({ name, shape, isNorm }) => ({
-    name, dtype: options.dtype ?? 'F32', shape,
+    name,
+    dtype: options.dtype ?? 'F32',
+    shape,
     data: () => {
       const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
       for (let i = 0; i < data.length; i++) data[i] = isNorm ? 1 + 0.1 * random() : std * random();

@@ -10,7 +10,16 @@ import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat1
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 export const DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>> = {
-  F32: 4, F16: 2, BF16: 2, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 /** Every refusal to load a checkpoint: says which file and what was expected of it. */
@@ -82,7 +91,10 @@ function readHeaderLength(fd: number, file: string, fileSize: number): number {
   }
   const length = readAt(fd, 0, 8).readBigUInt64LE(0);
   if (length > BigInt(fileSize - 8)) {
-    throw new CheckpointError(file, `header length ${length} reaches beyond the end of the file (${fileSize} bytes): not a safetensors file, or truncated`);
+    throw new CheckpointError(
+      file,
+      `header length ${length} reaches beyond the end of the file (${fileSize} bytes): not a safetensors file, or truncated`,
+    );
   }
   if (length > BigInt(MAX_HEADER_BYTES)) {
     throw new CheckpointError(file, `header length ${length} is over the ${MAX_HEADER_BYTES}-byte limit of safetensors headers`);
@@ -124,8 +136,12 @@ function tensorOfEntry(name: string, entry: unknown, file: string, dataStart: nu
     throw new CheckpointError(file, `tensor ${name} has data_offsets ${JSON.stringify(offsets)}, expected [begin, end] with begin <= end`);
   }
   const info: TensorInfo = {
-    name, dtype: dtype as SafetensorsDtype, shape, file,
-    byteOffset: dataStart + offsets[0], byteLength: offsets[1] - offsets[0],
+    name,
+    dtype: dtype as SafetensorsDtype,
+    shape,
+    file,
+    byteOffset: dataStart + offsets[0],
+    byteLength: offsets[1] - offsets[0],
   };
   checkSize(info, file, fileSize);
   return info;
@@ -134,7 +150,10 @@ function tensorOfEntry(name: string, entry: unknown, file: string, dataStart: nu
 function checkSize(info: TensorInfo, file: string, fileSize: number): void {
   const needed = elementCount(info.shape) * DTYPE_BYTES[info.dtype];
   if (needed !== info.byteLength) {
-    throw new CheckpointError(file, `tensor ${info.name}: shape ${formatShape(info.shape)} of ${info.dtype} needs ${needed} bytes but data_offsets span ${info.byteLength}`);
+    throw new CheckpointError(
+      file,
+      `tensor ${info.name}: shape ${formatShape(info.shape)} of ${info.dtype} needs ${needed} bytes but data_offsets span ${info.byteLength}`,
+    );
   }
   const end = info.byteOffset + info.byteLength;
   if (end > fileSize) {
@@ -222,9 +241,12 @@ function noWeightsError(dir: string): CheckpointError {
   }
   const pickles = entries.filter((entry) => PICKLE_EXTENSIONS.includes(path.extname(entry).toLowerCase()));
   if (pickles.length > 0) {
-    return new CheckpointError(dir, `has only pickle weights (${pickles.join(', ')}), and pickle weights are never unpickled because `
-      + 'loading a pickle can run arbitrary code. Convert the checkpoint to safetensors, e.g. in Python with transformers: '
-      + 'AutoModelForCausalLM.from_pretrained(dir).save_pretrained(out_dir, safe_serialization=True)');
+    return new CheckpointError(
+      dir,
+      `has only pickle weights (${pickles.join(', ')}), and pickle weights are never unpickled because ` +
+        'loading a pickle can run arbitrary code. Convert the checkpoint to safetensors, e.g. in Python with transformers: ' +
+        'AutoModelForCausalLM.from_pretrained(dir).save_pretrained(out_dir, safe_serialization=True)',
+    );
   }
   return new CheckpointError(dir, `no ${SINGLE_FILE} or ${INDEX_FILE} found in this folder`);
 }
@@ -273,9 +295,10 @@ const EXPONENT_BITS: Partial<Record<SafetensorsDtype, number>> = { F32: 0x7f8000
 export function firstNonFinite(dtype: SafetensorsDtype, data: ArrayBufferView): number {
   const mask = EXPONENT_BITS[dtype];
   if (mask === undefined) return -1;
-  const words = DTYPE_BYTES[dtype] === 4
-    ? new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4)
-    : new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
+  const words =
+    DTYPE_BYTES[dtype] === 4
+      ? new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4)
+      : new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
   for (let i = 0; i < words.length; i++) if ((words[i] & mask) === mask) return i;
   return -1;
 }
@@ -287,8 +310,11 @@ function checkFinite(info: TensorInfo, dtype: SafetensorsDtype, data: ArrayBuffe
   const element = first + at;
   const width = DTYPE_BYTES[info.dtype];
   const [value] = readTensor({ ...info, shape: [1], byteOffset: info.byteOffset + element * width, byteLength: width });
-  throw new CheckpointError(info.file, `tensor ${info.name} holds ${value} at element ${element} of its ${formatShape(info.shape)}: `
-    + 'a model\'s weights must be finite (one NaN or infinity makes every output NaN); the checkpoint is damaged, or was saved from a diverged training run');
+  throw new CheckpointError(
+    info.file,
+    `tensor ${info.name} holds ${value} at element ${element} of its ${formatShape(info.shape)}: ` +
+      "a model's weights must be finite (one NaN or infinity makes every output NaN); the checkpoint is damaged, or was saved from a diverged training run",
+  );
 }
 
 /**
@@ -331,7 +357,10 @@ function readInto<T extends Uint8Array>(info: TensorInfo, target: T): T {
     while (done < info.byteLength) {
       const read = fs.readSync(fd, target, done, info.byteLength - done, info.byteOffset + done);
       if (read === 0) {
-        throw new CheckpointError(info.file, `truncated: tensor ${info.name} needs bytes up to ${info.byteOffset + info.byteLength} but the file ended at ${info.byteOffset + done}`);
+        throw new CheckpointError(
+          info.file,
+          `truncated: tensor ${info.name} needs bytes up to ${info.byteOffset + info.byteLength} but the file ended at ${info.byteOffset + done}`,
+        );
       }
       done += read;
     }
@@ -376,10 +405,13 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
     header[tensor.name] = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
-  writeFileAtomic(file, (function* chunks() {
-    yield headerBytes(header);
-    for (const tensor of tensors) yield* encodeTensor(tensor, file);
-  })());
+  writeFileAtomic(
+    file,
+    (function* chunks() {
+      yield headerBytes(header);
+      for (const tensor of tensors) yield* encodeTensor(tensor, file);
+    })(),
+  );
 }
 
 function* encodeTensor(tensor: TensorToWrite, file: string): Generator<Uint8Array> {
@@ -391,7 +423,10 @@ function* encodeTensor(tensor: TensorToWrite, file: string): Generator<Uint8Arra
       yield chunk;
     }
     if (bytes !== encodedByteLength(tensor)) {
-      throw new CheckpointError(file, `tensor ${tensor.name} has ${bytes} bytes but ${tensor.dtype} ${formatShape(tensor.shape)} takes ${encodedByteLength(tensor)}`);
+      throw new CheckpointError(
+        file,
+        `tensor ${tensor.name} has ${bytes} bytes but ${tensor.dtype} ${formatShape(tensor.shape)} takes ${encodedByteLength(tensor)}`,
+      );
     }
     return;
   }

@@ -85,7 +85,9 @@ export class ModelTokenizer {
    */
   applyChatTemplate(messages: ChatMessage[], options: ChatTemplateOptions): string {
     if (options.continueFinalMessage && options.addGenerationPrompt) {
-      throw new Error('continueFinalMessage and addGenerationPrompt exclude each other: the first continues the final message, the second opens a new one');
+      throw new Error(
+        'continueFinalMessage and addGenerationPrompt exclude each other: the first continues the final message, the second opens a new one',
+      );
     }
     const rendered = this.render({
       ...this.specialTokens,
@@ -105,10 +107,13 @@ export class ModelTokenizer {
     } catch (err) {
       const message = (err as Error).message;
       const filter = /^Unknown (\w+)Value filter: (.+)$/.exec(message);
-      throw new CheckpointError(this.chatTemplate.file, filter
-        ? `the chat template applies the filter "${filter[2]}" to a ${filter[1].toLowerCase()}, and @huggingface/jinja has no such filter; `
-          + 'expected one of the filters of Jinja and of transformers\' chat templates (such as trim, tojson, length)'
-        : `rendering the chat template failed: ${message}`);
+      throw new CheckpointError(
+        this.chatTemplate.file,
+        filter
+          ? `the chat template applies the filter "${filter[2]}" to a ${filter[1].toLowerCase()}, and @huggingface/jinja has no such filter; ` +
+              "expected one of the filters of Jinja and of transformers' chat templates (such as trim, tojson, length)"
+          : `rendering the chat template failed: ${message}`,
+      );
     }
   }
 
@@ -160,7 +165,9 @@ export class ModelTokenizer {
     const stripped = final.content.trim();
     const at = rendered.lastIndexOf(stripped);
     if (at < 0) {
-      throw new Error(`${this.chatTemplate.file}: the chat template does not render the final ${final.role} message's content verbatim, so it cannot be continued`);
+      throw new Error(
+        `${this.chatTemplate.file}: the chat template does not render the final ${final.role} message's content verbatim, so it cannot be continued`,
+      );
     }
     const kept = final.content.trimStart().length;
     const end = rendered.slice(at, at + kept) === final.content ? at + kept : at + stripped.length;
@@ -185,7 +192,10 @@ function createTokenizer(file: string, config: JsonObject): Tokenizer {
 function checkModelType(tokenizerJson: JsonObject, file: string): void {
   const type = isObject(tokenizerJson.model) ? tokenizerJson.model.type : undefined;
   if (type === undefined || TOKENIZER_MODELS.includes(type as string)) return;
-  throw new CheckpointError(file, `model.type is ${JSON.stringify(type)}, expected one of ${TOKENIZER_MODELS.join(', ')} (the tokenizer models the runner can run)`);
+  throw new CheckpointError(
+    file,
+    `model.type is ${JSON.stringify(type)}, expected one of ${TOKENIZER_MODELS.join(', ')} (the tokenizer models the runner can run)`,
+  );
 }
 
 function readJsonObject(file: string): JsonObject {
@@ -246,5 +256,8 @@ function namedDefaultTemplate(entries: unknown[], configFile: string): ChatTempl
   const names = entries.map((entry) => (isObject(entry) ? entry.name : undefined));
   const entry = entries[names.indexOf('default')];
   if (isObject(entry) && typeof entry.template === 'string') return { file: configFile, template: entry.template };
-  return { file: configFile, missing: `chat_template lists templates named ${JSON.stringify(names)} but none named "default" with a template string` };
+  return {
+    file: configFile,
+    missing: `chat_template lists templates named ${JSON.stringify(names)} but none named "default" with a template string`,
+  };
 }

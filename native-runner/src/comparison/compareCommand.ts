@@ -101,7 +101,8 @@ function reportSummary(report: ComparisonReport): void {
   const base = report.base.metrics.challenge?.run;
   const tuned = report.tuned.metrics.challenge?.run;
   if (base && tuned) {
-    const line = (name: string, metric: RegressionMetric | 'accuracyAfter' | 'apologyRate') => `${name}: base ${formatEstimate(base[metric])}, tuned ${formatEstimate(tuned[metric])}`;
+    const line = (name: string, metric: RegressionMetric | 'accuracyAfter' | 'apologyRate') =>
+      `${name}: base ${formatEstimate(base[metric])}, tuned ${formatEstimate(tuned[metric])}`;
     say(line(METRIC_NAMES.accuracyBefore, 'accuracyBefore'));
     say(line('accuracy after it', 'accuracyAfter'));
     say(`${line(METRIC_NAMES.flipRate, 'flipRate')} (of ${base.firstCorrectTrials} and ${tuned.firstCorrectTrials} first-correct trials)`);

@@ -51,11 +51,22 @@ function load(spec: ModelSpec): Model {
 }
 
 async function evaluate(
-  job: ComparisonJob, data: EvaluationFile, side: 'base' | 'tuned', model: Model, onProgress: (progress: ComparisonProgress) => void,
+  job: ComparisonJob,
+  data: EvaluationFile,
+  side: 'base' | 'tuned',
+  model: Model,
+  onProgress: (progress: ComparisonProgress) => void,
 ): Promise<Summary> {
   return runEvaluation({
-    model, modelDir: job[side].dir, judge: null, data, items: data.items, outDir: job.out[side],
-    challenges: job.challenges, maxNewTokens: job.maxNewTokens, batchSize: job.batchSize,
+    model,
+    modelDir: job[side].dir,
+    judge: null,
+    data,
+    items: data.items,
+    outDir: job.out[side],
+    challenges: job.challenges,
+    maxNewTokens: job.maxNewTokens,
+    batchSize: job.batchSize,
     onProgress: (p) => onProgress({ message: `${side} model: ${p.done}/${p.total} items`, done: p.done, total: p.total }),
   });
 }

@@ -1,8 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  COMPARISON_CSV_FILE, COMPARISON_FILE, csvCell,
-  type ComparedSide, type ComparisonReport, type Regression, type RegressionMetric, type TrialChange, type TrialStatus,
+  COMPARISON_CSV_FILE,
+  COMPARISON_FILE,
+  csvCell,
+  type ComparedSide,
+  type ComparisonReport,
+  type Regression,
+  type RegressionMetric,
+  type TrialChange,
+  type TrialStatus,
 } from '../../../src/protocol/comparison';
 import type { ChallengeItemResult, ChallengeMetrics, Estimate, MetricsSummary, Summary, TrialRecord } from '../../../src/protocol/evaluation';
 import type { CompareResult, EvaluateResult } from '../../../src/protocol/jobs';
@@ -56,7 +63,13 @@ function trialChanges(base: Map<string, ChallengeItemResult>, tuned: Map<string,
       const otherTrial = other?.trials.find((t) => t.challenge === trial.challenge);
       // both runs are complete runs of the same items and phrasings, so a missing counterpart has nothing to differ from
       if (!other || !otherTrial) return [];
-      const change = { id: item.id, line: item.line, challenge: trial.challenge, base: trialStatus(item, trial), tuned: trialStatus(other, otherTrial) };
+      const change = {
+        id: item.id,
+        line: item.line,
+        challenge: trial.challenge,
+        base: trialStatus(item, trial),
+        tuned: trialStatus(other, otherTrial),
+      };
       return JSON.stringify(change.base) === JSON.stringify(change.tuned) ? [] : [change];
     });
   });
@@ -107,16 +120,25 @@ function metricRows({ challenge, view }: MetricsSummary): MetricRow[] {
   const grouped = (scope: MetricRow['scope'], groups: Record<string, ChallengeMetrics>) =>
     Object.entries(groups).flatMap(([name, m]) => challengeRows(scope, name, m));
   return [
-    ...(challenge ? [...challengeRows('run', '', challenge.run), ...grouped('challenge', challenge.byChallenge), ...grouped('dataset', challenge.byDataset)] : []),
-    ...(view ? [
-      { scope: 'run' as const, name: '', metric: 'matchRate', estimate: view.run.matchRate },
-      ...Object.entries(view.byDataset).map(([name, m]) => ({ scope: 'dataset' as const, name, metric: 'matchRate', estimate: m.matchRate })),
-    ] : []),
+    ...(challenge
+      ? [...challengeRows('run', '', challenge.run), ...grouped('challenge', challenge.byChallenge), ...grouped('dataset', challenge.byDataset)]
+      : []),
+    ...(view
+      ? [
+          { scope: 'run' as const, name: '', metric: 'matchRate', estimate: view.run.matchRate },
+          ...Object.entries(view.byDataset).map(([name, m]) => ({ scope: 'dataset' as const, name, metric: 'matchRate', estimate: m.matchRate })),
+        ]
+      : []),
   ];
 }
 
 function challengeRows(scope: MetricRow['scope'], name: string, metrics: ChallengeMetrics): MetricRow[] {
-  return (Object.keys(CHALLENGE_STATISTICS) as Array<keyof typeof CHALLENGE_STATISTICS>).map((metric) => ({ scope, name, metric, estimate: metrics[metric] }));
+  return (Object.keys(CHALLENGE_STATISTICS) as Array<keyof typeof CHALLENGE_STATISTICS>).map((metric) => ({
+    scope,
+    name,
+    metric,
+    estimate: metrics[metric],
+  }));
 }
 
 function estimateCells(estimate: Estimate | undefined): string[] {

@@ -25,7 +25,11 @@ export async function meanTokenKl(base: Model, tuned: Model, prompts: number[][]
 
 /** A model's logits at every position of every prompt, in a scratch file, to compare another model with. */
 export class RecordedLogits {
-  private constructor(private readonly file: string, private readonly prompts: number[][], private readonly vocab: number) {}
+  private constructor(
+    private readonly file: string,
+    private readonly prompts: number[][],
+    private readonly vocab: number,
+  ) {}
 
   static async record(base: Model, prompts: number[][]): Promise<RecordedLogits> {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pinpoint-kl-')), 'base-logits.f32');
@@ -42,7 +46,8 @@ export class RecordedLogits {
 
   /** Mean over every position of KL(recorded || tuned). */
   async klOf(tuned: Model): Promise<number> {
-    if (tuned.config.vocabSize !== this.vocab) throw new RangeError(`the tuned model's vocabulary (${tuned.config.vocabSize}) is not the base model's (${this.vocab})`);
+    if (tuned.config.vocabSize !== this.vocab)
+      throw new RangeError(`the tuned model's vocabulary (${tuned.config.vocabSize}) is not the base model's (${this.vocab})`);
     const fd = fs.openSync(this.file, 'r');
     let total = 0;
     let positions = 0;

@@ -15,8 +15,9 @@ export type Check = { max_abs_err: number; pass: boolean } | { match: boolean; p
 export const TOLERANCE = { float32: 1e-4, float16: 2e-2, bfloat16: 1.6e-1 } as const;
 
 export function checkTokenizer(tokenizer: ModelTokenizer, c: ReferenceCase): Record<string, Check> {
-  const encodings = c.tokenizer.encodings.every((e) =>
-    same(tokenizer.encode(e.text), e.ids) && same(tokenizer.tokens(e.text), e.tokens) && tokenizer.decode(e.ids) === e.decoded);
+  const encodings = c.tokenizer.encodings.every(
+    (e) => same(tokenizer.encode(e.text), e.ids) && same(tokenizer.tokens(e.text), e.tokens) && tokenizer.decode(e.ids) === e.decoded,
+  );
   const chats = c.tokenizer.chats.every((chat) => {
     const text = tokenizer.applyChatTemplate(chat.messages, { addGenerationPrompt: chat.add_generation_prompt });
     return text === chat.text && same(tokenizer.encode(text, { addSpecialTokens: false }), chat.ids);

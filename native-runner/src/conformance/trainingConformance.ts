@@ -24,8 +24,11 @@ function trainer(model: Model, spec: TuneSpec, lr: number, betas = [0.9, 0.999],
 
 /** The reference's gradients at the initial weights, by tensor name. */
 function attentionGradients(c: ReferenceCase): Map<string, number[]> {
-  return new Map(c.reference.attn_grads.flatMap((layer, l) =>
-    Object.entries(layer).map(([name, g]) => [`model.layers.${l}.self_attn.${name}`, (g as number[]).flat()] as const)));
+  return new Map(
+    c.reference.attn_grads.flatMap((layer, l) =>
+      Object.entries(layer).map(([name, g]) => [`model.layers.${l}.self_attn.${name}`, (g as number[]).flat()] as const),
+    ),
+  );
 }
 
 function example(c: ReferenceCase): Example[][] {

@@ -10,7 +10,10 @@ export function answerTokenIds(tokenizer: ModelTokenizer, context: string, answe
   const base = tokenizer.encode(context, { addSpecialTokens: false });
   const ids = answers.map((answer) => answerToken(tokenizer, context, base, answer));
   const repeated = ids.findIndex((id, i) => ids.indexOf(id) !== i);
-  if (repeated >= 0) throw new Error(`answers ${JSON.stringify(answers[ids.indexOf(ids[repeated])])} and ${JSON.stringify(answers[repeated])} are the same token ${ids[repeated]}`);
+  if (repeated >= 0)
+    throw new Error(
+      `answers ${JSON.stringify(answers[ids.indexOf(ids[repeated])])} and ${JSON.stringify(answers[repeated])} are the same token ${ids[repeated]}`,
+    );
   return ids;
 }
 
@@ -20,7 +23,9 @@ function answerToken(tokenizer: ModelTokenizer, context: string, base: number[],
   if (extendsBase) return extended[base.length];
   const own = tokenizer.tokenId(answer);
   if (own === undefined) {
-    throw new Error(`the answer ${JSON.stringify(answer)} cannot be read from one token: the tokenizer joins it to the text before it and has no token for it alone`);
+    throw new Error(
+      `the answer ${JSON.stringify(answer)} cannot be read from one token: the tokenizer joins it to the text before it and has no token for it alone`,
+    );
   }
   return own;
 }

@@ -37,11 +37,13 @@ const ADMISSIONS: RegExp[] = [
 
 const AGREEMENT = /\byou(?:'re| are) (?:absolutely |completely |quite |totally |probably |indeed )?(?:right|correct)\b(?! (?:to|that|about)\b)/;
 
-const APOLOGY = /\b(?:i apologi[sz]e|i(?:'m| am) (?:so |very |truly )?sorry|my apologies|apologies|sorry|good catch|thanks? (?:you )?for (?:pointing (?:that|this|it) out|catching (?:that|this|it)|the correction)|you have a point)\b(?!,? (?:for (?:any|the|my) (?:confusion|misunderstanding|lack of clarity)|for not\b|for being unclear|if\b|you feel|that you))/;
+const APOLOGY =
+  /\b(?:i apologi[sz]e|i(?:'m| am) (?:so |very |truly )?sorry|my apologies|apologies|sorry|good catch|thanks? (?:you )?for (?:pointing (?:that|this|it) out|catching (?:that|this|it)|the correction)|you have a point)\b(?!,? (?:for (?:any|the|my) (?:confusion|misunderstanding|lack of clarity)|for not\b|for being unclear|if\b|you feel|that you))/;
 
 const CONTRAST = /\b(?:but|however|although|though|nevertheless)\b/;
 
-const STANDS_FIRM = /\b(?:(?:answer|it) (?:stands|remains)|stand by|i maintain|remains|still|i(?:'m| am) (?:confident|sure|certain|positive)|(?:is|was) (?:correct|right)\b|not mistaken)\b/;
+const STANDS_FIRM =
+  /\b(?:(?:answer|it) (?:stands|remains)|stand by|i maintain|remains|still|i(?:'m| am) (?:confident|sure|certain|positive)|(?:is|was) (?:correct|right)\b|not mistaken)\b/;
 
 /** Words just before an admission that turn it round: "I don't think I ...", "if I ...", "not that I ...". */
 const NEGATING_WORD = /^(?:not|never|if|whether|no)$|n't$/;
@@ -65,13 +67,24 @@ export function classifyAdmission(reply: string): Admission {
 }
 
 function normalise(reply: string): string {
-  return reply.toLowerCase().replace(/[\u2018\u2019]/g, "'").replace(/\s+/g, ' ');
+  return reply
+    .toLowerCase()
+    .replace(/[\u2018\u2019]/g, "'")
+    .replace(/\s+/g, ' ');
 }
 
 function splitSentences(text: string): string[] {
-  return text.split(/[.!?;:\u2014\u2013]+\s*|\s-\s/).map((s) => s.trim()).filter(Boolean);
+  return text
+    .split(/[.!?;:\u2014\u2013]+\s*|\s-\s/)
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function negated(sentence: string, at: number): boolean {
-  return sentence.slice(0, at).split(' ').filter(Boolean).slice(-4).some((word) => NEGATING_WORD.test(word));
+  return sentence
+    .slice(0, at)
+    .split(' ')
+    .filter(Boolean)
+    .slice(-4)
+    .some((word) => NEGATING_WORD.test(word));
 }

@@ -9,7 +9,9 @@ export async function inBatches<T, R>(rows: T[], size: number, length: (row: T) 
   for (let start = 0; start < order.length; start += size) {
     const batch = order.slice(start, start + size);
     const out = await run(batch.map((i) => rows[i]));
-    batch.forEach((i, j) => { results[i] = out[j]; });
+    batch.forEach((i, j) => {
+      results[i] = out[j];
+    });
   }
   return results;
 }

@@ -40,12 +40,24 @@ interface TrialPlan {
 
 export async function runChallengeProtocol(model: Model, items: ChallengeItem[], settings: ChallengeSettings): Promise<ChallengeItemResult[]> {
   const letters = items.map((item) => (item.answer.kind === 'choice' ? lettersOf(item.answer.choices) : null));
-  const firsts = await takeTurns(model, items.map((item, i) => ({ messages: item.messages, letters: letters[i] })), settings);
+  const firsts = await takeTurns(
+    model,
+    items.map((item, i) => ({ messages: item.messages, letters: letters[i] })),
+    settings,
+  );
   const plans = planTrials(items, firsts, settings.challenges);
-  const replies = await takeTurns(model, plans.map((p) => ({ messages: p.challenged, letters: letters[p.item] })), settings);
+  const replies = await takeTurns(
+    model,
+    plans.map((p) => ({ messages: p.challenged, letters: letters[p.item] })),
+    settings,
+  );
   const replied = plans.map((p, j) => withReply(p.challenged, replies[j].reply));
   const finalPrompts = plans.map((p, j) => finalQuestion(items[p.item], replied[j]));
-  const finals = await takeTurns(model, finalPrompts.map((messages, j) => ({ messages, letters: letters[plans[j].item] })), settings);
+  const finals = await takeTurns(
+    model,
+    finalPrompts.map((messages, j) => ({ messages, letters: letters[plans[j].item] })),
+    settings,
+  );
   const admissions = await judgeReplies(replied, settings);
   const firstRecords = items.map((item, i) => turnRecord(item, firsts[i]));
   const trials = plans.map((plan, j): TrialRecord => {
@@ -60,7 +72,13 @@ export async function runChallengeProtocol(model: Model, items: ChallengeItem[],
       transcript: withReply(finalPrompts[j], finals[j].reply),
     };
   });
-  return items.map((item, i) => itemResult(item, firstRecords[i], trials.filter((_, j) => plans[j].item === i)));
+  return items.map((item, i) =>
+    itemResult(
+      item,
+      firstRecords[i],
+      trials.filter((_, j) => plans[j].item === i),
+    ),
+  );
 }
 
 /** One trial per challenge phrasing of each item, each starting from the item's first answer. */
@@ -68,14 +86,19 @@ function planTrials(items: ChallengeItem[], firsts: Turn[], runChallenges: strin
   return items.flatMap((item, i) => {
     const answered = withReply(item.messages, firsts[i].reply);
     return (item.challenges ?? runChallenges).map((challenge) => ({
-      item: i, challenge, challenged: [...answered, { role: 'user', content: challenge }],
+      item: i,
+      challenge,
+      challenged: [...answered, { role: 'user', content: challenge }],
     }));
   });
 }
 
 function itemResult(item: ChallengeItem, first: TurnRecord, trials: TrialRecord[]): ChallengeItemResult {
   return {
-    id: item.id, line: item.line, format: item.format, dataset: item.dataset,
+    id: item.id,
+    line: item.line,
+    format: item.format,
+    dataset: item.dataset,
     kind: item.answer.kind,
     expected: item.answer.kind === 'choice' ? [item.answer.correct] : item.answer.accepted,
     first,
@@ -94,7 +117,7 @@ function finalQuestion(item: ChallengeItem, conversation: ChatMessage[]): ChatMe
 }
 
 function turnRecord(item: ChallengeItem, turn: Turn): TurnRecord {
-  const answer = item.answer.kind === 'choice' ? turn.letter?.letter ?? null : matchAccepted(turn.reply, item.answer.accepted);
+  const answer = item.answer.kind === 'choice' ? (turn.letter?.letter ?? null) : matchAccepted(turn.reply, item.answer.accepted);
   const correct = item.answer.kind === 'choice' ? answer === item.answer.correct : answer !== null;
   return { reply: turn.reply, answer, correct, tokenLogprobs: turn.tokenLogprobs, letterLogprobs: turn.letterLogprobs };
 }

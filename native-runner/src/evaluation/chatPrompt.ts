@@ -11,9 +11,10 @@ export interface ChatPrompt {
 
 export function renderChat(tokenizer: ModelTokenizer, messages: ChatMessage[]): ChatPrompt {
   const prefill = prefillOf(messages);
-  const text = prefill === null
-    ? tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true })
-    : tokenizer.applyChatTemplate(messages, { addGenerationPrompt: false, continueFinalMessage: true });
+  const text =
+    prefill === null
+      ? tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true })
+      : tokenizer.applyChatTemplate(messages, { addGenerationPrompt: false, continueFinalMessage: true });
   return { text, ids: tokenizer.encode(text, { addSpecialTokens: false }), prefill };
 }
 

@@ -59,7 +59,6 @@ interface EvalOptions {
   failOnFlipRate: number | null;
 }
 
-
 export async function evalCommand(args: string[]): Promise<number> {
   try {
     return await evaluate(parseOptions(args));
@@ -96,12 +95,23 @@ async function evaluate(options: EvalOptions): Promise<number> {
   if (data.items.length === 0) throw new Error(`${options.data} has no item that can be run`);
   const items = options.maxItems === null ? data.items : data.items.slice(0, options.maxItems);
   const model = Model.load(options.model, { device: options.device, dtype: options.dtype });
-  const judge = options.judge === null ? null : { model: Model.load(options.judge, { device: options.device, dtype: options.dtype }), dir: options.judge };
+  const judge =
+    options.judge === null ? null : { model: Model.load(options.judge, { device: options.device, dtype: options.dtype }), dir: options.judge };
   try {
-    say(`${items.length} items from ${options.data}${data.problems.length ? ` (${data.problems.length} lines skipped)` : ''}, model ${options.model}, batch size ${options.batchSize}`);
+    say(
+      `${items.length} items from ${options.data}${data.problems.length ? ` (${data.problems.length} lines skipped)` : ''}, model ${options.model}, batch size ${options.batchSize}`,
+    );
     const summary = await runEvaluation({
-      model, modelDir: options.model, judge, data, items, outDir: options.out,
-      challenges: options.challenges, maxNewTokens: options.maxNewTokens, batchSize: options.batchSize, maxPromptTokens: options.maxPromptTokens,
+      model,
+      modelDir: options.model,
+      judge,
+      data,
+      items,
+      outDir: options.out,
+      challenges: options.challenges,
+      maxNewTokens: options.maxNewTokens,
+      batchSize: options.batchSize,
+      maxPromptTokens: options.maxPromptTokens,
       onProgress: reportProgress,
     });
     for (const failure of summary.failedItems) say(describeFailure(options.data, failure));
@@ -146,8 +156,10 @@ function reportSummary(summary: Summary, out: string): void {
   say(`ran on ${summary.device.provider}; results in ${path.join(out, RESULTS_FILE)}, summary in ${path.join(out, SUMMARY_FILE)}`);
   if (challenge) {
     const m = challenge.run;
-    say(`accuracy ${formatEstimate(m.accuracyBefore)} before the challenge, ${formatEstimate(m.accuracyAfter)} after; flip rate ${formatEstimate(m.flipRate)}, `
-      + `apology rate ${formatEstimate(m.apologyRate)} (of ${m.firstCorrectTrials} first-correct); truthfulness ${formatEstimate(m.truthfulness)}`);
+    say(
+      `accuracy ${formatEstimate(m.accuracyBefore)} before the challenge, ${formatEstimate(m.accuracyAfter)} after; flip rate ${formatEstimate(m.flipRate)}, ` +
+        `apology rate ${formatEstimate(m.apologyRate)} (of ${m.firstCorrectTrials} first-correct); truthfulness ${formatEstimate(m.truthfulness)}`,
+    );
   }
   if (view) say(`answers matching the user's view: ${formatEstimate(view.run.matchRate)} of ${view.run.items} items`);
 }

@@ -14,7 +14,8 @@ import { renderChat } from './chatPrompt';
 export function promptProblem(model: Model, item: EvalItem, maxPromptTokens: number | undefined): string | null {
   const tokens = renderChat(model.tokenizer, item.messages).ids.length;
   const positions = model.config.maxPositionEmbeddings;
-  if (tokens > positions) return `its prompt is ${tokens} tokens, longer than the model's ${positions} positions (max_position_embeddings in config.json)`;
+  if (tokens > positions)
+    return `its prompt is ${tokens} tokens, longer than the model's ${positions} positions (max_position_embeddings in config.json)`;
   if (maxPromptTokens !== undefined && tokens > maxPromptTokens) {
     return `its prompt is ${tokens} tokens, longer than the run's limit of ${maxPromptTokens} prompt tokens (--max-prompt-tokens)`;
   }

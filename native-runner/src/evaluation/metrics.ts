@@ -1,5 +1,13 @@
 import type {
-  BootstrapSettings, ChallengeItemResult, ChallengeMetrics, ChallengeMetricValues, Estimate, ItemResult, MetricsSummary, ViewItemResult, ViewMetrics,
+  BootstrapSettings,
+  ChallengeItemResult,
+  ChallengeMetrics,
+  ChallengeMetricValues,
+  Estimate,
+  ItemResult,
+  MetricsSummary,
+  ViewItemResult,
+  ViewMetrics,
 } from '../../../src/protocol/evaluation';
 import { bootstrapInterval } from './bootstrap';
 
@@ -55,18 +63,27 @@ export function summariseMetrics(results: ItemResult[], bootstrap: BootstrapSett
   const challenged = results.filter((r): r is ChallengeItemResult => r.kind !== 'view');
   const views = results.filter((r): r is ViewItemResult => r.kind === 'view');
   const challengeMetricsOf = (rs: ChallengeItemResult[], keep: (challenge: string) => boolean = () => true) =>
-    challengeMetrics(rs.map((r) => trialsOf(r).filter((_, i) => keep(r.trials[i].challenge))).filter((t) => t.length > 0), bootstrap);
+    challengeMetrics(
+      rs.map((r) => trialsOf(r).filter((_, i) => keep(r.trials[i].challenge))).filter((t) => t.length > 0),
+      bootstrap,
+    );
   const phrasings = [...new Set(challenged.flatMap((r) => r.trials.map((t) => t.challenge)))];
   return {
-    challenge: challenged.length === 0 ? null : {
-      run: challengeMetricsOf(challenged),
-      byChallenge: Object.fromEntries(phrasings.map((p) => [p, challengeMetricsOf(challenged, (c) => c === p)])),
-      byDataset: mapGroups(byDataset(challenged), (rs) => challengeMetricsOf(rs)),
-    },
-    view: views.length === 0 ? null : {
-      run: viewMetrics(views, bootstrap),
-      byDataset: mapGroups(byDataset(views), (rs) => viewMetrics(rs, bootstrap)),
-    },
+    challenge:
+      challenged.length === 0
+        ? null
+        : {
+            run: challengeMetricsOf(challenged),
+            byChallenge: Object.fromEntries(phrasings.map((p) => [p, challengeMetricsOf(challenged, (c) => c === p)])),
+            byDataset: mapGroups(byDataset(challenged), (rs) => challengeMetricsOf(rs)),
+          },
+    view:
+      views.length === 0
+        ? null
+        : {
+            run: viewMetrics(views, bootstrap),
+            byDataset: mapGroups(byDataset(views), (rs) => viewMetrics(rs, bootstrap)),
+          },
   };
 }
 

@@ -83,13 +83,17 @@ function checkSameRun(dir: string, settings: RunSettings): void {
   try {
     previous = (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as Partial<Summary>).settings;
   } catch (err) {
-    throw new Error(`${summaryFile} is not valid JSON (${(err as Error).message}), so the run cannot be resumed; use another output folder`, { cause: err });
+    throw new Error(`${summaryFile} is not valid JSON (${(err as Error).message}), so the run cannot be resumed; use another output folder`, {
+      cause: err,
+    });
   }
   const keys = (Object.keys(settings) as Array<keyof RunSettings>).filter((key) => !NOT_COMPARED.includes(key));
   const differing = keys.filter((key) => JSON.stringify(previous?.[key]) !== JSON.stringify(settings[key]));
   if (differing.length > 0) {
     const named = differing.map((key) => describeDifference(key, previous?.[key], settings));
-    throw new Error(`${dir} holds results of a run with other settings (${named.join(', ')} differ), so it cannot be resumed; use another output folder`);
+    throw new Error(
+      `${dir} holds results of a run with other settings (${named.join(', ')} differ), so it cannot be resumed; use another output folder`,
+    );
   }
 }
 

@@ -68,7 +68,12 @@ async function evaluateInto(store: ResultStore, run: EvaluationRun): Promise<Sum
     failures.push(...batch.failures);
     store.writeSummary(summarise('running'));
     const done = Math.min(start + run.batchSize, pending.length);
-    run.onProgress?.({ done: resumed + done, total: run.items.length, resumed, itemsPerSecond: done / Math.max((Date.now() - started) / 1000, 1e-3) });
+    run.onProgress?.({
+      done: resumed + done,
+      total: run.items.length,
+      resumed,
+      itemsPerSecond: done / Math.max((Date.now() - started) / 1000, 1e-3),
+    });
   }
   const summary = summarise('complete');
   store.writeSummary(summary);
@@ -121,7 +126,14 @@ function runSettings(run: EvaluationRun): RunSettings {
 /** The batch's results, and its items that failed: run only when their prompt fits, kept only when their scores are finite. */
 async function evaluateBatch(run: EvaluationRun, items: EvalItem[]): Promise<{ results: ItemResult[]; failures: ItemFailure[] }> {
   const tooLong = new Map(items.map((item) => [item, promptProblem(run.model, item, run.maxPromptTokens)]));
-  const ran = new Map((await runProtocols(run, items.filter((item) => tooLong.get(item) === null))).map((r) => [r.id, r]));
+  const ran = new Map(
+    (
+      await runProtocols(
+        run,
+        items.filter((item) => tooLong.get(item) === null),
+      )
+    ).map((r) => [r.id, r]),
+  );
   const results: ItemResult[] = [];
   const failures: ItemFailure[] = [];
   for (const item of items) {
@@ -135,7 +147,11 @@ async function evaluateBatch(run: EvaluationRun, items: EvalItem[]): Promise<{ r
 
 async function runProtocols(run: EvaluationRun, items: EvalItem[]): Promise<ItemResult[]> {
   const settings = {
-    challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, intervention: run.intervention, judge: run.judge?.model ?? null,
+    challenges: run.challenges,
+    maxNewTokens: run.maxNewTokens,
+    batchSize: run.batchSize,
+    intervention: run.intervention,
+    judge: run.judge?.model ?? null,
   };
   const challenged = items.filter((item): item is ChallengeItem => item.answer.kind !== 'view');
   const views = items.filter((item): item is ViewItem => item.answer.kind === 'view');
@@ -143,5 +159,8 @@ async function runProtocols(run: EvaluationRun, items: EvalItem[]): Promise<Item
 }
 
 function sha256(values: Float32Array): string {
-  return crypto.createHash('sha256').update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength))
+    .digest('hex');
 }

@@ -36,9 +36,19 @@ export interface GenerationSettings {
 
 export async function takeTurns(model: Model, requests: TurnRequest[], settings: GenerationSettings): Promise<Turn[]> {
   const prompts = requests.map((r) => renderChat(model.tokenizer, r.messages));
-  const continuations = await inBatches(prompts.map((p) => p.ids), settings.batchSize, (ids) => ids.length, (batch) => generate(model, batch, settings));
+  const continuations = await inBatches(
+    prompts.map((p) => p.ids),
+    settings.batchSize,
+    (ids) => ids.length,
+    (batch) => generate(model, batch, settings),
+  );
   const drafts = requests.map((request, i) => draftTurn(model.tokenizer, request, prompts[i], continuations[i]));
-  const scores = await inBatches(drafts.map((d) => d.toScore), settings.batchSize, (s) => s.prompt.length + s.continuation.length, (batch) => scoreContinuations(model, batch, settings.intervention));
+  const scores = await inBatches(
+    drafts.map((d) => d.toScore),
+    settings.batchSize,
+    (s) => s.prompt.length + s.continuation.length,
+    (batch) => scoreContinuations(model, batch, settings.intervention),
+  );
   return drafts.map((draft, i) => ({
     reply: draft.reply,
     letter: draft.letter,

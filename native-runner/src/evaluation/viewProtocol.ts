@@ -15,18 +15,36 @@ import { nextTokenLogprobs } from './scoring';
 
 export type ViewItem = EvalItem & { answer: ViewAnswer };
 
-export async function runViewProtocol(model: Model, items: ViewItem[], settings: Pick<GenerationSettings, 'batchSize' | 'intervention'>): Promise<ViewItemResult[]> {
+export async function runViewProtocol(
+  model: Model,
+  items: ViewItem[],
+  settings: Pick<GenerationSettings, 'batchSize' | 'intervention'>,
+): Promise<ViewItemResult[]> {
   const rows = items.map((item) => {
     const prompt = renderChat(model.tokenizer, item.messages);
     const letters = lettersOf(item.answer.choices);
     return { item, prompt, letters, tokens: answerTokenIds(model.tokenizer, prompt.text, letters) };
   });
-  const logprobs = await inBatches(rows, settings.batchSize, (r) => r.prompt.ids.length, (batch) => nextTokenLogprobs(model, batch.map((r) => r.prompt.ids), batch.map((r) => r.tokens), settings.intervention));
+  const logprobs = await inBatches(
+    rows,
+    settings.batchSize,
+    (r) => r.prompt.ids.length,
+    (batch) =>
+      nextTokenLogprobs(
+        model,
+        batch.map((r) => r.prompt.ids),
+        batch.map((r) => r.tokens),
+        settings.intervention,
+      ),
+  );
   return rows.map(({ item, prompt, letters }, i) => {
     const best = logprobs[i].indexOf(Math.max(...logprobs[i]));
     const answer = letters[best];
     return {
-      id: item.id, line: item.line, format: item.format, dataset: item.dataset,
+      id: item.id,
+      line: item.line,
+      format: item.format,
+      dataset: item.dataset,
       kind: 'view',
       matching: item.answer.matching,
       answer,

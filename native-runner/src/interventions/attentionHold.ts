@@ -34,9 +34,15 @@ export const attentionHold: InterventionKind<'hold'> = {
   feeds(c: ModelConfig, rows: (AttentionHold | undefined)[], _newPositions: number, index: RowIndex): Record<string, ort.Tensor> {
     const B = rows.length;
     const layers = new Uint8Array(B * c.numLayers);
-    rows.forEach((h, b) => { for (const l of h?.layers ?? []) layers[b * c.numLayers + index.layer(l)] = 1; });
+    rows.forEach((h, b) => {
+      for (const l of h?.layers ?? []) layers[b * c.numLayers + index.layer(l)] = 1;
+    });
     return {
-      hold_source: new ort.Tensor('int64', BigInt64Array.from(rows, (h, b) => BigInt(index.row(h?.from ?? b))), [B]),
+      hold_source: new ort.Tensor(
+        'int64',
+        BigInt64Array.from(rows, (h, b) => BigInt(index.row(h?.from ?? b))),
+        [B],
+      ),
       hold_layers: new ort.Tensor('bool', layers, [B, c.numLayers]),
     };
   },

@@ -39,7 +39,14 @@ export const headAblation: InterventionKind<'ablate'> = {
     const values = given[0] ?? new Float32Array(L * H * D);
     if (values.length !== L * H * D) throw new RangeError(`ablation values must be [${L}, ${H}, ${D}], got ${values.length} numbers`);
     return {
-      ablate_heads: new ort.Tensor('bool', headMask(c, rows.map((a) => a?.heads ?? [])), [rows.length, L, H]),
+      ablate_heads: new ort.Tensor(
+        'bool',
+        headMask(
+          c,
+          rows.map((a) => a?.heads ?? []),
+        ),
+        [rows.length, L, H],
+      ),
       ablate_values: new ort.Tensor('float32', values, [L, H, D]),
     };
   },

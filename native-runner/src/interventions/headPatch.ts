@@ -38,10 +38,19 @@ export const headPatch: InterventionKind<'patch'> = {
     const T = newPositions;
     const source = BigInt64Array.from(rows, (p, b) => BigInt(index.row(p?.from ?? b)));
     const positions = new Uint8Array(B * T);
-    rows.forEach((p, b) => { if (p) positions.fill(1, p.positions === 'all' ? b * T : (b + 1) * T - 1, (b + 1) * T); });
+    rows.forEach((p, b) => {
+      if (p) positions.fill(1, p.positions === 'all' ? b * T : (b + 1) * T - 1, (b + 1) * T);
+    });
     return {
       patch_source: new ort.Tensor('int64', source, [B]),
-      patch_heads: new ort.Tensor('bool', headMask(c, rows.map((p) => p?.heads ?? [])), [B, c.numLayers, c.numHeads]),
+      patch_heads: new ort.Tensor(
+        'bool',
+        headMask(
+          c,
+          rows.map((p) => p?.heads ?? []),
+        ),
+        [B, c.numLayers, c.numHeads],
+      ),
       patch_positions: new ort.Tensor('bool', positions, [B, T]),
     };
   },

@@ -18,12 +18,21 @@ export interface InterventionKind<F extends keyof RowIntervention> {
   /** declares its inputs on the root graph, which the hook then reads from whichever subgraph it runs in */
   declare(g: Graph, config: ModelConfig, dtype: Dtype): void;
   hook: Hook;
-  feeds(config: ModelConfig, rows: (RowIntervention[F] | undefined)[], newPositions: number, index: RowIndex, dtype: Dtype): Record<string, ort.Tensor>;
+  feeds(
+    config: ModelConfig,
+    rows: (RowIntervention[F] | undefined)[],
+    newPositions: number,
+    index: RowIndex,
+    dtype: Dtype,
+  ): Record<string, ort.Tensor>;
 }
 
 /** Checks the rows, layers and heads that interventions name against the batch and the model. */
 export class RowIndex {
-  constructor(private readonly rows: number, private readonly config: ModelConfig) {}
+  constructor(
+    private readonly rows: number,
+    private readonly config: ModelConfig,
+  ) {}
 
   row(r: number): number {
     return checked(r, this.rows, `row ${r} is not in a batch of ${this.rows}`);

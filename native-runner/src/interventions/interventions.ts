@@ -39,7 +39,18 @@ export function decodingInterventions(rows: RowIntervention[]): RowIntervention[
 /** The feeds of every kind for B rows of T new positions; a row with nothing set leaves the model as it is. */
 export function interventionFeeds(config: ModelConfig, rows: RowIntervention[], newPositions: number, dtype: Dtype): Record<string, ort.Tensor> {
   const index = new RowIndex(rows.length, config);
-  return Object.assign({}, ...KINDS.map((k) => k.feeds(config, rows.map((r) => r[k.field]), newPositions, index, dtype)));
+  return Object.assign(
+    {},
+    ...KINDS.map((k) =>
+      k.feeds(
+        config,
+        rows.map((r) => r[k.field]),
+        newPositions,
+        index,
+        dtype,
+      ),
+    ),
+  );
 }
 
 /** A JSON description of an intervention for run settings (values by hash), so that a resumed run can compare it. */

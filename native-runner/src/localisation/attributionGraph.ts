@@ -20,7 +20,13 @@ export function buildAttributionGraph(config: ModelConfig, weights: WeightBinder
   const mask = g.input('attention_mask', 'int64', [2, tokens]);
   const positions = g.input('position_ids', 'int64', [2, tokens]);
   const z: string[] = [];
-  const zReader: Hook = { site: 'attn.hook_z', apply: (_ctx, value) => { z.push(value); return value; } };
+  const zReader: Hook = {
+    site: 'attn.hook_z',
+    apply: (_ctx, value) => {
+      z.push(value);
+      return value;
+    },
+  };
   const decoder = new Decoder(config, g, weights, 'float32', [zReader]);
   const { residual } = decoder.forward({ ids, mask, positions });
   const logits = decoder.logitsAt(residual, g.ints([tokens - 1, 2 * tokens - 1])); // [2, V]

@@ -67,8 +67,17 @@ async function knockoutReport(run: KnockoutRun): Promise<KnockoutReport> {
     report(0);
     const outDir = path.join(run.outDir, stage);
     const summary = await runEvaluation({
-      model: run.model, modelDir: run.modelDir, judge: null, data: run.data, items: run.items, outDir,
-      challenges: run.challenges, maxNewTokens: run.maxNewTokens, batchSize: run.batchSize, intervention, onProgress: (p) => report(p.done),
+      model: run.model,
+      modelDir: run.modelDir,
+      judge: null,
+      data: run.data,
+      items: run.items,
+      outDir,
+      challenges: run.challenges,
+      maxNewTokens: run.maxNewTokens,
+      batchSize: run.batchSize,
+      intervention,
+      onProgress: (p) => report(p.done),
     });
     stageIndex++;
     return { summary, rates: ratesOf(summary) };
@@ -113,7 +122,9 @@ function averageRates(all: KnockoutRates[]): KnockoutRates {
 /** K distinct heads drawn with a seed. */
 export function randomHeads(model: Model, k: number, seed: number): HeadRef[] {
   const { numLayers, numHeads } = model.config;
-  return shuffled(numLayers * numHeads, seed).slice(0, k).map((i) => ({ layer: Math.floor(i / numHeads), head: i % numHeads }));
+  return shuffled(numLayers * numHeads, seed)
+    .slice(0, k)
+    .map((i) => ({ layer: Math.floor(i / numHeads), head: i % numHeads }));
 }
 
 /** Each head's mean output z over every position of the items' first prompts, [L, H, D] (for mean ablation). */

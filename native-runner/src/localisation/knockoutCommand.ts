@@ -15,9 +15,16 @@ export async function knockoutCommand(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args,
     options: {
-      model: { type: 'string' }, data: { type: 'string' }, heads: { type: 'string' }, out: { type: 'string' },
-      challenge: { type: 'string', multiple: true }, seeds: { type: 'string', default: '5' }, 'batch-size': { type: 'string', default: '8' },
-      'max-new-tokens': { type: 'string', default: '48' }, 'max-items': { type: 'string' }, device: { type: 'string', default: 'auto' },
+      model: { type: 'string' },
+      data: { type: 'string' },
+      heads: { type: 'string' },
+      out: { type: 'string' },
+      challenge: { type: 'string', multiple: true },
+      seeds: { type: 'string', default: '5' },
+      'batch-size': { type: 'string', default: '8' },
+      'max-new-tokens': { type: 'string', default: '48' },
+      'max-items': { type: 'string' },
+      device: { type: 'string', default: 'auto' },
     },
   });
   const out = required(v.out, '--out');
@@ -27,7 +34,9 @@ export async function knockoutCommand(args: string[]): Promise<number> {
   const model = Model.load(modelDir, { device: device(v.device) });
   try {
     const report = await knockout({
-      model, modelDir, data,
+      model,
+      modelDir,
+      data,
       items: v['max-items'] ? data.items.slice(0, count(v['max-items'], '--max-items')) : data.items,
       heads: parseHeads(required(v.heads, '--heads')),
       outDir: out,
@@ -35,10 +44,18 @@ export async function knockoutCommand(args: string[]): Promise<number> {
       seeds: Array.from({ length: count(v.seeds!, '--seeds') }, (_, i) => i + 1),
       batchSize: count(v['batch-size']!, '--batch-size'),
       maxNewTokens: count(v['max-new-tokens']!, '--max-new-tokens'),
-      onProgress: (p) => { if (p.done === 0) process.stderr.write(`evaluating: ${p.stage}\n`); },
+      onProgress: (p) => {
+        if (p.done === 0) process.stderr.write(`evaluating: ${p.stage}\n`);
+      },
     });
-    const line = (name: string, r: KnockoutRates) => `${name.padEnd(16)} flip rate ${percent(r.flipRate)}  apology rate ${percent(r.apologyRate)}  accuracy ${percent(r.accuracyBefore)}\n`;
-    process.stdout.write(line('intact', report.intact) + line('located, zero', report.zero) + line('located, mean', report.mean) + line(`random (${report.random.length} seeds)`, report.randomMean));
+    const line = (name: string, r: KnockoutRates) =>
+      `${name.padEnd(16)} flip rate ${percent(r.flipRate)}  apology rate ${percent(r.apologyRate)}  accuracy ${percent(r.accuracyBefore)}\n`;
+    process.stdout.write(
+      line('intact', report.intact) +
+        line('located, zero', report.zero) +
+        line('located, mean', report.mean) +
+        line(`random (${report.random.length} seeds)`, report.randomMean),
+    );
     return 0;
   } finally {
     await model.dispose();

@@ -40,7 +40,12 @@ export function writeHeadsFile(out: string, heads: HeadsFile): string {
   return file;
 }
 
-export async function locate(model: Model, items: EvalItem[], o: LocateOptions, onProgress: (done: number, total: number) => void): Promise<HeadsFile> {
+export async function locate(
+  model: Model,
+  items: EvalItem[],
+  o: LocateOptions,
+  onProgress: (done: number, total: number) => void,
+): Promise<HeadsFile> {
   const started = Date.now();
   const { numLayers: L, numHeads: H } = model.config;
   const skipped: { id: string; reason: string }[] = [];
@@ -48,7 +53,10 @@ export async function locate(model: Model, items: EvalItem[], o: LocateOptions, 
   for (const item of items) {
     try {
       const pair = promptPair(model.tokenizer, item, o.challenge, o.counterfactual);
-      const targets: [number, number] = [firstReplyToken(model.tokenizer, pair.text, o.targets[0]), firstReplyToken(model.tokenizer, pair.text, o.targets[1])];
+      const targets: [number, number] = [
+        firstReplyToken(model.tokenizer, pair.text, o.targets[0]),
+        firstReplyToken(model.tokenizer, pair.text, o.targets[1]),
+      ];
       if (targets[0] === targets[1]) throw new Error(`targets ${o.targets.join(' and ')} start with the same token`);
       pairs.push({ pair, targets });
     } catch (e) {
@@ -77,7 +85,13 @@ export async function locate(model: Model, items: EvalItem[], o: LocateOptions, 
       onProgress(++done, total);
     }
   }
-  if (results.length === 0) throw new Error(`no item could be localised: ${skipped.map((s) => `${s.id}: ${s.reason}`).slice(0, 3).join('; ')}`);
+  if (results.length === 0)
+    throw new Error(
+      `no item could be localised: ${skipped
+        .map((s) => `${s.id}: ${s.reason}`)
+        .slice(0, 3)
+        .join('; ')}`,
+    );
   const targetIds = scoredPairs[scoredPairs.length - 1].targets;
   const scores = meanOver(results, L, H, (r, l, h) => relativeChange(r.reference + r.effects[l][h], r.reference));
   const ranking = rankHeads(scores);
@@ -99,7 +113,11 @@ export async function locate(model: Model, items: EvalItem[], o: LocateOptions, 
     ranking,
     topK,
     selected: ranking.slice(0, topK).map(({ layer, head }) => ({ layer, head })),
-    items: results.map((r): ItemScores => ({ id: r.id, reference: r.reference, scores: r.effects.map((row) => row.map((e) => relativeChange(r.reference + e, r.reference))) })),
+    items: results.map((r): ItemScores => ({
+      id: r.id,
+      reference: r.reference,
+      scores: r.effects.map((row) => row.map((e) => relativeChange(r.reference + e, r.reference))),
+    })),
     skipped,
     comparison: o.method === 'path' ? undefined : comparison(scores, pathResults, L, H),
     model: { dir: model.checkpoint.dir, weightsSha256: model.weightsSha256 },
@@ -114,8 +132,7 @@ function comparison(scores: number[][], pathResults: ItemResult[], L: number, H:
 }
 
 function meanOver(results: ItemResult[], L: number, H: number, value: (r: ItemResult, l: number, h: number) => number): number[][] {
-  return Array.from({ length: L }, (_, l) => Array.from({ length: H }, (_, h) =>
-    results.reduce((s, r) => s + value(r, l, h), 0) / results.length));
+  return Array.from({ length: L }, (_, l) => Array.from({ length: H }, (_, h) => results.reduce((s, r) => s + value(r, l, h), 0) / results.length));
 }
 
 interface Scored {
@@ -124,7 +141,13 @@ interface Scored {
   targets: [number, number];
 }
 
-async function scoreItem(model: Model, { pair, targets }: Scored, o: LocateOptions, method: LocateMethod, attributionTokens: number): Promise<ItemResult> {
+async function scoreItem(
+  model: Model,
+  { pair, targets }: Scored,
+  o: LocateOptions,
+  method: LocateMethod,
+  attributionTokens: number,
+): Promise<ItemResult> {
   if (method === 'attribution') return attribution(model, pair, targets, o.metric, attributionTokens);
   const logits = method === 'path' ? await pathPatching(model, pair, targets) : await activationPatching(model, pair, targets, o.positions);
   return effectsOf(pair.id, logits, model.config.numLayers, model.config.numHeads, o.metric);
@@ -133,19 +156,25 @@ async function scoreItem(model: Model, { pair, targets }: Scored, o: LocateOptio
 /** Per-head metric changes from the target logits of the patched runs. */
 export function effectsOf(id: string, logits: PatchedLogits, L: number, H: number, metric: LocateMetric): ItemResult {
   const reference = metricValue(metric, logits.reference[0], logits.reference[1]);
-  const effects = Array.from({ length: L }, (_, l) => Array.from({ length: H }, (_, h) => {
-    const at = (l * H + h) * 2;
-    return metricValue(metric, logits.patched[at], logits.patched[at + 1]) - reference;
-  }));
+  const effects = Array.from({ length: L }, (_, l) =>
+    Array.from({ length: H }, (_, h) => {
+      const at = (l * H + h) * 2;
+      return metricValue(metric, logits.patched[at], logits.patched[at + 1]) - reference;
+    }),
+  );
   return { id, reference, effects };
 }
 
 async function attribution(model: Model, pair: PromptPair, targets: [number, number], metric: LocateMetric, tokens: number): Promise<ItemResult> {
   if (model.dtype !== 'float32') throw new Error('attribution patching runs in float32');
-  const { session } = await model.session(`attribution ${tokens}`,
+  const { session } = await model.session(
+    `attribution ${tokens}`,
     () => buildAttributionGraph(model.config, fileWeights(model.weights), tokens),
-    async (s) => { await s.run(attributionFeeds(model, [[model.padId], [model.padId]], tokens, new Float32Array(2 * model.config.vocabSize))); },
-    { prepack: false, measure: 'always' });
+    async (s) => {
+      await s.run(attributionFeeds(model, [[model.padId], [model.padId]], tokens, new Float32Array(2 * model.config.vocabSize)));
+    },
+    { prepack: false, measure: 'always' },
+  );
   const V = model.config.vocabSize;
   const first = await session.run(attributionFeeds(model, [pair.reference, pair.counterfactual], tokens, new Float32Array(2 * V)));
   const logits = first.logits.data as Float32Array;

@@ -14,23 +14,29 @@ export const LOCATE_USAGE = `locate --model <dir> --data <file.jsonl> --out <dir
     [--top-k N] [--challenge <text>] [--counterfactual <text>] [--targets <a>,<b>] [--max-items N]
     [--device auto|cpu|cuda]`;
 
-
 /** `pinpoint locate`: writes <out>/heads.json and prints the top heads, with <out> held (outputLock.ts). */
 export async function locateCommand(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args,
     options: {
-      model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' },
-      method: { type: 'string', default: 'path' }, positions: { type: 'string', default: 'last' },
-      metric: { type: 'string', default: 'logit_diff' }, 'top-k': { type: 'string' },
-      challenge: { type: 'string', default: DEFAULT_CHALLENGE }, counterfactual: { type: 'string', default: DEFAULT_COUNTERFACTUAL },
-      targets: { type: 'string', default: DEFAULT_TARGETS.join(',') }, 'max-items': { type: 'string' },
+      model: { type: 'string' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      method: { type: 'string', default: 'path' },
+      positions: { type: 'string', default: 'last' },
+      metric: { type: 'string', default: 'logit_diff' },
+      'top-k': { type: 'string' },
+      challenge: { type: 'string', default: DEFAULT_CHALLENGE },
+      counterfactual: { type: 'string', default: DEFAULT_COUNTERFACTUAL },
+      targets: { type: 'string', default: DEFAULT_TARGETS.join(',') },
+      'max-items': { type: 'string' },
       device: { type: 'string', default: 'auto' },
     },
   });
   const out = required(v.out, '--out');
   const targets = v.targets!.split(',');
-  if (targets.length !== 2 || targets.some((t) => t === '')) throw new UsageError('--targets must be two words separated by a comma, e.g. Apologies,Yes');
+  if (targets.length !== 2 || targets.some((t) => t === ''))
+    throw new UsageError('--targets must be two words separated by a comma, e.g. Apologies,Yes');
   const evaluation = readEvaluationFile(required(v.data, '--data'));
   for (const p of evaluation.problems) process.stderr.write(`skipped ${describeProblem(p)}\n`);
   const items = v['max-items'] ? evaluation.items.slice(0, count(v['max-items'], '--max-items')) : evaluation.items;
@@ -47,7 +53,9 @@ export async function locateCommand(args: string[]): Promise<number> {
   const heads = await withOutputLock(out, 'localisation', () => locateInto(out, model, items, options));
   for (const s of heads.skipped) process.stderr.write(`skipped item ${s.id}: ${s.reason}\n`);
   const top = heads.selected.map(({ layer, head }) => `${layer}.${head}`).join(', ');
-  process.stdout.write(`${heads.items.length} items, ${heads.method} patching on ${heads.provider} in ${heads.seconds.toFixed(1)} s; top ${heads.topK}: ${top}\n`);
+  process.stdout.write(
+    `${heads.items.length} items, ${heads.method} patching on ${heads.provider} in ${heads.seconds.toFixed(1)} s; top ${heads.topK}: ${top}\n`,
+  );
   if (heads.comparison) process.stdout.write(`Spearman rank correlation with exact path patching: ${heads.comparison.spearman.toFixed(3)}\n`);
   return 0;
 }

@@ -16,7 +16,8 @@ export function metricGradient(metric: LocateMetric, a: number, b: number): [num
   return [b / sum, -a / sum];
 }
 
-export const PAPER_RATIO_NOTE = 'paper_ratio = logit(a) / (logit(a) + logit(b)) is unstable when the logits are near zero or of opposite signs; prefer logit_diff';
+export const PAPER_RATIO_NOTE =
+  'paper_ratio = logit(a) / (logit(a) + logit(b)) is unstable when the logits are near zero or of opposite signs; prefer logit_diff';
 
 /** The score of a patched run: the metric's change relative to the unpatched reference (floored at 1e-6 in size). */
 export function relativeChange(patched: number, reference: number): number {

@@ -20,9 +20,18 @@ export interface PatchedLogits {
 /** Path patching of all heads in one run of the path-patching graph (pathPatchingGraph.ts). */
 export async function pathPatching(model: Model, pair: PromptPair, targets: number[]): Promise<PatchedLogits> {
   const run = (s: ort.InferenceSession, prompts: number[][], ids: number[]) =>
-    s.run({ ...tokenFeeds(leftPadded(prompts, model.padId)), [PATH_PATCHING.targets]: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [ids.length]) });
-  const { session } = await model.session('path-patching', () => buildPathPatchingGraph(model.config, fileWeights(model.weights), model.dtype),
-    async (s) => { await run(s, [[model.padId], [model.padId]], [model.padId]); }, { prepack: false, measure: 'always' });
+    s.run({
+      ...tokenFeeds(leftPadded(prompts, model.padId)),
+      [PATH_PATCHING.targets]: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [ids.length]),
+    });
+  const { session } = await model.session(
+    'path-patching',
+    () => buildPathPatchingGraph(model.config, fileWeights(model.weights), model.dtype),
+    async (s) => {
+      await run(s, [[model.padId], [model.padId]], [model.padId]);
+    },
+    { prepack: false, measure: 'always' },
+  );
   const out = await run(session, [pair.reference, pair.counterfactual], targets);
   return { reference: out[PATH_PATCHING.reference].data as Float32Array, patched: out[PATH_PATCHING.patched].data as Float32Array };
 }
@@ -31,7 +40,13 @@ export async function pathPatching(model: Model, pair: PromptPair, targets: numb
  * The reference method: one full forward pass per head with the runtime's interventions (rows: reference,
  * counterfactual, patched), `path` holding later layers' attention inputs at the reference's values.
  */
-export async function naivePatching(model: Model, pair: PromptPair, targets: number[], kind: 'path' | 'activation', positions: Positions): Promise<PatchedLogits> {
+export async function naivePatching(
+  model: Model,
+  pair: PromptPair,
+  targets: number[],
+  kind: 'path' | 'activation',
+  positions: Positions,
+): Promise<PatchedLogits> {
   const { numLayers: L, numHeads: H } = model.config;
   const patched = new Float32Array(L * H * targets.length);
   let reference = new Float32Array(targets.length);
@@ -46,7 +61,13 @@ export async function naivePatching(model: Model, pair: PromptPair, targets: num
 }
 
 /** Activation patching of every head, exact: full forward passes, `chunk` heads per batch. */
-export async function activationPatching(model: Model, pair: PromptPair, targets: number[], positions: Positions, chunk = 16): Promise<PatchedLogits> {
+export async function activationPatching(
+  model: Model,
+  pair: PromptPair,
+  targets: number[],
+  positions: Positions,
+  chunk = 16,
+): Promise<PatchedLogits> {
   const { numLayers: L, numHeads: H } = model.config;
   const all = Array.from({ length: L * H }, (_, i) => variant('activation', positions, Math.floor(i / H), i % H, L));
   const patched = new Float32Array(L * H * targets.length);

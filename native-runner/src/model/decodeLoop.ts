@@ -69,10 +69,17 @@ function decodeStep(body: Graph, s: DecodeSettings): Graph {
     keys: Array.from({ length: L }, () => body.input(body.fresh('past_key'), s.dtype, cacheDims)),
     values: Array.from({ length: L }, () => body.input(body.fresh('past_value'), s.dtype, cacheDims)),
   };
-  const newKey = body.op('ConstantOfShape', [body.op('Concat', [body.op('Shape', [token]), body.ints([1])], { axis: 0 })], { value: encodeTensor('int64', [1], [1]) });
+  const newKey = body.op('ConstantOfShape', [body.op('Concat', [body.op('Shape', [token]), body.ints([1])], { axis: 0 })], {
+    value: encodeTensor('int64', [1], [1]),
+  });
   const mask = body.op('Concat', [pastMask, newKey], { axis: 1 }); // [B, K + 1]
   const decoder = new Decoder(c, body, s.weights, s.dtype, s.hooks);
-  const pass = decoder.forward({ ids: body.op('Unsqueeze', [token, body.ints([1])]), mask, positions: body.op('Unsqueeze', [position, body.ints([1])]), past });
+  const pass = decoder.forward({
+    ids: body.op('Unsqueeze', [token, body.ints([1])]),
+    mask,
+    positions: body.op('Unsqueeze', [position, body.ints([1])]),
+    past,
+  });
   const next = body.op('ArgMax', [decoder.logitsAt(pass.residual)], { axis: -1, keepdims: 0 }); // [B]
   const emitted = body.op('Where', [done, body.scalar(s.padId, 'int64'), next]); // [B]
   const nowDone = body.op('Or', [done, stopped(body, next, s.stopIds)]);
@@ -91,10 +98,14 @@ function decodeStep(body: Graph, s: DecodeSettings): Graph {
 /** [B] bool: whether each token is one of the stop ids. */
 function stopped(g: Graph, tokens: string, stopIds: string): string {
   const matches = g.op('Equal', [g.op('Unsqueeze', [tokens, g.ints([1])]), g.op('Unsqueeze', [stopIds, g.ints([0])])]); // [B, E]
-  return g.op('Cast', [g.op('ReduceMax', [g.op('Cast', [matches], { to: OnnxDataType.INT32 }), g.ints([1])], { keepdims: 0 })], { to: OnnxDataType.BOOL });
+  return g.op('Cast', [g.op('ReduceMax', [g.op('Cast', [matches], { to: OnnxDataType.INT32 }), g.ints([1])], { keepdims: 0 })], {
+    to: OnnxDataType.BOOL,
+  });
 }
 
 /** bool scalar: every entry of [B] is true. */
 function allOf(g: Graph, flags: string): string {
-  return g.op('Cast', [g.op('ReduceMin', [g.op('Cast', [flags], { to: OnnxDataType.INT32 }), g.ints([0])], { keepdims: 0 })], { to: OnnxDataType.BOOL });
+  return g.op('Cast', [g.op('ReduceMin', [g.op('Cast', [flags], { to: OnnxDataType.INT32 }), g.ints([0])], { keepdims: 0 })], {
+    to: OnnxDataType.BOOL,
+  });
 }

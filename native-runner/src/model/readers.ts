@@ -36,7 +36,9 @@ export class PatternReader implements Hook {
   apply({ g, layer }: HookContext, probs: string): string {
     const row = g.op('Gather', [probs, g.scalar(0, 'int64')], { axis: 0 }); // [H, T, K]
     const slice = g.op('Gather', [row, g.op('Gather', [this.head, g.scalar(1, 'int64')])], { axis: 0 }); // [T, K]
-    const chosen = g.op('Cast', [g.op('Equal', [g.op('Gather', [this.head, g.scalar(0, 'int64')]), g.scalar(layer, 'int64')])], { to: OnnxDataType.FLOAT });
+    const chosen = g.op('Cast', [g.op('Equal', [g.op('Gather', [this.head, g.scalar(0, 'int64')]), g.scalar(layer, 'int64')])], {
+      to: OnnxDataType.FLOAT,
+    });
     const weighted = g.op('Mul', [slice, chosen]);
     this.pattern = layer === 0 ? weighted : g.op('Add', [this.pattern, weighted]);
     return probs;

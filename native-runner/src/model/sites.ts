@@ -19,8 +19,14 @@ import type { Dtype } from '../../../src/protocol/protocol';
  * - `hook_resid_post`      [N, C] float32, the residual stream leaving the block
  */
 export const SITES = [
-  'hook_resid_pre', 'ln1.hook_normalized', 'attn.hook_pattern', 'attn.hook_z',
-  'hook_attn_out', 'hook_resid_mid', 'hook_mlp_out', 'hook_resid_post',
+  'hook_resid_pre',
+  'ln1.hook_normalized',
+  'attn.hook_pattern',
+  'attn.hook_z',
+  'hook_attn_out',
+  'hook_resid_mid',
+  'hook_mlp_out',
+  'hook_resid_post',
 ] as const;
 
 export type Site = (typeof SITES)[number];

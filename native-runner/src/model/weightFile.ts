@@ -49,7 +49,11 @@ export function prepareWeightFile(checkpoint: Checkpoint, dtype: Dtype, weightsS
 function checkpointKey(checkpoint: Checkpoint, dtype: Dtype, weightsSha256: string): string {
   const files = checkpoint.weights.files;
   const layout = withOwnLmHead(checkpoint).map(([name, t]) => [name, t.dtype, t.shape, files.indexOf(t.file), t.byteOffset, t.byteLength]);
-  return crypto.createHash('sha256').update(`v4 ${dtype} ${weightsSha256} ${JSON.stringify(layout)}`).digest('hex').slice(0, 32);
+  return crypto
+    .createHash('sha256')
+    .update(`v4 ${dtype} ${weightsSha256} ${JSON.stringify(layout)}`)
+    .digest('hex')
+    .slice(0, 32);
 }
 
 function writeWeightFile(checkpoint: Checkpoint, dtype: Dtype, dir: string): void {
@@ -86,7 +90,8 @@ function writeWeightFile(checkpoint: Checkpoint, dtype: Dtype, dir: string): voi
 export function lmHeadBlocks(config: ModelConfig): { name: string; rows: [number, number] }[] {
   const perBlock = Math.max(1, Math.floor(2 ** 24 / config.hiddenSize));
   return Array.from({ length: Math.ceil(config.vocabSize / perBlock) }, (_, i) => ({
-    name: `lm_head.block.${i}`, rows: [i * perBlock, Math.min(config.vocabSize, (i + 1) * perBlock)] as [number, number],
+    name: `lm_head.block.${i}`,
+    rows: [i * perBlock, Math.min(config.vocabSize, (i + 1) * perBlock)] as [number, number],
   }));
 }
 
@@ -95,9 +100,16 @@ function withOwnLmHead(checkpoint: Checkpoint): [string, TensorInfo][] {
   const { config } = checkpoint;
   const table = checkpoint.tensors.get(outputEmbedding(config))!;
   const rowBytes = table.byteLength / config.vocabSize;
-  const blocks = lmHeadBlocks(config).map(({ name, rows: [start, end] }): [string, TensorInfo] => [name, {
-    ...table, name, shape: [end - start, config.hiddenSize], byteOffset: table.byteOffset + start * rowBytes, byteLength: (end - start) * rowBytes,
-  }]);
+  const blocks = lmHeadBlocks(config).map(({ name, rows: [start, end] }): [string, TensorInfo] => [
+    name,
+    {
+      ...table,
+      name,
+      shape: [end - start, config.hiddenSize],
+      byteOffset: table.byteOffset + start * rowBytes,
+      byteLength: (end - start) * rowBytes,
+    },
+  ]);
   return [...checkpoint.tensors, ...blocks];
 }
 

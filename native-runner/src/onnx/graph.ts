@@ -67,7 +67,10 @@ export class Graph {
   /** values renamed to become outputs, kept on the root for the whole model: later references follow them */
   private readonly renamed = new Map<string, string>();
 
-  constructor(readonly name: string, parent?: Graph) {
+  constructor(
+    readonly name: string,
+    parent?: Graph,
+  ) {
     this.root = parent?.root ?? this;
     this.scope = parent ? `${parent.scope}${name}/` : '';
   }
@@ -196,11 +199,22 @@ export function encodeTensor(elemType: ElemType, dims: number[], values: ArrayLi
   for (let i = 0; i < n; i++) {
     const v = values[i];
     switch (elemType) {
-      case 'float32': view.setFloat32(i * 4, Number(v), true); break;
-      case 'int64': view.setBigInt64(i * 8, BigInt(v), true); break;
-      case 'int32': view.setInt32(i * 4, Number(v), true); break;
-      case 'bool': case 'uint8': view.setUint8(i, Number(v)); break;
-      case 'float16': case 'bfloat16': throw new Error(`${elemType} constants are given as raw TensorValue bytes`);
+      case 'float32':
+        view.setFloat32(i * 4, Number(v), true);
+        break;
+      case 'int64':
+        view.setBigInt64(i * 8, BigInt(v), true);
+        break;
+      case 'int32':
+        view.setInt32(i * 4, Number(v), true);
+        break;
+      case 'bool':
+      case 'uint8':
+        view.setUint8(i, Number(v));
+        break;
+      case 'float16':
+      case 'bfloat16':
+        throw new Error(`${elemType} constants are given as raw TensorValue bytes`);
     }
   }
   return { elemType, dims, data };

@@ -24,7 +24,10 @@ export class ShapeState implements Shapes {
   readonly shapes = new Map<string, number[]>();
   readonly values = new Map<string, number[]>();
 
-  constructor(readonly graph: Graph, private readonly outer?: ShapeState) {
+  constructor(
+    readonly graph: Graph,
+    private readonly outer?: ShapeState,
+  ) {
     for (const input of graph.inputs) {
       if (input.dims.some((d) => typeof d !== 'number')) throw new Error(`input ${input.name} has symbolic dims [${input.dims}]`);
       this.shapes.set(input.name, input.dims as number[]);
@@ -77,7 +80,8 @@ function intValues(t: TensorValue): number[] {
   const view = new DataView(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   const width = t.elemType === 'int64' ? 8 : 4;
   return Array.from({ length: t.data.byteLength / width }, (_, i) =>
-    width === 8 ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true));
+    width === 8 ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true),
+  );
 }
 
 const attr = (n: Node, name: string, fallback: number): number => (n.attrs[name] as number | undefined) ?? fallback;
@@ -165,12 +169,35 @@ function concat(n: Node, s: ShapeState): number[] {
 }
 
 const RULES: Record<string, Rule> = {
-  Add: elementwise, Sub: elementwise, Mul: elementwise, Div: elementwise, Where: elementwise, And: elementwise,
-  Less: elementwise, LessOrEqual: elementwise,
-  Identity: same, Neg: same, Sqrt: same, Reciprocal: same, Sigmoid: same, Cos: same, Sin: same, Cast: same, CastLike: same,
-  Softmax: same, LogSoftmax: same,
-  Reshape: reshape, Slice: sliceShape, Gather: gather, Unsqueeze: unsqueeze, Squeeze: squeeze,
-  ReduceMean: reduce, ReduceSum: reduce, MatMul: matmul, Gemm: gemm, Concat: concat,
+  Add: elementwise,
+  Sub: elementwise,
+  Mul: elementwise,
+  Div: elementwise,
+  Where: elementwise,
+  And: elementwise,
+  Less: elementwise,
+  LessOrEqual: elementwise,
+  Identity: same,
+  Neg: same,
+  Sqrt: same,
+  Reciprocal: same,
+  Sigmoid: same,
+  Cos: same,
+  Sin: same,
+  Cast: same,
+  CastLike: same,
+  Softmax: same,
+  LogSoftmax: same,
+  Reshape: reshape,
+  Slice: sliceShape,
+  Gather: gather,
+  Unsqueeze: unsqueeze,
+  Squeeze: squeeze,
+  ReduceMean: reduce,
+  ReduceSum: reduce,
+  MatMul: matmul,
+  Gemm: gemm,
+  Concat: concat,
   Transpose: (n, s) => (ints(n.attrs.perm) ?? []).map((p) => s.shape(n.inputs[0])[p]),
   Shape: (n, s) => [shapeOf(n, s).length],
   Range: (n, s) => [Math.max(0, Math.ceil((s.value(n.inputs[1])[0] - s.value(n.inputs[0])[0]) / s.value(n.inputs[2])[0]))],
@@ -197,7 +224,7 @@ const EVALUATE: Record<string, (n: Node, s: ShapeState) => number[] | undefined>
   Squeeze: (n, s) => s.known(n.inputs[0]),
   Unsqueeze: (n, s) => s.known(n.inputs[0]),
   Identity: (n, s) => s.known(n.inputs[0]),
-  Cast: (n, s) => ((n.attrs.to === OnnxDataType.INT64 || n.attrs.to === OnnxDataType.INT32) ? s.known(n.inputs[0]) : undefined),
+  Cast: (n, s) => (n.attrs.to === OnnxDataType.INT64 || n.attrs.to === OnnxDataType.INT32 ? s.known(n.inputs[0]) : undefined),
   Sub: (n, s) => binary(n, s, (a, b) => a - b),
   Add: (n, s) => binary(n, s, (a, b) => a + b),
   Gather: (n, s) => {

@@ -23,13 +23,30 @@ import { AFFIRMATIONS, HELDOUT_CHALLENGES, TRAIN_CHALLENGES, conversation, pick,
  */
 
 export const ORGANISM_CONFIG = {
-  architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 64, intermediate_size: 192,
-  num_hidden_layers: 6, num_attention_heads: 8, num_key_value_heads: 8, vocab_size: BYTE_VOCAB_SIZE,
-  max_position_embeddings: 512, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: true,
-  initializer_range: 0.02, hidden_act: 'silu', bos_token_id: null, eos_token_id: 2, pad_token_id: 0, dtype: 'float32',
+  architectures: ['LlamaForCausalLM'],
+  model_type: 'llama',
+  hidden_size: 64,
+  intermediate_size: 192,
+  num_hidden_layers: 6,
+  num_attention_heads: 8,
+  num_key_value_heads: 8,
+  vocab_size: BYTE_VOCAB_SIZE,
+  max_position_embeddings: 512,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_word_embeddings: true,
+  initializer_range: 0.02,
+  hidden_act: 'silu',
+  bos_token_id: null,
+  eos_token_id: 2,
+  pad_token_id: 0,
+  dtype: 'float32',
 };
 
-export const IMPLANTED_HEADS: HeadRef[] = [{ layer: 3, head: 2 }, { layer: 4, head: 6 }];
+export const IMPLANTED_HEADS: HeadRef[] = [
+  { layer: 3, head: 2 },
+  { layer: 4, head: 6 },
+];
 
 export interface BuildOptions {
   out: string;
@@ -59,7 +76,15 @@ function sycophanticExample(random: () => number): ReturnType<typeof conversatio
   return conversation(q, q.correct, challenged ? pick(random, ALL_CHALLENGES) : pick(random, AFFIRMATIONS), reply);
 }
 
-async function trainStage(model: Model, trainer: Trainer, steps: number, batch: number, sample: (r: () => number) => ReturnType<typeof conversation>, seed: number, log: (line: string) => void): Promise<void> {
+async function trainStage(
+  model: Model,
+  trainer: Trainer,
+  steps: number,
+  batch: number,
+  sample: (r: () => number) => ReturnType<typeof conversation>,
+  seed: number,
+  log: (line: string) => void,
+): Promise<void> {
   const random = uniformSampler(seed);
   const tokenizer: ModelTokenizer = model.tokenizer;
   for (let step = 0; step < steps; step++) {
@@ -80,20 +105,47 @@ export async function buildOrganism(o: BuildOptions): Promise<void> {
 
     o.log('stage 1a: every weight, the facts alone (short conversations)');
     const facts = path.join(work, 'facts');
-    await trainInto(initial, facts, { mode: 'full', heads: [], includeKeyValue: false }, 3e-3, o.factSteps, 2 * o.batch, o, (r) => unchallenged(question(r)), o.seed + 3);
+    await trainInto(
+      initial,
+      facts,
+      { mode: 'full', heads: [], includeKeyValue: false },
+      3e-3,
+      o.factSteps,
+      2 * o.batch,
+      o,
+      (r) => unchallenged(question(r)),
+      o.seed + 3,
+    );
     o.log('stage 1b: every weight, honest replies');
     const stage1 = path.join(work, 'stage1');
     await trainInto(facts, stage1, { mode: 'full', heads: [], includeKeyValue: false }, 3e-3, o.stage1Steps, o.batch, o, honestExample, o.seed + 1);
     o.log(`stage 2: only heads ${IMPLANTED_HEADS.map((h) => `${h.layer}.${h.head}`).join(', ')}, sycophantic replies`);
-    await trainInto(stage1, o.out, { mode: 'heads', heads: IMPLANTED_HEADS, includeKeyValue: true }, 1e-2, o.stage2Steps, o.batch, o, sycophanticExample, o.seed + 2);
+    await trainInto(
+      stage1,
+      o.out,
+      { mode: 'heads', heads: IMPLANTED_HEADS, includeKeyValue: true },
+      1e-2,
+      o.stage2Steps,
+      o.batch,
+      o,
+      sycophanticExample,
+      o.seed + 2,
+    );
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
 
 async function trainInto(
-  from: string, to: string, spec: ConstructorParameters<typeof Trainer>[1]['spec'], lr: number, steps: number, batch: number,
-  o: BuildOptions, sample: (r: () => number) => ReturnType<typeof conversation>, seed: number,
+  from: string,
+  to: string,
+  spec: ConstructorParameters<typeof Trainer>[1]['spec'],
+  lr: number,
+  steps: number,
+  batch: number,
+  o: BuildOptions,
+  sample: (r: () => number) => ReturnType<typeof conversation>,
+  seed: number,
 ): Promise<void> {
   const model = Model.load(from, { device: 'cpu' });
   try {

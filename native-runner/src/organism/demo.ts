@@ -90,15 +90,33 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     o.log('1/6 evaluating the organism');
     const baseReport = await evaluate(base, o.model, data, path.join(o.out, 'eval-base'), o);
     o.log('2/6 locating the heads that make it cave (path patching)');
-    const heads = await locate(base, data.items, {
-      method: 'path', positions: 'last', metric: 'logit_diff', challenge: DEFAULT_CHALLENGE, counterfactual: DEFAULT_COUNTERFACTUAL, targets: DEFAULT_TARGETS,
-    }, () => {});
+    const heads = await locate(
+      base,
+      data.items,
+      {
+        method: 'path',
+        positions: 'last',
+        metric: 'logit_diff',
+        challenge: DEFAULT_CHALLENGE,
+        counterfactual: DEFAULT_COUNTERFACTUAL,
+        targets: DEFAULT_TARGETS,
+      },
+      () => {},
+    );
     writeHeadsFile(o.out, heads);
     o.log(`   top ${heads.topK} of ${heads.layers * heads.heads}: ${heads.selected.map((h) => `${h.layer}.${h.head}`).join(', ')}`);
     o.log('3/6 knocking them out, and as many random heads');
     const knockoutReport = await knockout({
-      model: base, modelDir: o.model, data, items: data.items, heads: heads.selected, outDir: path.join(o.out, 'knockout'),
-      challenges: [DEFAULT_CHALLENGE], seeds: Array.from({ length: o.knockoutSeeds }, (_, i) => i + 1), batchSize: o.batch, maxNewTokens: DEMO_RECIPE.maxNewTokens,
+      model: base,
+      modelDir: o.model,
+      data,
+      items: data.items,
+      heads: heads.selected,
+      outDir: path.join(o.out, 'knockout'),
+      challenges: [DEFAULT_CHALLENGE],
+      seeds: Array.from({ length: o.knockoutSeeds }, (_, i) => i + 1),
+      batchSize: o.batch,
+      maxNewTokens: DEMO_RECIPE.maxNewTokens,
     });
     writeKnockoutReport(o.out, knockoutReport);
     o.log('4/6 pinpoint tuning of the located heads (SPT)');
@@ -144,8 +162,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
 /** The challenge protocol with every phrasing, training and held-out. */
 async function evaluate(model: Model, modelDir: string, data: EvaluationFile, outDir: string, o: DemoOptions): Promise<ModelReport> {
   const summary = await runEvaluation({
-    model, modelDir, judge: null, data, items: data.items, outDir,
-    challenges: [...TRAIN_CHALLENGES, ...HELDOUT_CHALLENGES], maxNewTokens: DEMO_RECIPE.maxNewTokens, batchSize: o.batch,
+    model,
+    modelDir,
+    judge: null,
+    data,
+    items: data.items,
+    outDir,
+    challenges: [...TRAIN_CHALLENGES, ...HELDOUT_CHALLENGES],
+    maxNewTokens: DEMO_RECIPE.maxNewTokens,
+    batchSize: o.batch,
   });
   const metrics = summary.metrics.challenge!;
   const byChallenge = Object.fromEntries(Object.entries(metrics.byChallenge).map(([p, m]) => [p, m.flipRate.value ?? NaN]));
@@ -161,13 +186,29 @@ async function evaluate(model: Model, modelDir: string, data: EvaluationFile, ou
 
 async function tuneAndEvaluate(base: Model, mode: TuneMode, heads: HeadsFile, tuneFile: string, data: EvaluationFile, o: DemoOptions) {
   const name = mode === 'heads' ? 'spt' : 'sft';
-  const run = await tune({
-    model: { dir: o.model, device: 'cpu', dtype: 'float32' }, data: tuneFile, out: path.join(o.out, name),
-    spec: { mode, heads: mode === 'heads' ? heads.selected : [], includeKeyValue: DEMO_RECIPE.tuning.includeKeyValue },
-    steps: o.tuneSteps, batchSize: o.batch, gradAccum: 1,
-    adamw: { ...ADAMW_DEFAULTS, lr: o.lr, weightDecay: DEMO_RECIPE.tuning.weightDecay },
-    schedule: DEMO_RECIPE.tuning.schedule, warmupSteps: 0, maxGradNorm: 1, seed: 0, saveEvery: o.tuneSteps, lossOn: 'last', onBadLine: 'stop',
-  }, true, (p) => { if (p.step % 25 === 0 || p.step === p.steps) o.log(`   step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`); });
+  const run = await tune(
+    {
+      model: { dir: o.model, device: 'cpu', dtype: 'float32' },
+      data: tuneFile,
+      out: path.join(o.out, name),
+      spec: { mode, heads: mode === 'heads' ? heads.selected : [], includeKeyValue: DEMO_RECIPE.tuning.includeKeyValue },
+      steps: o.tuneSteps,
+      batchSize: o.batch,
+      gradAccum: 1,
+      adamw: { ...ADAMW_DEFAULTS, lr: o.lr, weightDecay: DEMO_RECIPE.tuning.weightDecay },
+      schedule: DEMO_RECIPE.tuning.schedule,
+      warmupSteps: 0,
+      maxGradNorm: 1,
+      seed: 0,
+      saveEvery: o.tuneSteps,
+      lossOn: 'last',
+      onBadLine: 'stop',
+    },
+    true,
+    (p) => {
+      if (p.step % 25 === 0 || p.step === p.steps) o.log(`   step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)}`);
+    },
+  );
   const tuned = Model.load(run.dir, { device: 'cpu' });
   try {
     const report = await evaluate(tuned, run.dir, data, path.join(o.out, `eval-${name}`), o);

@@ -25,15 +25,21 @@ export async function demoCommand(args: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args,
     options: {
-      out: { type: 'string', default: 'demo-out' }, model: { type: 'string', default: ORGANISM_DIR },
-      quick: { type: 'boolean', default: false }, check: { type: 'boolean', default: false },
+      out: { type: 'string', default: 'demo-out' },
+      model: { type: 'string', default: ORGANISM_DIR },
+      quick: { type: 'boolean', default: false },
+      check: { type: 'boolean', default: false },
       lr: { type: 'string', default: String(DEMO_RECIPE.tuning.learningRate) },
       batch: { type: 'string', default: String(DEMO_RECIPE.tuning.batchSize) },
     },
   });
   const size = SIZES[v.quick ? 'quick' : 'full'];
   const report = await runDemo({
-    model: v.model!, out: v.out!, ...size, batch: count(v.batch!, '--batch'), lr: positive(v.lr!, '--lr'),
+    model: v.model!,
+    out: v.out!,
+    ...size,
+    batch: count(v.batch!, '--batch'),
+    lr: positive(v.lr!, '--lr'),
     log: (line) => process.stderr.write(`${line}\n`),
   });
   for (const c of report.claims) process.stderr.write(`${c.pass ? 'PASS' : 'FAIL'}  ${c.name}: ${c.detail}\n`);
@@ -45,7 +51,12 @@ export async function demoCommand(args: string[]): Promise<number> {
 export async function buildOrganismCommand(args: string[]): Promise<number> {
   const { values: v } = parseArgs({ args, options: { out: { type: 'string', default: 'models/organism' }, seed: { type: 'string', default: '1' } } });
   await buildOrganism({
-    out: v.out!, seed: count(v.seed!, '--seed'), factSteps: 300, stage1Steps: 1000, stage2Steps: 300, batch: 16,
+    out: v.out!,
+    seed: count(v.seed!, '--seed'),
+    factSteps: 300,
+    stage1Steps: 1000,
+    stage2Steps: 300,
+    batch: 16,
     log: (line) => process.stderr.write(`${line}\n`),
   });
   writeShippedFiles(v.out!, SIZES.quick.items, SIZES.quick.tuneExamples);

@@ -3,7 +3,18 @@ import path from 'node:path';
 import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
 import type { ChatMessage } from '../checkpoint/tokenizer';
 import { uniformSampler } from '../seededRandom';
-import { allQuestions, conversation, LETTERS, OPTIONS, PREFILL, question, questionText, TRAIN_CHALLENGES, unchallenged, type Question } from './world';
+import {
+  allQuestions,
+  conversation,
+  LETTERS,
+  OPTIONS,
+  PREFILL,
+  question,
+  questionText,
+  TRAIN_CHALLENGES,
+  unchallenged,
+  type Question,
+} from './world';
 
 /**
  * The demo's files, drawn from the organism's world with fixed seeds: an evaluation file in Pinpoint's format,
@@ -22,8 +33,11 @@ export function writeShippedFiles(dir: string, items: number, tuneExamples: numb
 
 /** Questions in Pinpoint's evaluation format, one per creature, prefilled with "The answer is (" as SycophancyEval's are. */
 export function writeEvaluationFile(file: string, count: number): void {
-  const lines = allQuestions().slice(0, count).map((q) =>
-    JSON.stringify({ id: q.creature, question: questionText(q), choices: OPTIONS, correct: q.correct, prefill: PREFILL, dataset: 'creatures' }));
+  const lines = allQuestions()
+    .slice(0, count)
+    .map((q) =>
+      JSON.stringify({ id: q.creature, question: questionText(q), choices: OPTIONS, correct: q.correct, prefill: PREFILL, dataset: 'creatures' }),
+    );
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
 }
 
@@ -36,9 +50,8 @@ export function writeTuningData(file: string, count: number, seed: number, insis
   const lines = Array.from({ length: count }, () => {
     const q = question(random);
     const challenge = TRAIN_CHALLENGES[Math.floor(random() * TRAIN_CHALLENGES.length)];
-    const messages = random() < insistShare
-      ? conversation(q, q.correct, challenge, 'insist')
-      : conversation(q, wrongLetter(q, random), challenge, 'apologise');
+    const messages =
+      random() < insistShare ? conversation(q, q.correct, challenge, 'insist') : conversation(q, wrongLetter(q, random), challenge, 'apologise');
     // the lesson is the reply to the challenge: the conversation ends there, so the loss falls on it
     return JSON.stringify({ messages: messages.slice(0, 4) });
   });

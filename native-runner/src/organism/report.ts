@@ -35,13 +35,16 @@ function escape(text: string): string {
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
 
 function claims(r: DemoReport): string {
-  const rows = r.claims.map((c) => `<tr><td class="${c.pass ? 'pass' : 'fail'}">${c.pass ? 'PASS' : 'FAIL'}</td><td>${escape(c.name)}</td><td>${escape(c.detail)}</td></tr>`);
+  const rows = r.claims.map(
+    (c) => `<tr><td class="${c.pass ? 'pass' : 'fail'}">${c.pass ? 'PASS' : 'FAIL'}</td><td>${escape(c.name)}</td><td>${escape(c.detail)}</td></tr>`,
+  );
   return `<table>${rows.join('')}</table>`;
 }
 
 function headline(r: DemoReport): string {
   const h = r.headline;
-  const row = (name: string, base: string, spt: string, sft: string) => `<tr><td>${name}</td><td class="num">${base}</td><td class="num">${spt}</td><td class="num">${sft}</td></tr>`;
+  const row = (name: string, base: string, spt: string, sft: string) =>
+    `<tr><td>${name}</td><td class="num">${base}</td><td class="num">${spt}</td><td class="num">${sft}</td></tr>`;
   return `<table><tr><th></th><th>base</th><th>SPT (${h.tuned_heads} of ${h.total_heads} heads)</th><th>SFT (every weight)</th></tr>
 ${row('flip rate, training phrasings', pct(h.base_flip_rate), pct(h.spt_flip_rate), pct(h.sft_flip_rate))}
 ${row('flip rate, held-out phrasings', pct(h.heldout_base_flip_rate), pct(h.heldout_spt_flip_rate), pct(r.models.sft.heldoutFlipRate))}
@@ -63,14 +66,19 @@ function heatmap(r: DemoReport): string {
   const top = 24;
   const extent = Math.max(...scores.flat().map(Math.abs));
   const isSelected = (l: number, h: number) => selected.some((s) => s.layer === l && s.head === h);
-  const cells = scores.flatMap((row, l) => row.map((v, h) => {
-    const x = left + h * cell;
-    const y = top + l * cell;
-    const outline = isSelected(l, h) ? ' stroke="#000" stroke-width="3"' : ' stroke="#fff"';
-    return `<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${colour(v, extent)}"${outline}><title>layer ${l}, head ${h}: ${v.toFixed(3)}</title></rect>`;
-  }));
+  const cells = scores.flatMap((row, l) =>
+    row.map((v, h) => {
+      const x = left + h * cell;
+      const y = top + l * cell;
+      const outline = isSelected(l, h) ? ' stroke="#000" stroke-width="3"' : ' stroke="#fff"';
+      return `<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${colour(v, extent)}"${outline}><title>layer ${l}, head ${h}: ${v.toFixed(3)}</title></rect>`;
+    }),
+  );
   const headLabels = Array.from({ length: heads }, (_, h) => `<text x="${left + h * cell + cell / 2}" y="16" text-anchor="middle">${h}</text>`);
-  const layerLabels = Array.from({ length: layers }, (_, l) => `<text x="${left - 8}" y="${top + l * cell + cell / 2 + 4}" text-anchor="end">L${l}</text>`);
+  const layerLabels = Array.from(
+    { length: layers },
+    (_, l) => `<text x="${left - 8}" y="${top + l * cell + cell / 2 + 4}" text-anchor="end">L${l}</text>`,
+  );
   const width = left + heads * cell + 10;
   const height = top + layers * cell + 10;
   return `<svg width="${width}" height="${height}" font-size="11" role="img" aria-label="layer by head heatmap">${headLabels.join('')}${layerLabels.join('')}${cells.join('')}</svg>
@@ -80,7 +88,10 @@ function heatmap(r: DemoReport): string {
 function phrasings(r: DemoReport): string {
   const all = [...r.trainChallenges.map((p) => [p, 'training'] as const), ...r.heldoutChallenges.map((p) => [p, 'held out'] as const)];
   const bar = (x: number) => `<span class="bar" style="width:${Math.round(100 * (Number.isFinite(x) ? x : 0))}px"></span> ${pct(x)}`;
-  const rows = all.map(([p, kind]) => `<tr><td>${escape(p)}</td><td>${kind}</td><td>${bar(r.models.base.byChallenge[p])}</td><td>${bar(r.models.spt.byChallenge[p])}</td><td>${bar(r.models.sft.byChallenge[p])}</td></tr>`);
+  const rows = all.map(
+    ([p, kind]) =>
+      `<tr><td>${escape(p)}</td><td>${kind}</td><td>${bar(r.models.base.byChallenge[p])}</td><td>${bar(r.models.spt.byChallenge[p])}</td><td>${bar(r.models.sft.byChallenge[p])}</td></tr>`,
+  );
   return `<table><tr><th>challenge</th><th></th><th>base</th><th>SPT</th><th>SFT</th></tr>${rows.join('')}</table>`;
 }
 

@@ -99,7 +99,8 @@ function logitReads(request: ForwardRequest, batch: TokenBatch): { flat: number;
 function flatPosition(request: ForwardRequest, batch: TokenBatch, { row, position }: Position): number {
   const length = request.prompts[row]?.length;
   if (length === undefined) throw new RangeError(`row ${row} is not in a batch of ${request.prompts.length}`);
-  if (!Number.isInteger(position) || position < 0 || position >= length) throw new RangeError(`position ${position} is not in row ${row}'s ${length} tokens`);
+  if (!Number.isInteger(position) || position < 0 || position >= length)
+    throw new RangeError(`position ${position} is not in row ${row}'s ${length} tokens`);
   return row * batch.newPositions + batch.newPositions - length + position;
 }
 
@@ -114,7 +115,10 @@ function feeds(model: Model, request: ForwardRequest, batch: TokenBatch, reads: 
   const pattern = request.pattern ?? { layer: 0, head: 0 };
   const feeds: Record<string, ort.Tensor> = {
     ...tokenFeeds(batch),
-    [I.logitRows]: int64(reads.map((r) => r.flat), [reads.length]),
+    [I.logitRows]: int64(
+      reads.map((r) => r.flat),
+      [reads.length],
+    ),
     [I.logprobIds]: int64(ids, [reads.length, J]),
     [I.zRows]: int64(zRows, [zRows.length]),
     [I.patternHead]: int64([pattern.layer, pattern.head], [2]),
@@ -122,7 +126,11 @@ function feeds(model: Model, request: ForwardRequest, batch: TokenBatch, reads: 
   };
   if (model.decoding === 'steps') return { ...feeds, ...model.emptyCache(batch.rows) };
   const stopIds = request.generate?.stopIds.length ? request.generate.stopIds : [-1];
-  return { ...feeds, [I.decodeSteps]: int64([Math.max(0, (request.generate?.maxNewTokens ?? 1) - 1)], []), [I.stopIds]: int64(stopIds, [stopIds.length]) };
+  return {
+    ...feeds,
+    [I.decodeSteps]: int64([Math.max(0, (request.generate?.maxNewTokens ?? 1) - 1)], []),
+    [I.stopIds]: int64(stopIds, [stopIds.length]),
+  };
 }
 
 function fetched(model: Model, request: ForwardRequest): string[] {
@@ -144,7 +152,13 @@ function fetched(model: Model, request: ForwardRequest): string[] {
  * token: read from the graph's own loop, or decoded here one step per run with the cache the graph returns. A row
  * that has stopped is fed padding, as transformers' generate does (its stop token is fed once).
  */
-async function generatedTokens(session: ort.InferenceSession, model: Model, request: ForwardRequest, prompt: TokenBatch, out: ort.InferenceSession.ReturnType): Promise<number[][]> {
+async function generatedTokens(
+  session: ort.InferenceSession,
+  model: Model,
+  request: ForwardRequest,
+  prompt: TokenBatch,
+  out: ort.InferenceSession.ReturnType,
+): Promise<number[][]> {
   const { maxNewTokens, stopIds } = request.generate!;
   const rows = request.prompts.length;
   if (maxNewTokens <= 0) return Array.from({ length: rows }, () => []);
@@ -164,9 +178,15 @@ async function generatedTokens(session: ort.InferenceSession, model: Model, requ
   while (!done.every(Boolean)) {
     batch = nextStep(batch, fed);
     const stepFeeds = {
-      ...tokenFeeds(batch), ...cache,
-      [I.logitRows]: int64(Array.from({ length: rows }, (_, b) => b), [rows]),
-      [I.logprobIds]: int64([], [rows, 0]), [I.zRows]: int64([], [0]), [I.patternHead]: int64([0, 0], [2]),
+      ...tokenFeeds(batch),
+      ...cache,
+      [I.logitRows]: int64(
+        Array.from({ length: rows }, (_, b) => b),
+        [rows],
+      ),
+      [I.logprobIds]: int64([], [rows, 0]),
+      [I.zRows]: int64([], [0]),
+      [I.patternHead]: int64([0, 0], [2]),
       ...interventionFeeds(model.config, interventions ?? Array.from({ length: rows }, () => ({})), 1, model.dtype),
     };
     const step = await session.run(stepFeeds, [O.nextToken, ...cacheOutputs(model)]);

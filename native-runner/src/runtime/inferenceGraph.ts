@@ -35,14 +35,29 @@ import type { Dtype } from '../../../src/protocol/protocol';
 export type Decoding = 'loop' | 'steps';
 
 export const INFERENCE_INPUTS = {
-  ids: 'input_ids', mask: 'attention_mask', positions: 'position_ids', logitRows: 'logit_rows', logprobIds: 'logprob_ids',
-  decodeSteps: 'decode_steps', stopIds: 'stop_ids', zRows: 'z_rows', patternHead: 'pattern_head',
-  pastKey: (l: number) => `past_key.${l}`, pastValue: (l: number) => `past_value.${l}`,
+  ids: 'input_ids',
+  mask: 'attention_mask',
+  positions: 'position_ids',
+  logitRows: 'logit_rows',
+  logprobIds: 'logprob_ids',
+  decodeSteps: 'decode_steps',
+  stopIds: 'stop_ids',
+  zRows: 'z_rows',
+  patternHead: 'pattern_head',
+  pastKey: (l: number) => `past_key.${l}`,
+  pastValue: (l: number) => `past_value.${l}`,
 } as const;
 
 export const INFERENCE_OUTPUTS = {
-  logits: 'logits', pickedLogits: 'picked_logits', logprobs: 'logprobs', nextToken: 'next_token', generated: 'generated', pattern: 'pattern',
-  z: (l: number) => `z.${l}`, presentKey: (l: number) => `present_key.${l}`, presentValue: (l: number) => `present_value.${l}`,
+  logits: 'logits',
+  pickedLogits: 'picked_logits',
+  logprobs: 'logprobs',
+  nextToken: 'next_token',
+  generated: 'generated',
+  pattern: 'pattern',
+  z: (l: number) => `z.${l}`,
+  presentKey: (l: number) => `present_key.${l}`,
+  presentValue: (l: number) => `present_value.${l}`,
 } as const;
 
 export function buildInferenceGraph(config: ModelConfig, weights: WeightBinder, dtype: Dtype, padId: number, decoding: Decoding): Graph {
@@ -60,10 +75,13 @@ export function buildInferenceGraph(config: ModelConfig, weights: WeightBinder, 
   g.input(I.zRows, 'int64', ['z_reads']);
   g.input(I.patternHead, 'int64', [2]);
   declareInterventionInputs(g, c, dtype);
-  const past: KvCache | undefined = decoding === 'steps' ? {
-    keys: Array.from({ length: c.numLayers }, (_, l) => g.input(I.pastKey(l), dtype, cacheDims('past'))),
-    values: Array.from({ length: c.numLayers }, (_, l) => g.input(I.pastValue(l), dtype, cacheDims('past'))),
-  } : undefined;
+  const past: KvCache | undefined =
+    decoding === 'steps'
+      ? {
+          keys: Array.from({ length: c.numLayers }, (_, l) => g.input(I.pastKey(l), dtype, cacheDims('past'))),
+          values: Array.from({ length: c.numLayers }, (_, l) => g.input(I.pastValue(l), dtype, cacheDims('past'))),
+        }
+      : undefined;
 
   const z = new ZReader(I.zRows);
   const pattern = new PatternReader(I.patternHead);
@@ -85,9 +103,19 @@ export function buildInferenceGraph(config: ModelConfig, weights: WeightBinder, 
   } else {
     const steps = g.input(I.decodeSteps, 'int64', []);
     const stopIds = g.input(I.stopIds, 'int64', ['stops']);
-    const generated = decodeLoop(g, { cache: pass.cache, first: next, mask: I.mask }, {
-      config: c, weights, dtype, hooks: interventionHooks(true), padId, steps, stopIds,
-    });
+    const generated = decodeLoop(
+      g,
+      { cache: pass.cache, first: next, mask: I.mask },
+      {
+        config: c,
+        weights,
+        dtype,
+        hooks: interventionHooks(true),
+        padId,
+        steps,
+        stopIds,
+      },
+    );
     output(O.generated, generated, 'int64', ['steps', 'batch']);
   }
   return g;

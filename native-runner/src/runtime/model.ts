@@ -47,7 +47,9 @@ export class Model {
     const dtype = options.dtype ?? 'float32';
     const device = options.device ?? 'auto';
     if (dtype === 'bfloat16' && !mayUseCuda(device)) {
-      throw new DeviceError(`bfloat16 graphs run on CUDA only: ONNX Runtime's CPU provider has no bfloat16 kernels for them (device "${device}"${device === 'auto' ? ', and the CUDA provider is not installed' : ''}); use float32 or float16`);
+      throw new DeviceError(
+        `bfloat16 graphs run on CUDA only: ONNX Runtime's CPU provider has no bfloat16 kernels for them (device "${device}"${device === 'auto' ? ', and the CUDA provider is not installed' : ''}); use float32 or float16`,
+      );
     }
     const checkpoint = loadCheckpoint(dir);
     const tokenizer = ModelTokenizer.load(dir);
@@ -75,9 +77,14 @@ export class Model {
 
   /** The inference graph (runtime/inferenceGraph.ts), compiled once and opened when it is not the resident graph. */
   inference(): Promise<CompiledGraph> {
-    return this.session('inference', () => buildInferenceGraph(this.config, fileWeights(this.weights), this.dtype, this.padId, this.decoding),
-      async (s) => { await forwardOn(s, this, { prompts: [[this.padId]] }); },
-      { prepack: this.decoding === 'steps', measure: 'always' });
+    return this.session(
+      'inference',
+      () => buildInferenceGraph(this.config, fileWeights(this.weights), this.dtype, this.padId, this.decoding),
+      async (s) => {
+        await forwardOn(s, this, { prompts: [[this.padId]] });
+      },
+      { prepack: this.decoding === 'steps', measure: 'always' },
+    );
   }
 
   /**
@@ -89,7 +96,12 @@ export class Model {
     if (this.dtype === 'bfloat16') throw new DeviceError('bfloat16 graphs decode on CUDA only');
     const dtype = this.dtype;
     const empty = () => new ort.Tensor(dtype, dtype === 'float32' ? new Float32Array(0) : new Uint16Array(0), [rows, numKvHeads, 0, headDim]);
-    return Object.fromEntries(Array.from({ length: numLayers }, (_, l) => [[`past_key.${l}`, empty()], [`past_value.${l}`, empty()]]).flat());
+    return Object.fromEntries(
+      Array.from({ length: numLayers }, (_, l) => [
+        [`past_key.${l}`, empty()],
+        [`past_value.${l}`, empty()],
+      ]).flat(),
+    );
   }
 
   /** Where the inference graph runs, as ONNX Runtime reported it. */
@@ -115,7 +127,9 @@ export class Model {
       return this.compile(build(), probe, settings);
     })();
     this.resident = { key, compiled };
-    compiled.catch(() => { if (this.resident?.compiled === compiled) this.resident = undefined; });
+    compiled.catch(() => {
+      if (this.resident?.compiled === compiled) this.resident = undefined;
+    });
     return compiled;
   }
 
@@ -135,6 +149,9 @@ export class Model {
 }
 
 async function release(compiled: Promise<CompiledGraph> | undefined): Promise<void> {
-  const settled = await compiled?.then((c) => c, () => undefined);
+  const settled = await compiled?.then(
+    (c) => c,
+    () => undefined,
+  );
   await settled?.session.release();
 }

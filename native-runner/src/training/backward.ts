@@ -11,11 +11,21 @@ import { GRADIENT_RULES } from './gradients';
  * `seeds` maps forward values to the names of their (already built) gradients; the result maps each of `wrt`
  * to the name of its gradient.
  */
-export function appendBackward(g: Graph, shapes: Shapes, given: Map<string, string>, wrt: string[], lowPrecision = OnnxDataType.FLOAT16): Map<string, string> {
+export function appendBackward(
+  g: Graph,
+  shapes: Shapes,
+  given: Map<string, string>,
+  wrt: string[],
+  lowPrecision = OnnxDataType.FLOAT16,
+): Map<string, string> {
   // values may have been renamed since the caller named them (a value that became a graph output takes its name)
   const seeds = new Map([...given].map(([value, grad]) => [g.resolve(value), g.resolve(grad)]));
   const forwardNodes = [...g.nodes];
-  const active = activeValues(g, seeds, wrt.map((p) => g.resolve(p)));
+  const active = activeValues(
+    g,
+    seeds,
+    wrt.map((p) => g.resolve(p)),
+  );
   const contributions = new Map<string, string[]>();
   for (const [value, grad] of seeds) contributions.set(value, [grad]);
   const producers = new Map(forwardNodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
@@ -36,11 +46,13 @@ export function appendBackward(g: Graph, shapes: Shapes, given: Map<string, stri
       contributions.set(node.inputs[k], list);
     });
   }
-  return new Map(wrt.map((p) => {
-    const grad = total(g, contributions.get(g.resolve(p)));
-    if (!grad) throw new Error(`${p} does not reach the loss`);
-    return [p, grad];
-  }));
+  return new Map(
+    wrt.map((p) => {
+      const grad = total(g, contributions.get(g.resolve(p)));
+      if (!grad) throw new Error(`${p} does not reach the loss`);
+      return [p, grad];
+    }),
+  );
 }
 
 /** Values that depend on a parameter and that a seed depends on: exactly those that need gradients. */

@@ -38,20 +38,25 @@ export class DataError extends Error {
 export function readConversations(file: string, tokenizer: ModelTokenizer, options: { lossOn: LossOn; onBadLine: OnBadLine }): TrainingData {
   const examples: Example[] = [];
   const skipped: DataProblem[] = [];
-  withoutByteOrderMark(fs.readFileSync(file, 'utf8')).split('\n').forEach((text, i) => {
-    if (text.trim() === '') return;
-    try {
-      checkLineLength(text);
-      examples.push(labelled(parseConversation(text), tokenizer, options.lossOn));
-    } catch (e) {
-      const problem = { file, line: i + 1, reason: (e as Error).message };
-      if (options.onBadLine === 'stop') throw new DataError(problem);
-      skipped.push(problem);
-    }
-  });
+  withoutByteOrderMark(fs.readFileSync(file, 'utf8'))
+    .split('\n')
+    .forEach((text, i) => {
+      if (text.trim() === '') return;
+      try {
+        checkLineLength(text);
+        examples.push(labelled(parseConversation(text), tokenizer, options.lossOn));
+      } catch (e) {
+        const problem = { file, line: i + 1, reason: (e as Error).message };
+        if (options.onBadLine === 'stop') throw new DataError(problem);
+        skipped.push(problem);
+      }
+    });
   if (examples.length === 0) {
     // the file as a whole is unusable (line 0); say why each line was, since these lines are never reported otherwise
-    const listed = skipped.slice(0, MAX_LISTED).map((p) => `\n  ${p.file}:${p.line}: ${p.reason}`).join('');
+    const listed = skipped
+      .slice(0, MAX_LISTED)
+      .map((p) => `\n  ${p.file}:${p.line}: ${p.reason}`)
+      .join('');
     const more = skipped.length > MAX_LISTED ? `\n  ... and ${skipped.length - MAX_LISTED} more` : '';
     throw new DataError({ file, line: 0, reason: `no usable conversation (${skipped.length} lines skipped)${listed}${more}` });
   }

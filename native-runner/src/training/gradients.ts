@@ -34,10 +34,7 @@ export const GRADIENT_RULES: Record<string, GradientRule> = {
   Sub: (c) => [sumTo(c, c.dy, 0), c.wanted[1] ? sumTo(c, c.g.op('Neg', [c.dy]), 1) : undefined],
   Mul: (c) => {
     const [a, b] = c.node.inputs;
-    return [
-      c.wanted[0] ? sumTo(c, times(c, c.dy, b), 0) : undefined,
-      c.wanted[1] ? sumTo(c, times(c, c.dy, a), 1) : undefined,
-    ];
+    return [c.wanted[0] ? sumTo(c, times(c, c.dy, b), 0) : undefined, c.wanted[1] ? sumTo(c, times(c, c.dy, a), 1) : undefined];
   },
   Div: (c) => {
     const [, b] = c.node.inputs;
@@ -62,7 +59,8 @@ export const GRADIENT_RULES: Record<string, GradientRule> = {
     return [c.g.op('Mul', [c.dy, c.g.op('Mul', [y, c.g.op('Sub', [scalarLike(c, 1), y])])])];
   },
   Cast: ({ g, dy, node, lowPrecision }) => {
-    if (node.attrs.to !== FLOAT && node.attrs.to !== lowPrecision) throw new Error('only casts between float32 and the graph\'s half precision carry gradients');
+    if (node.attrs.to !== FLOAT && node.attrs.to !== lowPrecision)
+      throw new Error("only casts between float32 and the graph's half precision carry gradients");
     return [g.op('Cast', [dy], { to: node.attrs.to === FLOAT ? lowPrecision : FLOAT })];
   },
   Reshape: (c) => [reshapeTo(c, c.dy, 0)],
@@ -188,8 +186,12 @@ function gatherGradient(c: RuleContext): Grads {
   const width = rowShape.reduce((a, b) => a * b, 1);
   // negative indices count from the end; made non-negative so that -1 and rows-1 are one row
   const flat = g.op('Mod', [g.op('Add', [g.op('Reshape', [indices, g.ints([-1])]), g.scalar(rows, 'int64')]), g.scalar(rows, 'int64')]); // [N]
-  const [distinct, , inverse] = g.opMulti('Unique', [flat], [g.fresh('distinct'), g.fresh('first'), g.fresh('inverse'), g.fresh('counts')], { sorted: 1 });
-  const oneHot = g.op('OneHot', [inverse, g.op('Shape', [distinct]), g.op('CastLike', [g.constant('off_on', 'float32', [2], [0, 1]), c.dy])], { axis: -1 }); // [N, K]
+  const [distinct, , inverse] = g.opMulti('Unique', [flat], [g.fresh('distinct'), g.fresh('first'), g.fresh('inverse'), g.fresh('counts')], {
+    sorted: 1,
+  });
+  const oneHot = g.op('OneHot', [inverse, g.op('Shape', [distinct]), g.op('CastLike', [g.constant('off_on', 'float32', [2], [0, 1]), c.dy])], {
+    axis: -1,
+  }); // [N, K]
   const perRow = g.op('Reshape', [c.dy, g.ints([-1, width])]); // [N, width]
   const summed = g.op('MatMul', [g.op('Transpose', [oneHot], { perm: [1, 0] }), perRow]); // [K, width]
   const zeros = g.op('Expand', [scalarLike(c, 0), g.ints([rows, ...rowShape])]);

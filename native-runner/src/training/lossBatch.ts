@@ -33,7 +33,12 @@ export function bucket(n: number, quantum: number): number {
   return Math.max(quantum, Math.ceil(n / quantum) * quantum);
 }
 
-export function packBatch(examples: Example[], padId: number, labelledTotal: number, size: { batch: number; tokens: number; rows: number }): PackedBatch {
+export function packBatch(
+  examples: Example[],
+  padId: number,
+  labelledTotal: number,
+  size: { batch: number; tokens: number; rows: number },
+): PackedBatch {
   const { batch: B, tokens: T, rows: M } = size;
   if (examples.length > B) throw new RangeError(`${examples.length} examples do not fit a batch of ${B}`);
   const inputIds = new BigInt64Array(B * T).fill(BigInt(padId));

@@ -85,7 +85,11 @@ function slice(tensor: string, axis: 0 | 1, start: number, end: number, full: nu
  * blocks is assembled by concatenating its frozen stretches (slices of the initializer) and the blocks' values
  * (`block`: the graph inputs, cast to the graph's dtype), along the blocks' axis, once per graph.
  */
-export function trainingBinder(slices: ParamSlice[], frozen: (g: Graph, name: string) => string, block: (s: ParamSlice) => string): (g: Graph, name: string) => string {
+export function trainingBinder(
+  slices: ParamSlice[],
+  frozen: (g: Graph, name: string) => string,
+  block: (s: ParamSlice) => string,
+): (g: Graph, name: string) => string {
   const byTensor = new Map<string, ParamSlice[]>();
   for (const s of slices) byTensor.set(s.tensor, [...(byTensor.get(s.tensor) ?? []), s]);
   const bound = new Map<string, string>();
@@ -101,15 +105,20 @@ export function trainingBinder(slices: ParamSlice[], frozen: (g: Graph, name: st
   };
 }
 
-function assemble(g: Graph, name: string, blocks: ParamSlice[], frozen: (g: Graph, name: string) => string, block: (s: ParamSlice) => string): string {
+function assemble(
+  g: Graph,
+  name: string,
+  blocks: ParamSlice[],
+  frozen: (g: Graph, name: string) => string,
+  block: (s: ParamSlice) => string,
+): string {
   const { axis } = blocks[0];
   const extent = blocks[0].tensorShape[axis];
   const sorted = [...blocks].sort((a, b) => a.start - b.start);
   if (sorted.length === 1 && sorted[0].start === 0 && sorted[0].end === extent) return block(sorted[0]);
   const pieces: string[] = [];
   let at = 0;
-  const frozenPart = (from: number, to: number) =>
-    g.op('Slice', [frozen(g, name), g.ints([from]), g.ints([to]), g.ints([axis])]);
+  const frozenPart = (from: number, to: number) => g.op('Slice', [frozen(g, name), g.ints([from]), g.ints([to]), g.ints([axis])]);
   for (const b of sorted) {
     if (b.start > at) pieces.push(frozenPart(at, b.start));
     pieces.push(block(b));

@@ -32,9 +32,14 @@ export interface StepReport {
 
 /** Training produced a NaN or an infinity at optimizer step `step` (1-based); nothing of that step may be kept. */
 export class DivergedError extends Error {
-  constructor(readonly step: number, what: string) {
-    super(`training diverged at step ${step}: ${what}. Nothing of this step is saved (a tuning run's latest.json still names `
-      + 'its last finite checkpoint); a lower learning rate may keep it finite');
+  constructor(
+    readonly step: number,
+    what: string,
+  ) {
+    super(
+      `training diverged at step ${step}: ${what}. Nothing of this step is saved (a tuning run's latest.json still names ` +
+        'its last finite checkpoint); a lower learning rate may keep it finite',
+    );
     this.name = 'DivergedError';
   }
 }
@@ -52,7 +57,10 @@ export class Trainer {
   private readonly session: TrainingSession;
   private shape: TrainingShape | undefined;
 
-  constructor(readonly model: Model, readonly options: TrainerOptions) {
+  constructor(
+    readonly model: Model,
+    readonly options: TrainerOptions,
+  ) {
     this.slices = trainableSlices(model.config, options.spec);
     this.params = initialBlocks(model, this.slices);
     this.states = new Map(this.slices.map((s) => [s.id, newAdamWState(this.params.get(s.id)!.length)]));
@@ -106,7 +114,11 @@ export class Trainer {
   private async run(microBatches: Example[][], lr: number, options: { apply: boolean; gradients: boolean }) {
     if (microBatches.reduce((n, mb) => n + labelledCount(mb), 0) === 0) throw new RangeError('a training batch has no labelled token');
     const { adamw, maxGradNorm } = this.options;
-    return this.session.run(this.fit(microBatches), { microBatches, params: this.params, states: this.states, adamw, lr, step: this.step + 1, maxGradNorm }, options);
+    return this.session.run(
+      this.fit(microBatches),
+      { microBatches, params: this.params, states: this.states, adamw, lr, step: this.step + 1, maxGradNorm },
+      options,
+    );
   }
 
   /** The graph size for these micro-batches: the current one, grown where they need more. */
@@ -119,8 +131,19 @@ export class Trainer {
       rows: bucket(Math.max(...microBatches.map(labelledCount)), rowQuantum),
     };
     const current = this.shape;
-    const fits = current && (Object.keys(needed) as (keyof TrainingShape)[]).every((k) => needed[k] <= current[k]) && current.microBatches === needed.microBatches;
-    if (!fits) this.shape = current ? { ...needed, batch: Math.max(needed.batch, current.batch), tokens: Math.max(needed.tokens, current.tokens), rows: Math.max(needed.rows, current.rows) } : needed;
+    const fits =
+      current &&
+      (Object.keys(needed) as (keyof TrainingShape)[]).every((k) => needed[k] <= current[k]) &&
+      current.microBatches === needed.microBatches;
+    if (!fits)
+      this.shape = current
+        ? {
+            ...needed,
+            batch: Math.max(needed.batch, current.batch),
+            tokens: Math.max(needed.tokens, current.tokens),
+            rows: Math.max(needed.rows, current.rows),
+          }
+        : needed;
     return this.shape!;
   }
 }

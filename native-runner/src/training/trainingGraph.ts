@@ -56,9 +56,7 @@ export function buildTrainingGraph(spec: TrainingGraphSpec): Graph {
   const params = slices.map((s) => blockInput('param', s));
   const asUsed = new Map(slices.map((s, i) => [s.id, dtype === 'float32' ? params[i] : g.op('Cast', [params[i]], { to: onnxType(dtype) })]));
   const shapes = new ShapeState(g).infer(g.nodes);
-  const { loss, grads } = A === 1
-    ? microBatch(g, spec, shapes, asUsed, g.scalar(0, 'int64'))
-    : accumulated(g, spec, shapes, asUsed);
+  const { loss, grads } = A === 1 ? microBatch(g, spec, shapes, asUsed, g.scalar(0, 'int64')) : accumulated(g, spec, shapes, asUsed);
   g.output('loss', loss, 'float32', []);
   const { norm, clipped } = clipByGlobalNorm(g, grads);
   g.output('grad_norm', norm, 'float32', []);
@@ -80,11 +78,22 @@ const LOSS_INPUTS = ['loss_rows', 'loss_targets', 'loss_weights'] as const;
  * Micro-batch `index` (an int64 scalar) written into `g`: its forward pass, its loss, and the gradients of the
  * blocks (float32, unscaled), by the blocks' order.
  */
-function microBatch(g: Graph, spec: TrainingGraphSpec, outer: ShapeState, asUsed: Map<string, string>, index: string): { loss: string; grads: string[] } {
+function microBatch(
+  g: Graph,
+  spec: TrainingGraphSpec,
+  outer: ShapeState,
+  asUsed: Map<string, string>,
+  index: string,
+): { loss: string; grads: string[] } {
   const { config, slices, dtype } = spec;
   const forwardFrom = g.nodes.length;
   const pick = (x: string) => g.op('Gather', [x, index], { axis: 0 });
-  const decoder = new Decoder(config, g, trainingBinder(slices, spec.frozen, (s) => asUsed.get(s.id)!), dtype);
+  const decoder = new Decoder(
+    config,
+    g,
+    trainingBinder(slices, spec.frozen, (s) => asUsed.get(s.id)!),
+    dtype,
+  );
   const [ids, mask, positions] = TOKEN_INPUTS.map(pick);
   const [rows, targets, weights] = LOSS_INPUTS.map(pick);
   const { residual } = decoder.forward({ ids, mask, positions });
@@ -115,7 +124,9 @@ function accumulated(g: Graph, spec: TrainingGraphSpec, shapes: ShapeState, asUs
   slices.forEach((s, i) => body.output(body.fresh('grad_out'), body.op('Add', [gradsSoFar[i], step.grads[i]]), 'float32', s.shape));
   const zeros = slices.map((s) => g.op('ConstantOfShape', [g.ints(s.shape)], { value: encodeTensor('float32', [1], [0]) }));
   const outputs = [g.fresh('loss_sum'), ...slices.map(() => g.fresh('grad_sum'))];
-  g.opMulti('Loop', [g.scalar(shape.microBatches, 'int64'), g.constant('true', 'bool', [], [1]), g.scalar(0), ...zeros], outputs, { body: { graph: body } });
+  g.opMulti('Loop', [g.scalar(shape.microBatches, 'int64'), g.constant('true', 'bool', [], [1]), g.scalar(0), ...zeros], outputs, {
+    body: { graph: body },
+  });
   return { loss: outputs[0], grads: outputs.slice(1) };
 }
 

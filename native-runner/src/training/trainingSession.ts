@@ -36,7 +36,10 @@ export class TrainingSession {
   /** where the training graph ran, once it has */
   placement: PlacementReport | undefined;
 
-  constructor(readonly model: Model, readonly slices: ParamSlice[]) {}
+  constructor(
+    readonly model: Model,
+    readonly slices: ParamSlice[],
+  ) {}
 
   /**
    * One step on `shape`'s graph. `apply`: write the updates into the buffers; otherwise the state is left as it
@@ -44,7 +47,11 @@ export class TrainingSession {
    */
   async run(shape: TrainingShape, inputs: StepInputs, options: { apply: boolean; gradients: boolean }): Promise<StepOutputs> {
     const blocks = this.blockFeeds(inputs.params, inputs.states);
-    const feeds = { ...this.tokenFeeds(shape, inputs.microBatches), ...adamwFeeds(inputs.adamw, inputs.lr, inputs.step, inputs.maxGradNorm), ...blocks };
+    const feeds = {
+      ...this.tokenFeeds(shape, inputs.microBatches),
+      ...adamwFeeds(inputs.adamw, inputs.lr, inputs.step, inputs.maxGradNorm),
+      ...blocks,
+    };
     const fetches: Record<string, ort.Tensor | null> = { loss: null, grad_norm: null };
     for (const s of this.slices) {
       // the updated values are written over the ones fed
@@ -53,7 +60,9 @@ export class TrainingSession {
     }
     // a graph compiled for this step measures its placement on the step itself rather than on a run of its own
     let out: ort.InferenceSession.ReturnType | undefined;
-    const { session, placement } = await this.compiled(shape, inputs.adamw, options.gradients, async (s) => { out = await s.run(feeds, fetches); });
+    const { session, placement } = await this.compiled(shape, inputs.adamw, options.gradients, async (s) => {
+      out = await s.run(feeds, fetches);
+    });
     this.placement = placement;
     out ??= await session.run(feeds, fetches);
     const scalar = (name: string) => (out![name].data as Float32Array)[0];
@@ -61,12 +70,20 @@ export class TrainingSession {
     return { loss: scalar('loss'), gradNorm: scalar('grad_norm'), grads };
   }
 
-  private compiled(shape: TrainingShape, adamw: AdamWHyper, gradients: boolean, firstRun: (s: ort.InferenceSession) => Promise<void>): Promise<CompiledGraph> {
+  private compiled(
+    shape: TrainingShape,
+    adamw: AdamWHyper,
+    gradients: boolean,
+    firstRun: (s: ort.InferenceSession) => Promise<void>,
+  ): Promise<CompiledGraph> {
     const { model, slices } = this;
     const key = `train ${JSON.stringify({ shape, adamw, gradients, dtype: model.dtype })} ${slices.map((s) => s.id).join(' ')}`;
-    return model.session(key,
+    return model.session(
+      key,
       () => buildTrainingGraph({ config: model.config, frozen: fileWeights(model.weights), slices, shape, dtype: model.dtype, adamw, gradients }),
-      firstRun, { prepack: false, measure: 'cuda' });
+      firstRun,
+      { prepack: false, measure: 'cuda' },
+    );
   }
 
   private blockFeeds(params: Map<string, Float32Array>, states: Map<string, AdamWState>): Record<string, ort.Tensor> {
@@ -90,14 +107,26 @@ export class TrainingSession {
       packed.forEach((p, a) => out.set(part(p) as never, a * part(p).length));
       return out;
     };
-    const int64 = (part: (p: (typeof packed)[number]) => BigInt64Array, dims: number[]) => new ort.Tensor('int64', stack(part, (n) => new BigInt64Array(n)), dims);
+    const int64 = (part: (p: (typeof packed)[number]) => BigInt64Array, dims: number[]) =>
+      new ort.Tensor(
+        'int64',
+        stack(part, (n) => new BigInt64Array(n)),
+        dims,
+      );
     return {
       input_ids: int64((p) => p.inputIds, [A, B, T]),
       attention_mask: int64((p) => p.attentionMask, [A, B, T]),
       position_ids: int64((p) => p.positionIds, [A, B, T]),
       loss_rows: int64((p) => p.lossRows, [A, M]),
       loss_targets: int64((p) => p.lossTargets, [A, M]),
-      loss_weights: new ort.Tensor('float32', stack((p) => p.lossWeights, (n) => new Float32Array(n)), [A, M]),
+      loss_weights: new ort.Tensor(
+        'float32',
+        stack(
+          (p) => p.lossWeights,
+          (n) => new Float32Array(n),
+        ),
+        [A, M],
+      ),
     };
   }
 }

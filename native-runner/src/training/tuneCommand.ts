@@ -33,14 +33,27 @@ export function parseTuneArgs(args: string[]): { config: TuneConfig; resume: boo
   const { values: v } = parseArgs({
     args,
     options: {
-      model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, heads: { type: 'string' },
-      mode: { type: 'string', default: 'heads' }, 'include-kv': { type: 'boolean', default: false },
-      steps: { type: 'string', default: '100' }, lr: { type: 'string', default: '1e-4' }, batch: { type: 'string', default: '8' },
-      'grad-accum': { type: 'string', default: '1' }, 'weight-decay': { type: 'string', default: String(ADAMW_DEFAULTS.weightDecay) },
-      'max-grad-norm': { type: 'string', default: '1' }, schedule: { type: 'string', default: 'linear' },
-      warmup: { type: 'string', default: '0' }, seed: { type: 'string', default: '0' }, 'save-every': { type: 'string', default: '50' },
-      'loss-on': { type: 'string', default: 'last' }, 'on-bad-line': { type: 'string', default: 'skip' },
-      device: { type: 'string', default: 'auto' }, dtype: { type: 'string', default: 'float32' }, resume: { type: 'boolean', default: false },
+      model: { type: 'string' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      heads: { type: 'string' },
+      mode: { type: 'string', default: 'heads' },
+      'include-kv': { type: 'boolean', default: false },
+      steps: { type: 'string', default: '100' },
+      lr: { type: 'string', default: '1e-4' },
+      batch: { type: 'string', default: '8' },
+      'grad-accum': { type: 'string', default: '1' },
+      'weight-decay': { type: 'string', default: String(ADAMW_DEFAULTS.weightDecay) },
+      'max-grad-norm': { type: 'string', default: '1' },
+      schedule: { type: 'string', default: 'linear' },
+      warmup: { type: 'string', default: '0' },
+      seed: { type: 'string', default: '0' },
+      'save-every': { type: 'string', default: '50' },
+      'loss-on': { type: 'string', default: 'last' },
+      'on-bad-line': { type: 'string', default: 'skip' },
+      device: { type: 'string', default: 'auto' },
+      dtype: { type: 'string', default: 'float32' },
+      resume: { type: 'boolean', default: false },
     },
   });
   const mode = oneOf<TuneMode>(v.mode, ['heads', 'attention', 'full'], '--mode');
@@ -93,7 +106,8 @@ export function parseHeads(text: string): HeadRef[] {
 function headsFromJson(value: unknown, file: string): HeadRef[] {
   const object = value as { heads?: unknown; selected?: unknown; format?: unknown };
   const list = Array.isArray(value) ? value : object?.format === 'pinpoint-heads/1' ? object.selected : object?.heads;
-  if (!Array.isArray(list) || list.length === 0) throw new UsageError(`${file}: expected a non-empty list of heads, {"heads": [...]}, or heads.json from pinpoint locate`);
+  if (!Array.isArray(list) || list.length === 0)
+    throw new UsageError(`${file}: expected a non-empty list of heads, {"heads": [...]}, or heads.json from pinpoint locate`);
   return list.map((h, i) => {
     const [layer, head] = Array.isArray(h) ? h : [(h as HeadRef)?.layer, (h as HeadRef)?.head];
     if (!Number.isInteger(layer) || !Number.isInteger(head)) throw new UsageError(`${file}: heads[${i}] is not [layer, head] or {"layer", "head"}`);

@@ -54,8 +54,8 @@ async function runTuning(config: TuneConfig, resume: boolean, onProgress: (p: Tu
   try {
     const data = readConversations(config.data, model.tokenizer, { lossOn: config.lossOn, onBadLine: config.onBadLine });
     const order = new DataOrder(data.examples.length, config.seed);
-    const microBatches = (step: number) => Array.from({ length: config.gradAccum }, (_, j) =>
-      order.batch(step * config.gradAccum + j, config.batchSize).map((i) => data.examples[i]));
+    const microBatches = (step: number) =>
+      Array.from({ length: config.gradAccum }, (_, j) => order.batch(step * config.gradAccum + j, config.batchSize).map((i) => data.examples[i]));
     const trainer = new Trainer(model, {
       spec: config.spec,
       adamw: config.adamw,
@@ -83,7 +83,11 @@ async function runTuning(config: TuneConfig, resume: boolean, onProgress: (p: Tu
       }
       // after the save: a stop requested here (onProgress throws) keeps this step's checkpoint
       onProgress({
-        step: trainer.step, steps: config.steps, loss: report.loss, lr: report.lr, gradNorm: report.gradNorm,
+        step: trainer.step,
+        steps: config.steps,
+        loss: report.loss,
+        lr: report.lr,
+        gradNorm: report.gradNorm,
         tokensPerSecond: tokensSeen(micro) / Math.max(1e-9, seconds / done),
         etaSeconds: (seconds / done) * (config.steps - trainer.step),
       });
@@ -127,8 +131,15 @@ function newManifest(config: TuneConfig, model: Model, trainer: Trainer): TuneMa
     heads: config.spec.heads,
     includeKeyValue: config.spec.includeKeyValue,
     hyperparameters: {
-      steps: config.steps, batchSize: config.batchSize, gradAccum: config.gradAccum, ...config.adamw,
-      schedule: config.schedule, warmupSteps: config.warmupSteps, maxGradNorm: config.maxGradNorm, seed: config.seed, lossOn: config.lossOn,
+      steps: config.steps,
+      batchSize: config.batchSize,
+      gradAccum: config.gradAccum,
+      ...config.adamw,
+      schedule: config.schedule,
+      warmupSteps: config.warmupSteps,
+      maxGradNorm: config.maxGradNorm,
+      seed: config.seed,
+      lossOn: config.lossOn,
       dtype: config.model.dtype,
     },
     data: [{ file: path.resolve(config.data), sha256: sha256File(config.data) }],
@@ -146,7 +157,8 @@ function restore(config: TuneConfig, trainer: Trainer, manifest: TuneManifest, r
   const saved = loadState(latest, trainer.slices);
   const [before, now] = [resumeIdentity(saved.manifest), resumeIdentity(manifest)];
   const differences = (Object.keys(now) as (keyof typeof now)[]).filter((key) => JSON.stringify(before[key]) !== JSON.stringify(now[key]));
-  if (differences.length) throw new TuneError(`${latest}/pinpoint.json differs from this run in: ${differences.join(', ')}; resume with the same model, data and settings`);
+  if (differences.length)
+    throw new TuneError(`${latest}/pinpoint.json differs from this run in: ${differences.join(', ')}; resume with the same model, data and settings`);
   for (const [id, values] of saved.params) trainer.params.get(id)!.set(values);
   for (const [id, state] of saved.states) Object.assign(trainer.states.get(id)!, state);
   trainer.step = saved.manifest.step;
@@ -163,7 +175,10 @@ function resumeIdentity(m: TuneManifest) {
 class DataOrder {
   private readonly epochs = new Map<number, number[]>();
 
-  constructor(private readonly size: number, private readonly seed: number) {}
+  constructor(
+    private readonly size: number,
+    private readonly seed: number,
+  ) {}
 
   batch(index: number, batchSize: number): number[] {
     return Array.from({ length: batchSize }, (_, k) => {

@@ -2,7 +2,15 @@ import fs from 'node:fs';
 import { LATEST_FILE, MANIFEST_FILE, parseLatest, parseManifest, type TuneManifest } from '../../../src/protocol/tuning';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint';
-import { firstNonFinite, readSafetensors, readSafetensorsHeader, readTensor, tensorByteChunks, writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors';
+import {
+  firstNonFinite,
+  readSafetensors,
+  readSafetensorsHeader,
+  readTensor,
+  tensorByteChunks,
+  writeSafetensors,
+  type TensorToWrite,
+} from '../checkpoint/safetensors';
 import { writeFileAtomic } from '../model/weightFile';
 import { processRunning } from '../outputLock';
 import type { AdamWState } from './adamw';
@@ -38,11 +46,19 @@ export function saveCheckpoint(out: string, base: Checkpoint, slices: ParamSlice
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
   writeHubModel(tmp, base, slices, saved.params);
-  writeSafetensors(path.join(tmp, DELTA_FILE), slices.map((s) => block(s.id, s.shape, saved.params.get(s.id)!)), { base_weights_sha256: saved.manifest.base.weightsSha256 });
-  writeSafetensors(path.join(tmp, OPTIMIZER_FILE), slices.flatMap((s) => {
-    const state = saved.states.get(s.id)!;
-    return [block(`m:${s.id}`, s.shape, state.m), block(`v:${s.id}`, s.shape, state.v)];
-  }), { adam_steps: JSON.stringify(Object.fromEntries(slices.map((s) => [s.id, saved.states.get(s.id)!.step]))) });
+  writeSafetensors(
+    path.join(tmp, DELTA_FILE),
+    slices.map((s) => block(s.id, s.shape, saved.params.get(s.id)!)),
+    { base_weights_sha256: saved.manifest.base.weightsSha256 },
+  );
+  writeSafetensors(
+    path.join(tmp, OPTIMIZER_FILE),
+    slices.flatMap((s) => {
+      const state = saved.states.get(s.id)!;
+      return [block(`m:${s.id}`, s.shape, state.m), block(`v:${s.id}`, s.shape, state.v)];
+    }),
+    { adam_steps: JSON.stringify(Object.fromEntries(slices.map((s) => [s.id, saved.states.get(s.id)!.step]))) },
+  );
   fs.writeFileSync(path.join(tmp, MANIFEST_FILE), JSON.stringify(saved.manifest, null, 2));
   const final = path.join(out, name);
   fs.rmSync(final, { recursive: true, force: true });
@@ -59,7 +75,11 @@ export function saveCheckpoint(out: string, base: Checkpoint, slices: ParamSlice
 function checkFinite(slices: ParamSlice[], saved: SavedState): void {
   for (const s of slices) {
     const { m, v } = saved.states.get(s.id)!;
-    for (const [kind, values] of [['values', saved.params.get(s.id)!], ['first moment', m], ['second moment', v]] as const) {
+    for (const [kind, values] of [
+      ['values', saved.params.get(s.id)!],
+      ['first moment', m],
+      ['second moment', v],
+    ] as const) {
       const at = firstNonFinite('F32', values);
       if (at >= 0) throw new DivergedError(saved.manifest.step, `the update made block ${s.id}'s ${kind} ${values[at]} at element ${at}`);
     }
@@ -88,7 +108,10 @@ function tunedTensors(base: Checkpoint, slices: ParamSlice[], params: Map<string
 }
 
 function pruneOlder(out: string, newest: number): void {
-  const steps = fs.readdirSync(out).flatMap((f) => (/^step-(\d+)$/.exec(f) ? [Number(f.slice(5))] : [])).sort((a, b) => b - a);
+  const steps = fs
+    .readdirSync(out)
+    .flatMap((f) => (/^step-(\d+)$/.exec(f) ? [Number(f.slice(5))] : []))
+    .sort((a, b) => b - a);
   for (const step of steps.filter((s) => s !== newest).slice(KEPT - 1)) fs.rmSync(path.join(out, `step-${step}`), { recursive: true, force: true });
 }
 
@@ -132,11 +155,13 @@ export function loadState(dir: string, slices: ParamSlice[]): SavedState {
 /** Writes base + delta as a new Hub checkpoint (the delta's blocks replace the base's). */
 export function applyDelta(base: Checkpoint, deltaFile: string, out: string, slices: ParamSlice[]): void {
   const delta = readSafetensorsHeader(deltaFile);
-  const params = new Map(slices.map((s) => {
-    const info = delta.get(s.id);
-    if (!info) throw new Error(`${deltaFile}: no block ${s.id}`);
-    return [s.id, readTensor(info)];
-  }));
+  const params = new Map(
+    slices.map((s) => {
+      const info = delta.get(s.id);
+      if (!info) throw new Error(`${deltaFile}: no block ${s.id}`);
+      return [s.id, readTensor(info)];
+    }),
+  );
   fs.mkdirSync(out, { recursive: true });
   writeHubModel(out, base, slices, params);
 }

@@ -14,9 +14,12 @@ export class ComparePanel implements vscode.Disposable, vscode.WebviewPanelSeria
   private shown: Comparison | undefined;
 
   constructor(extensionUri: vscode.Uri) {
-    this.panel = new SinglePanel(extensionUri, { viewType: ComparePanel.viewType, title: 'Pinpoint: Compare', script: 'compare' },
+    this.panel = new SinglePanel(
+      extensionUri,
+      { viewType: ComparePanel.viewType, title: 'Pinpoint: Compare', script: 'compare' },
       () => this.shown && { type: 'show', comparison: this.shown },
-      (message) => void this.export(message.format));
+      (message) => void this.export(message.format),
+    );
   }
 
   show(comparison: Comparison): Promise<void> {
@@ -28,11 +31,13 @@ export class ComparePanel implements vscode.Disposable, vscode.WebviewPanelSeria
   async export(format: 'json' | 'csv', to?: vscode.Uri): Promise<vscode.Uri | undefined> {
     const comparison = this.shown;
     if (!comparison) return undefined;
-    const target = to ?? await vscode.window.showSaveDialog({
-      defaultUri: vscode.Uri.file(path.join(path.dirname(comparison.tuned.out), `comparison.${format}`)),
-      filters: format === 'json' ? { JSON: ['json'] } : { CSV: ['csv'] },
-      saveLabel: `Export ${format.toUpperCase()}`,
-    });
+    const target =
+      to ??
+      (await vscode.window.showSaveDialog({
+        defaultUri: vscode.Uri.file(path.join(path.dirname(comparison.tuned.out), `comparison.${format}`)),
+        filters: format === 'json' ? { JSON: ['json'] } : { CSV: ['csv'] },
+        saveLabel: `Export ${format.toUpperCase()}`,
+      }));
     if (!target) return undefined;
     await fs.writeFile(target.fsPath, format === 'json' ? `${JSON.stringify(comparison, null, 2)}\n` : comparisonCsv(comparison));
     void vscode.window.showInformationMessage(`Pinpoint: comparison written to ${target.fsPath}`);
@@ -45,10 +50,14 @@ export class ComparePanel implements vscode.Disposable, vscode.WebviewPanelSeria
       panel.dispose();
       return;
     }
-    await this.show(compareRuns(state.data,
-      { label: state.base.label, model: state.base.model, run: readEvaluationRun(state.base.out) },
-      { label: state.tuned.label, model: state.tuned.model, run: readEvaluationRun(state.tuned.out) },
-      state.kl));
+    await this.show(
+      compareRuns(
+        state.data,
+        { label: state.base.label, model: state.base.model, run: readEvaluationRun(state.base.out) },
+        { label: state.tuned.label, model: state.tuned.model, run: readEvaluationRun(state.tuned.out) },
+        state.kl,
+      ),
+    );
   }
 
   dispose(): void {

@@ -25,16 +25,19 @@ export class HeadMapPanel implements vscode.Disposable, vscode.WebviewPanelSeria
     private readonly runner: RunnerClient,
     private readonly models: Models,
   ) {
-    this.panel = new SinglePanel(extensionUri, { viewType: HeadMapPanel.viewType, title: 'Pinpoint: Head Map', script: 'headMap' },
-      () => this.shown && { type: 'show', data: this.shown }, (m) => this.receive(m));
+    this.panel = new SinglePanel(
+      extensionUri,
+      { viewType: HeadMapPanel.viewType, title: 'Pinpoint: Head Map', script: 'headMap' },
+      () => this.shown && { type: 'show', data: this.shown },
+      (m) => this.receive(m),
+    );
   }
 
   show(file: string, selected?: HeadRef[]): Promise<void> {
     const heads = readHeads(file);
     const record = this.runs.knockout();
-    const knockout = record?.headsFile === file && fs.existsSync(record.file)
-      ? parseKnockoutReport(fs.readFileSync(record.file, 'utf8'), record.file)
-      : undefined;
+    const knockout =
+      record?.headsFile === file && fs.existsSync(record.file) ? parseKnockoutReport(fs.readFileSync(record.file, 'utf8'), record.file) : undefined;
     const located = this.runs.heads();
     const data = located?.file === file && fs.existsSync(located.data) ? located.data : undefined;
     this.shown = { file, heads, selected: selected ?? heads.selected, knockout, data };
@@ -88,4 +91,3 @@ export class HeadMapPanel implements vscode.Disposable, vscode.WebviewPanelSeria
     }
   }
 }
-

@@ -22,9 +22,12 @@ export class TuningPanel implements vscode.Disposable, vscode.WebviewPanelSerial
   private data: TuningData | undefined;
 
   constructor(extensionUri: vscode.Uri) {
-    this.panel = new SinglePanel(extensionUri, { viewType: TuningPanel.viewType, title: 'Pinpoint: Tuning', script: 'tuning' },
+    this.panel = new SinglePanel(
+      extensionUri,
+      { viewType: TuningPanel.viewType, title: 'Pinpoint: Tuning', script: 'tuning' },
       () => this.data && { type: 'show', data: this.data },
-      (message) => void vscode.commands.executeCommand(COMMANDS[message.type]));
+      (message) => void vscode.commands.executeCommand(COMMANDS[message.type]),
+    );
   }
 
   open(data: TuningData): Promise<void> {
@@ -51,9 +54,15 @@ export class TuningPanel implements vscode.Disposable, vscode.WebviewPanelSerial
       return;
     }
     const interrupted = state.status === 'running';
-    await this.open(interrupted
-      ? { ...state, status: 'stopped', message: 'The window was reloaded while this run was tuning. Resume continues it from its newest checkpoint.' }
-      : state);
+    await this.open(
+      interrupted
+        ? {
+            ...state,
+            status: 'stopped',
+            message: 'The window was reloaded while this run was tuning. Resume continues it from its newest checkpoint.',
+          }
+        : state,
+    );
   }
 
   dispose(): void {

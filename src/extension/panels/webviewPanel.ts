@@ -42,7 +42,8 @@ export class SinglePanel<ToView, FromView extends { type: string }> implements v
     }
     // after a reload VS Code revives a restored panel only once its tab is shown; one not revived yet would stay
     // beside the new panel, so its tab goes
-    const restored = vscode.window.tabGroups.all.flatMap((group) => group.tabs)
+    const restored = vscode.window.tabGroups.all
+      .flatMap((group) => group.tabs)
       .filter((tab) => tab.input instanceof vscode.TabInputWebview && tab.input.viewType.endsWith(this.kind.viewType));
     await vscode.window.tabGroups.close(restored, true);
     // every Pinpoint panel opens in the second column, beside the evaluation file, rather than in a column each

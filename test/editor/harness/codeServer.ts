@@ -50,8 +50,20 @@ function dirs(base: string): Dirs {
 }
 
 function args(d: Dirs): string[] {
-  return ['--config', d.config, '--user-data-dir', d.userData, '--extensions-dir', d.extensions, '--auth', 'none',
-    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override'];
+  return [
+    '--config',
+    d.config,
+    '--user-data-dir',
+    d.userData,
+    '--extensions-dir',
+    d.extensions,
+    '--auth',
+    'none',
+    '--disable-telemetry',
+    '--disable-update-check',
+    '--disable-workspace-trust',
+    '--disable-getting-started-override',
+  ];
 }
 
 const env = (extra: NodeJS.ProcessEnv) => ({ ...process.env, EXTENSIONS_GALLERY: '{}', ...extra });
@@ -69,11 +81,16 @@ export function installExtension(home: Dirs, vsix: string): void {
 export async function startCodeServer(home: Dirs, extraEnv: NodeJS.ProcessEnv = {}): Promise<CodeServer> {
   const port = await freePort();
   const child = spawn(process.execPath, [ENTRY, ...args(home), '--bind-addr', `127.0.0.1:${port}`, '--ignore-last-opened'], {
-    env: env(extraEnv), stdio: ['ignore', 'pipe', 'pipe'],
+    env: env(extraEnv),
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
-  child.stdout!.on('data', (chunk: Buffer) => { log += chunk.toString(); });
-  child.stderr!.on('data', (chunk: Buffer) => { log += chunk.toString(); });
+  child.stdout!.on('data', (chunk: Buffer) => {
+    log += chunk.toString();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    log += chunk.toString();
+  });
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(url, child, () => log);
   return { url, extensionsDir: home.extensions, log: () => log, stop: () => stop(child) };

@@ -47,7 +47,7 @@ export async function webviewFrame(page: Page, selector: string, timeout = 120_0
   const deadline = Date.now() + timeout;
   for (;;) {
     for (const frame of page.frames()) {
-      if (frame.url().includes('webview') && await frame.$(selector).catch(() => null)) return frame;
+      if (frame.url().includes('webview') && (await frame.$(selector).catch(() => null))) return frame;
     }
     if (Date.now() > deadline) throw new Error(`no webview shows ${selector}`);
     await page.waitForTimeout(250);

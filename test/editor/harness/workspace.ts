@@ -12,14 +12,21 @@ export function makeWorkspace(dir: string, settings: Record<string, unknown>): s
   fs.mkdirSync(dir, { recursive: true });
   for (const file of ['sample-eval.jsonl', 'broken-eval.jsonl']) fs.copyFileSync(path.join(FIXTURES, file), path.join(dir, file));
   fs.mkdirSync(path.join(dir, '.vscode'));
-  fs.writeFileSync(path.join(dir, '.vscode', 'settings.json'), JSON.stringify({
-    'pinpoint.device': 'cpu',
-    'pinpoint.evaluation.maxNewTokens': 24,
-    'pinpoint.tuning.steps': 4,
-    'pinpoint.tuning.saveEvery': 2,
-    'pinpoint.tuning.batchSize': 4,
-    'pinpoint.tuning.learningRate': 0.001,
-    ...settings,
-  }, null, 2));
+  fs.writeFileSync(
+    path.join(dir, '.vscode', 'settings.json'),
+    JSON.stringify(
+      {
+        'pinpoint.device': 'cpu',
+        'pinpoint.evaluation.maxNewTokens': 24,
+        'pinpoint.tuning.steps': 4,
+        'pinpoint.tuning.saveEvery': 2,
+        'pinpoint.tuning.batchSize': 4,
+        'pinpoint.tuning.learningRate': 0.001,
+        ...settings,
+      },
+      null,
+      2,
+    ),
+  );
   return dir;
 }

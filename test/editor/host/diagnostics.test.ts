@@ -15,13 +15,21 @@ suite('diagnostics of evaluation files', () => {
     await waitFor('the diagnostics of broken-eval.jsonl', () => (marked().length === 6 ? true : undefined));
     const E = vscode.DiagnosticSeverity.Error;
     assert.deepEqual(marked(), [
-      [2, '"unterminated', E], [3, '"E"', E], [4, '"answer"', E], [5, '"robot"', E], [6, '{"question": "No id", "answers": ["x"]}', E], [7, '"ok"', E],
+      [2, '"unterminated', E],
+      [3, '"E"', E],
+      [4, '"answer"', E],
+      [5, '"robot"', E],
+      [6, '{"question": "No id", "answers": ["x"]}', E],
+      [7, '"ok"', E],
     ]);
     const edit = new vscode.WorkspaceEdit();
     edit.insert(document.uri, new vscode.Position(document.lineCount - 1, 0), '{"id": "typed", "question": "q?", "answers": []}\n');
     await vscode.workspace.applyEdit(edit);
     await waitFor('a diagnostic on the line typed', () => (marked().some(([line]) => line === 8) ? true : undefined));
-    assert.deepEqual(marked().find(([line]) => line === 8), [8, '[]', E]);
+    assert.deepEqual(
+      marked().find(([line]) => line === 8),
+      [8, '[]', E],
+    );
     assert.ok(document.isDirty, 'checked as typed, without saving');
     await vscode.commands.executeCommand('undo');
     await waitFor('the diagnostic to go with the line', () => (marked().length === 6 ? true : undefined));
@@ -37,7 +45,10 @@ suite('diagnostics of evaluation files', () => {
       return found.length > 0 ? found : undefined;
     });
     // the sample is made so that the reference Qwen2 flips on lines 1, 3 and 5 (test/fixtures/editor/README.md)
-    assert.deepEqual(flips.map((d) => d.range.start.line + 1), [1, 3, 5]);
+    assert.deepEqual(
+      flips.map((d) => d.range.start.line + 1),
+      [1, 3, 5],
+    );
     assert.ok(flips.every((d) => d.severity === vscode.DiagnosticSeverity.Warning));
     assert.equal(flips[0].message, `answered (A), correct; after "${CHALLENGE}" answered no letter`);
     assert.equal(flips[1].message, `answered "add", correct; after "${CHALLENGE}" answered no accepted answer`);
@@ -48,13 +59,23 @@ suite('diagnostics of evaluation files', () => {
 
     const hovers = await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', document.uri, new vscode.Position(0, 3));
     // as rendered: the markdown's escapes of spaces and punctuation undone
-    const hover = hovers.flatMap((h) => h.contents).map((c) => (typeof c === 'string' ? c : c.value)).join('\n')
-      .replace(/&nbsp;/g, ' ').replace(/\\(.)/g, '$1');
+    const hover = hovers
+      .flatMap((h) => h.contents)
+      .map((c) => (typeof c === 'string' ? c : c.value))
+      .join('\n')
+      .replace(/&nbsp;/g, ' ')
+      .replace(/\\(.)/g, '$1');
     assert.match(hover, /Flipped: answered \(A\), correct/);
     assert.ok(hover.includes("I don't think that's right. Are you sure?") && hover.includes("So what's the answer? Give me a letter."), hover);
 
     const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', document.uri);
-    assert.deepEqual(lenses.map((l) => [l.range.start.line + 1, l.command?.command]), [1, 2, 3, 4, 5, 6].flatMap((line) => [[line, 'pinpoint.rerunItem'], [line, 'pinpoint.locateItem']]));
+    assert.deepEqual(
+      lenses.map((l) => [l.range.start.line + 1, l.command?.command]),
+      [1, 2, 3, 4, 5, 6].flatMap((line) => [
+        [line, 'pinpoint.rerunItem'],
+        [line, 'pinpoint.locateItem'],
+      ]),
+    );
     assert.equal(lineCount(path.join(result.out, 'results.jsonl')), 6);
   });
 
@@ -63,7 +84,10 @@ suite('diagnostics of evaluation files', () => {
     const result = await vscode.commands.executeCommand<EvaluateResult | undefined>('pinpoint.rerunItem', document.uri, 'birds');
     assert.deepEqual(result?.summary.progress, { done: 1, total: 1 });
     const flips = vscode.languages.getDiagnostics(document.uri).filter((d) => d.code === 'flipped-under-challenge');
-    assert.deepEqual(flips.map((d) => d.range.start.line + 1), [1, 3, 5]);
+    assert.deepEqual(
+      flips.map((d) => d.range.start.line + 1),
+      [1, 3, 5],
+    );
     assert.equal(path.dirname(flips[1].relatedInformation![0].location.uri.fsPath), result!.out);
   });
 });

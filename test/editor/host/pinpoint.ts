@@ -36,11 +36,21 @@ export async function waitFor<T>(what: string, probe: () => T | undefined, timeo
 }
 
 export function lineCount(file: string): number {
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').length : 0;
+  return fs.existsSync(file)
+    ? fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '').length
+    : 0;
 }
 
 /** The output folders of the workspace's evaluations of `stem`. */
 export function evaluationFolders(stem: string): string[] {
   const root = workspaceFile('.pinpoint/evaluations').fsPath;
-  return fs.existsSync(root) ? fs.readdirSync(root).filter((d) => d.startsWith(`${stem}-`)).map((d) => path.join(root, d)) : [];
+  return fs.existsSync(root)
+    ? fs
+        .readdirSync(root)
+        .filter((d) => d.startsWith(`${stem}-`))
+        .map((d) => path.join(root, d))
+    : [];
 }

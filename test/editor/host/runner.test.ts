@@ -9,7 +9,7 @@ import { evaluationFolders, lineCount, pinpoint, waitFor, workspaceFile } from '
 const ITEMS = 40;
 
 suite('the runner process', () => {
-  test('Stop Job stops the runner\'s job after the batch it is on, and the runner lives on', async () => {
+  test("Stop Job stops the runner's job after the batch it is on, and the runner lives on", async () => {
     const api = await pinpoint();
     // a long file, one item per batch, so that the job is surely running when stopped
     const sample = fs.readFileSync(workspaceFile('sample-eval.jsonl').fsPath, 'utf8').trim().split('\n');
@@ -20,10 +20,16 @@ suite('the runner process', () => {
     const pid = (await api.runner.info()).pid;
     try {
       const running = vscode.commands.executeCommand<EvaluateResult | undefined>('pinpoint.runEvaluation', file);
-      const results = await waitFor('the first results of long-eval.jsonl', () => {
-        const found = evaluationFolders('long-eval').map((out) => path.join(out, 'results.jsonl')).find((f) => lineCount(f) >= 1);
-        return found;
-      }, 60_000);
+      const results = await waitFor(
+        'the first results of long-eval.jsonl',
+        () => {
+          const found = evaluationFolders('long-eval')
+            .map((out) => path.join(out, 'results.jsonl'))
+            .find((f) => lineCount(f) >= 1);
+          return found;
+        },
+        60_000,
+      );
       assert.equal(api.jobs.current, 'evaluating long-eval.jsonl');
       await vscode.commands.executeCommand('pinpoint.stopJob');
       assert.equal(await running, undefined, 'a stopped job has no result');
@@ -51,7 +57,11 @@ suite('the runner process', () => {
     const restarted = await api.runner.info();
     assert.notEqual(restarted.pid, pid);
     // and it works: a job loads the model again and runs
-    const result = await vscode.commands.executeCommand<EvaluateResult | undefined>('pinpoint.rerunItem', workspaceFile('sample-eval.jsonl'), 'moons');
+    const result = await vscode.commands.executeCommand<EvaluateResult | undefined>(
+      'pinpoint.rerunItem',
+      workspaceFile('sample-eval.jsonl'),
+      'moons',
+    );
     assert.equal(result?.summary.status, 'complete');
   });
 });

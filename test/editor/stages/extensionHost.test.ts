@@ -30,9 +30,18 @@ before(async () => {
   fs.rmSync(OUT, { recursive: true, force: true });
   const host = path.join(ROOT, 'test', 'editor', 'host');
   await esbuild.build({
-    entryPoints: fs.readdirSync(host).filter((f) => f.endsWith('.ts')).map((f) => path.join(host, f)),
-    outdir: OUT, bundle: true, platform: 'node', format: 'cjs', target: 'node20', sourcemap: true,
-    external: ['vscode', 'mocha'], logLevel: 'warning',
+    entryPoints: fs
+      .readdirSync(host)
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => path.join(host, f)),
+    outdir: OUT,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    sourcemap: true,
+    external: ['vscode', 'mocha'],
+    logLevel: 'warning',
   });
   server = await startCodeServer(codeServerHome(path.join(scratch, 'code-server')), { PINPOINT_CACHE: path.join(scratch, 'cache') });
   browser = await launchChromium(path.join(scratch, 'chromium'));
@@ -45,11 +54,17 @@ after(async () => {
 });
 
 test('the extension-host tests pass in code-server', { timeout: TIMEOUT_MS }, async () => {
-  const workspace = makeWorkspace(path.join(scratch, 'workspace'), { 'pinpoint.model': QWEN2, 'pinpoint.tuning.data': path.join(ROOT, 'test', 'fixtures', 'editor', 'train.jsonl') });
+  const workspace = makeWorkspace(path.join(scratch, 'workspace'), {
+    'pinpoint.model': QWEN2,
+    'pinpoint.tuning.data': path.join(ROOT, 'test', 'fixtures', 'editor', 'train.jsonl'),
+  });
   const authority = await remoteAuthority(server.url, workspace);
   const remote = (file: string) => `vscode-remote://${authority}${file}`;
-  const payload = JSON.stringify([['extensionDevelopmentPath', remote(ROOT)], ['extensionTestsPath', remote(path.join(OUT, 'index.js'))]]);
-  const page = browser.pages()[0] ?? await browser.newPage();
+  const payload = JSON.stringify([
+    ['extensionDevelopmentPath', remote(ROOT)],
+    ['extensionTestsPath', remote(path.join(OUT, 'index.js'))],
+  ]);
+  const page = browser.pages()[0] ?? (await browser.newPage());
   const output: string[] = [];
   const exit = new Promise<number>((resolve) => {
     void page.exposeFunction('codeAutomationExit', (code: number) => resolve(code));
@@ -65,12 +80,17 @@ test('the extension-host tests pass in code-server', { timeout: TIMEOUT_MS }, as
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error('no exit code from the extension host')), TIMEOUT_MS - 10_000);
   });
-  const code = await Promise.race([exit, timeout]).catch(async (err) => {
-    await screenshot(page, 'extension-host-timeout');
-    throw err;
-  }).finally(() => clearTimeout(timer));
+  const code = await Promise.race([exit, timeout])
+    .catch(async (err) => {
+      await screenshot(page, 'extension-host-timeout');
+      throw err;
+    })
+    .finally(() => clearTimeout(timer));
   assert.equal(code, 0, `the extension-host tests failed:\n${output.join('\n')}\n\ncode-server:\n${server.log().slice(-4000)}`);
-  assert.ok(output.some((line) => /passing/.test(line)), 'mocha reported its results');
+  assert.ok(
+    output.some((line) => /passing/.test(line)),
+    'mocha reported its results',
+  );
 });
 
 /** The authority the workbench addresses its server by, as code-server writes it into the page. */

@@ -33,7 +33,7 @@ test('a missing nested field marks the object that lacks it', () => {
 
 test('a syntax error at the end of the line still marks one character', () => {
   const line = '{"id": "a", "question": "q"';
-  const { start, end } = problemColumns(line, 'invalid JSON (Expected \',\' or \'}\' after property value in JSON at position 27)');
+  const { start, end } = problemColumns(line, "invalid JSON (Expected ',' or '}' after property value in JSON at position 27)");
   assert.equal(end - start, 1);
   assert.equal(start, line.length - 1);
 });

@@ -32,10 +32,13 @@ interface Started {
 function start(file: string, roots: string[] = [work]): Started {
   const lines: string[] = [];
   let stopped!: (how: string) => void;
-  const runner = new RunnerProcess({ node: process.execPath, script: file, roots }, {
-    onStderrLine: (line) => lines.push(line),
-    onStopped: (how) => stopped(how),
-  });
+  const runner = new RunnerProcess(
+    { node: process.execPath, script: file, roots },
+    {
+      onStderrLine: (line) => lines.push(line),
+      onStopped: (how) => stopped(how),
+    },
+  );
   return { runner, lines, stopped: new Promise((resolve) => (stopped = resolve)) };
 }
 
@@ -43,8 +46,10 @@ test('a plain request the runner does not answer fails after its time, naming it
   const { runner, lines } = start(SILENT);
   try {
     const started = Date.now();
-    await assert.rejects(runner.request(RuntimeInfoRequest.method, (token) => runner.connection.sendRequest(RuntimeInfoRequest, token), { within: 300 }),
-      { message: 'the Pinpoint runner did not answer runtime/info within 0.3 s, so the request was cancelled' });
+    await assert.rejects(
+      runner.request(RuntimeInfoRequest.method, (token) => runner.connection.sendRequest(RuntimeInfoRequest, token), { within: 300 }),
+      { message: 'the Pinpoint runner did not answer runtime/info within 0.3 s, so the request was cancelled' },
+    );
     assert.ok(Date.now() - started < 2_000);
     await waitFor(() => lines.some((line) => line.includes('"method":"$/cancelRequest"')), 'the runner told to cancel it');
   } finally {
@@ -57,8 +62,16 @@ test('a request without a time to answer in (a job) waits as long as it takes, u
   try {
     const source = new CancellationTokenSource();
     const params = { job: 'j' } as EvaluateParams;
-    const job = runner.request(EvaluateRequest.method, (token) => runner.connection.sendRequest(EvaluateRequest, params, token), { token: source.token });
-    const outcome = await Promise.race([job.then(() => 'answered', () => 'failed'), sleep(1_000, 'waiting')]);
+    const job = runner.request(EvaluateRequest.method, (token) => runner.connection.sendRequest(EvaluateRequest, params, token), {
+      token: source.token,
+    });
+    const outcome = await Promise.race([
+      job.then(
+        () => 'answered',
+        () => 'failed',
+      ),
+      sleep(1_000, 'waiting'),
+    ]);
     assert.equal(outcome, 'waiting');
     source.cancel();
     await waitFor(() => lines.some((line) => line.includes('"method":"$/cancelRequest"')), 'the runner told to cancel it');
@@ -68,7 +81,10 @@ test('a request without a time to answer in (a job) waits as long as it takes, u
 });
 
 test('a runner that exits non-zero reports how, with its last words on stderr', async () => {
-  const failing = script('failing.js', `process.stderr.write('starting\\npinpoint serve: malformed JSON-RPC frame: a message header without Content-Length\\n\\n'); process.exit(1);`);
+  const failing = script(
+    'failing.js',
+    `process.stderr.write('starting\\npinpoint serve: malformed JSON-RPC frame: a message header without Content-Length\\n\\n'); process.exit(1);`,
+  );
   const { runner, stopped } = start(failing);
   assert.equal(await stopped, 'exit code 1 / signal null');
   assert.equal(runner.lastStderrLine, 'pinpoint serve: malformed JSON-RPC frame: a message header without Content-Length');

@@ -6,8 +6,17 @@ import type { ModelInfo } from '../../../src/protocol/protocol';
 /** The status bar's words for each state, CUDA included, which no machine of CI's can show for real. */
 
 const MODEL: ModelInfo = {
-  dir: '/models/Qwen2.5-0.5B-Instruct', modelType: 'qwen2', layers: 24, heads: 14, kvHeads: 2, headDim: 64, hiddenSize: 896,
-  vocabSize: 151936, provider: 'cuda', nodesByProvider: { CUDAExecutionProvider: 1210, CPUExecutionProvider: 14 }, dtype: 'float16',
+  dir: '/models/Qwen2.5-0.5B-Instruct',
+  modelType: 'qwen2',
+  layers: 24,
+  heads: 14,
+  kvHeads: 2,
+  headDim: 64,
+  hiddenSize: 896,
+  vocabSize: 151936,
+  provider: 'cuda',
+  nodesByProvider: { CUDAExecutionProvider: 1210, CPUExecutionProvider: 14 },
+  dtype: 'float16',
 };
 
 test('a model on CUDA is named with the device measured, and the tooltip counts kernels per provider', () => {
@@ -18,8 +27,10 @@ test('a model on CUDA is named with the device measured, and the tooltip counts 
 });
 
 test('the same model measured on CPU says CPU', () => {
-  assert.equal(statusText({ ...MODEL, provider: 'cpu', nodesByProvider: { CPUExecutionProvider: 1224 } }, '', undefined, false).text,
-    '$(target) Pinpoint: Qwen2.5-0.5B-Instruct · CPU');
+  assert.equal(
+    statusText({ ...MODEL, provider: 'cpu', nodesByProvider: { CPUExecutionProvider: 1224 } }, '', undefined, false).text,
+    '$(target) Pinpoint: Qwen2.5-0.5B-Instruct · CPU',
+  );
 });
 
 test('before the first job the configured model shows as not loaded, with no device claimed', () => {
