@@ -29,6 +29,7 @@ import { parseEvaluationText } from '../../src/protocol/evaluationFile';
 import { MAX_LINE_LENGTH } from '../../src/protocol/jsonFields';
 import { EVAL_FIXTURES, runEvalProcess } from '../fixtures/eval/evalProcess';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
+import { TINY_QWEN2 } from '../fixtures/tinyModels';
 
 /**
  * The faults users meet in what they give Pinpoint, each checked by the message they read or the outcome: weights
@@ -46,26 +47,10 @@ before(() => {
 });
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
-/** qwen2-style with tied embeddings: 256 positions, like the reference models */
-const TINY = {
-  model_type: 'qwen2',
-  hidden_size: 32,
-  intermediate_size: 48,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  vocab_size: 420,
-  rms_norm_eps: 1e-6,
-  max_position_embeddings: 256,
-  initializer_range: 0.2,
-  tie_word_embeddings: true,
-  rope_parameters: { rope_type: 'default', rope_theta: 1000000 },
-};
-
 /** Each seed is a checkpoint of its own content, so of its own weight file in the cache. */
 function tinyModel(seed: number, dtype: TensorToWrite['dtype'] = 'F32'): string {
   const dir = path.join(work, `tiny-${seed}-${dtype}`);
-  if (!fs.existsSync(dir)) writeRandomCheckpoint(dir, TINY, { seed, dtype, tokenizerFrom: TOKENIZER });
+  if (!fs.existsSync(dir)) writeRandomCheckpoint(dir, TINY_QWEN2, { seed, dtype, tokenizerFrom: TOKENIZER });
   return dir;
 }
 
@@ -254,7 +239,7 @@ function poisonedModel(poison: string): { model: Model; dir: string } {
   const fd = fs.openSync(path.join(model.weights.dir, table.location), 'r+');
   try {
     for (const id of model.tokenizer.encode(poison, { addSpecialTokens: false })) {
-      const row = new Float32Array(TINY.hidden_size).fill(NaN);
+      const row = new Float32Array(TINY_QWEN2.hidden_size).fill(NaN);
       fs.writeSync(fd, new Uint8Array(row.buffer), 0, row.byteLength, table.offset + id * row.byteLength);
     }
   } finally {
@@ -295,7 +280,7 @@ test('an item whose prompt is longer than max_position_embeddings fails naming i
   try {
     const long = choice('long', 'Is this long? '.repeat(40));
     const tokens = promptTokens(model.tokenizer, long);
-    assert.ok(tokens > TINY.max_position_embeddings, `${tokens} tokens`);
+    assert.ok(tokens > TINY_QWEN2.max_position_embeddings, `${tokens} tokens`);
     const summary = await evaluate(model, dir, writeLines('positions.jsonl', [SHORT[0], long, SHORT[1]]), 'positions');
     assert.deepEqual(summary.failedItems, [
       {

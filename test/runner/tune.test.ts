@@ -19,6 +19,7 @@ import { tune, type TuneConfig } from '../../native-runner/src/training/tuneRun'
 import type { Dtype } from '../../src/protocol/protocol';
 import { MANIFEST_FILE, parseManifest } from '../../src/protocol/tuning';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
+import { TINY_QWEN2 } from '../fixtures/tinyModels';
 
 /**
  * Tuning end to end on tiny random checkpoints: what `tune` writes reloads as the tuned model, a killed run
@@ -35,25 +36,9 @@ before(() => {
 });
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
-/** qwen2-style: q/k/v biases, tied embeddings, 2 KV groups of 2 heads */
-const QWEN2 = {
-  model_type: 'qwen2',
-  hidden_size: 32,
-  intermediate_size: 48,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  vocab_size: 420,
-  rms_norm_eps: 1e-6,
-  max_position_embeddings: 256,
-  initializer_range: 0.2,
-  tie_word_embeddings: true,
-  rope_parameters: { rope_type: 'default', rope_theta: 1000000 },
-};
-
 function baseDir(dtype: 'F32' | 'F16'): string {
   const dir = path.join(work, `base-${dtype}`);
-  if (!fs.existsSync(dir)) writeRandomCheckpoint(dir, QWEN2, { seed: 11, dtype, tokenizerFrom: TOKENIZER });
+  if (!fs.existsSync(dir)) writeRandomCheckpoint(dir, TINY_QWEN2, { seed: 11, dtype, tokenizerFrom: TOKENIZER });
   return dir;
 }
 
