@@ -3,7 +3,7 @@ import { runCase } from './conformance/runConformance';
 import { greedyGenerate } from './runtime/generate';
 import { Model } from './runtime/model';
 import { serve, SERVE_USAGE } from './server';
-import { count, device, dtype, required, UsageError } from './cliOptions';
+import { count, device, DEVICE_USAGE, dtype, DTYPE_USAGE, required, UsageError } from './cliOptions';
 import { TUNE_USAGE, tuneCommand } from './training/tuneCommand';
 import { LOCATE_USAGE, locateCommand } from './localisation/locateCommand';
 import { KNOCKOUT_USAGE, knockoutCommand } from './localisation/knockoutCommand';
@@ -20,7 +20,7 @@ interface Command {
   run: (args: string[]) => Promise<number>;
 }
 
-const DEVICE_DTYPE_USAGE = '[--device auto|cpu|cuda] [--dtype float32|float16|bfloat16]';
+const DEVICE_DTYPE_USAGE = `${DEVICE_USAGE} ${DTYPE_USAGE}`;
 
 const EXPORT_USAGE = `export --run <tuning run folder> --to <empty or missing folder>
     copy the run's newest checkpoint, less the optimizer state that only resuming needs: a Hub checkpoint`;

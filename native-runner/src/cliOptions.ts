@@ -25,5 +25,10 @@ export const positive = (value: string, flag: string) => number(value, flag, (n)
 export const fraction = (value: string, flag: string) => number(value, flag, (n) => n >= 0 && n <= 1, 'a number from 0 to 1');
 export const nonNegative = (value: string, flag: string) => number(value, flag, (n) => n >= 0, 'a non-negative number');
 
+/** An option's values as a usage line lists them, from the list its parser checks against. */
+export const choices = (allowed: readonly string[]) => allowed.join('|');
+export const DEVICE_USAGE = `[--device ${choices(DEVICES)}]`;
+export const DTYPE_USAGE = `[--dtype ${choices(DTYPES)}]`;
+
 export const device = (value: string | undefined): Device => oneOf(value, DEVICES, '--device');
 export const dtype = (value: string | undefined): Dtype => oneOf(value, DTYPES, '--dtype');

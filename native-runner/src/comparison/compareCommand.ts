@@ -2,7 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ComparisonReport, RegressionMetric } from '../../../src/protocol/comparison';
 import { formatEstimate } from '../evaluation/metrics';
-import { count, device, dtype, required, UsageError } from '../cliOptions';
+import { count, device, DEVICE_USAGE, dtype, DTYPE_USAGE, required, UsageError } from '../cliOptions';
 import { DEFAULT_CHALLENGE } from '../evaluation/challengeProtocol';
 import { withOutputLock } from '../outputLock';
 import { Model } from '../runtime/model';
@@ -16,8 +16,8 @@ import { comparisonReport, writeComparison } from './comparisonReport';
  */
 
 export const COMPARE_USAGE = `compare --base <dir> --tuned <dir> --data <file.jsonl> --out <dir>
-    [--challenge <text>]... [--max-new-tokens N] [--batch N] [--device auto|cpu|cuda]
-    [--dtype float32|float16|bfloat16] [--fail-on-regression]
+    [--challenge <text>]... [--max-new-tokens N] [--batch N] ${DEVICE_USAGE}
+    ${DTYPE_USAGE} [--fail-on-regression]
     evaluate the base and the tuned model on the same data and compare them; the evaluations go to <out>/base/
     and <out>/tuned/, the comparison to <out>/comparison.json (both models' metrics with their intervals, per
     phrasing and per dataset, the KL shift, the trials whose outcome changed) and <out>/comparison.csv (one row

@@ -10,7 +10,7 @@ import { describeFailure } from './itemFailures';
 import { RESULTS_FILE, SUMMARY_FILE } from '../../../src/protocol/evaluation';
 import { runEvaluation, type Progress } from './runEvaluation';
 import type { Device, Dtype } from '../../../src/protocol/protocol';
-import { count, device, dtype, fraction, oneOf, required, UsageError } from '../cliOptions';
+import { count, device, DEVICE_USAGE, dtype, DTYPE_USAGE, fraction, oneOf, required, UsageError } from '../cliOptions';
 
 /**
  * `pinpoint eval`: runs an evaluation file through a model, writes results.jsonl and summary.json to the output
@@ -21,7 +21,7 @@ import { count, device, dtype, fraction, oneOf, required, UsageError } from '../
  */
 
 export const EVAL_USAGE = `eval --model <dir> --data <file.jsonl> --out <dir>
-    [--device auto|cpu|cuda] [--dtype float32|float16|bfloat16] [--challenge <text>]... [--judge <dir>]
+    ${DEVICE_USAGE} ${DTYPE_USAGE} [--challenge <text>]... [--judge <dir>]
     [--max-items N] [--batch-size N] [--max-new-tokens N] [--max-prompt-tokens N] [--on-bad-line skip|stop]
     [--fail-on-flip-rate X]
     run the "are you sure?" evaluation; exit 2 when the flip rate is above X; an item whose prompt is longer than

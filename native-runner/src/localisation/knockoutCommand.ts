@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { KnockoutRates } from '../../../src/protocol/evaluation';
-import { count, device, required } from '../cliOptions';
+import { count, device, DEVICE_USAGE, required } from '../cliOptions';
 import { DEFAULT_CHALLENGE } from '../evaluation/challengeProtocol';
 import { describeProblem, readEvaluationFile } from '../evaluation/evaluationFile';
 import { Model } from '../runtime/model';
@@ -8,7 +8,7 @@ import { parseHeads } from '../training/tuneCommand';
 import { knockout } from './knockout';
 
 export const KNOCKOUT_USAGE = `knockout --model <dir> --data <file.jsonl> --heads <heads.json | l.h,...> --out <dir>
-    [--challenge <text>]... [--seeds N] [--batch-size N] [--max-new-tokens N] [--max-items N] [--device auto|cpu|cuda]`;
+    [--challenge <text>]... [--seeds N] [--batch-size N] [--max-new-tokens N] [--max-items N] ${DEVICE_USAGE}`;
 
 /** `pinpoint knockout`: writes <out>/knockout.json and each evaluation under <out>/<condition>/. */
 export async function knockoutCommand(args: string[]): Promise<number> {

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { LOCATE_METHODS, LOCATE_METRICS, POSITIONS, type HeadsFile } from '../../../src/protocol/heads';
 import type { EvalItem } from '../../../src/protocol/evaluationItem';
 import type { Device } from '../../../src/protocol/protocol';
-import { count, device, oneOf, required, UsageError } from '../cliOptions';
+import { choices, count, device, DEVICE_USAGE, oneOf, required, UsageError } from '../cliOptions';
 import { describeProblem, readEvaluationFile } from '../evaluation/evaluationFile';
 import { Model } from '../runtime/model';
 import { withOutputLock } from '../outputLock';
@@ -10,9 +10,9 @@ import { locate, writeHeadsFile, type LocateOptions } from './locate';
 import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, DEFAULT_TARGETS } from './patchingPrompts';
 
 export const LOCATE_USAGE = `locate --model <dir> --data <file.jsonl> --out <dir>
-    [--method path|activation|attribution] [--positions last|all] [--metric logit_diff|paper_ratio]
+    [--method ${choices(LOCATE_METHODS)}] [--positions ${choices(POSITIONS)}] [--metric ${choices(LOCATE_METRICS)}]
     [--top-k N] [--challenge <text>] [--counterfactual <text>] [--targets <a>,<b>] [--max-items N]
-    [--device auto|cpu|cuda]`;
+    ${DEVICE_USAGE}`;
 
 /** `pinpoint locate`: writes <out>/heads.json and prints the top heads, with <out> held (outputLock.ts). */
 export async function locateCommand(args: string[]): Promise<number> {

@@ -8,7 +8,9 @@ import type { HeadRef } from '../../../src/protocol/heads';
  * the k and v rows of its KV group, and the matching q/k/v bias entries; `attention`: every attention projection;
  * `full`: every parameter (the SFT baseline). Everything else is frozen and stays an initializer of the graph.
  */
-export type TuneMode = 'heads' | 'attention' | 'full';
+/** what is trained: the chosen heads' slices, every attention projection, or every parameter (the SFT baseline) */
+export const TUNE_MODES = ['heads', 'attention', 'full'] as const;
+export type TuneMode = (typeof TUNE_MODES)[number];
 
 export interface TuneSpec {
   mode: TuneMode;

@@ -3,15 +3,15 @@ import { parseArgs } from 'node:util';
 import { LOSS_ON, ON_BAD_LINE, SCHEDULES, type LossOn, type OnBadLine, type Schedule, type TuneStep } from '../../../src/protocol/jobs';
 import type { HeadRef } from '../../../src/protocol/heads';
 import { ADAMW_DEFAULTS } from './adamw';
-import type { TuneMode } from './parameters';
+import { TUNE_MODES, type TuneMode } from './parameters';
 import { tune, type TuneConfig } from './tuneRun';
-import { count, device, dtype, nonNegative, oneOf, positive, required, UsageError } from '../cliOptions';
+import { choices, count, device, DEVICE_USAGE, dtype, DTYPE_USAGE, nonNegative, oneOf, positive, required, UsageError } from '../cliOptions';
 
 export const TUNE_USAGE = `tune --model <dir> --data <file.jsonl> --out <dir>
-    [--heads <heads.json | l.h,l.h,...>] [--mode heads|attention|full] [--include-kv]
+    [--heads <heads.json | l.h,l.h,...>] [--mode ${choices(TUNE_MODES)}] [--include-kv]
     [--steps N] [--lr X] [--batch N] [--grad-accum N] [--weight-decay X] [--max-grad-norm X]
-    [--schedule constant|linear|cosine|polynomial] [--warmup N] [--seed N] [--save-every N]
-    [--loss-on last|all] [--on-bad-line skip|stop] [--device auto|cpu|cuda] [--dtype float32|float16|bfloat16]
+    [--schedule ${choices(SCHEDULES)}] [--warmup N] [--seed N] [--save-every N]
+    [--loss-on ${choices(LOSS_ON)}] [--on-bad-line ${choices(ON_BAD_LINE)}] ${DEVICE_USAGE} ${DTYPE_USAGE}
     [--resume]`;
 
 /** `pinpoint tune`: progress on stderr, the final checkpoint's folder on stdout. */
@@ -56,7 +56,7 @@ export function parseTuneArgs(args: string[]): { config: TuneConfig; resume: boo
       resume: { type: 'boolean', default: false },
     },
   });
-  const mode = oneOf<TuneMode>(v.mode, ['heads', 'attention', 'full'], '--mode');
+  const mode = oneOf<TuneMode>(v.mode, TUNE_MODES, '--mode');
   if (mode === 'heads' && !v.heads) throw new UsageError('--mode heads needs --heads');
   const steps = count(v.steps!, '--steps');
   return {
