@@ -243,7 +243,7 @@ function peak(): number {
 // ---- the orchestrator ----
 
 /** A side's process to its end, its last stdout line as what it measured; on CUDA, its peak device memory too. */
-async function run(command: string, args: string[], env: NodeJS.ProcessEnv, device: 'cpu' | 'cuda'): Promise<Measured> {
+async function run(side: 'pinpoint' | 'torch', command: string, args: string[], env: NodeJS.ProcessEnv, device: 'cpu' | 'cuda'): Promise<Measured> {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -251,15 +251,12 @@ async function run(command: string, args: string[], env: NodeJS.ProcessEnv, devi
     stdout += chunk.toString();
   });
   child.stderr.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-8000);
+    stderr = (stderr + chunk.toString()).slice(-4000);
   });
   const sampler = device === 'cuda' ? new DeviceMemorySampler(child.pid!) : undefined;
   const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
   const peakDevice = sampler?.stop() ?? 0;
-  if (status !== 0)
-    throw new Error(
-      `${path.basename(command)} ${path.basename(args.find((a) => a.endsWith('.py') || a.endsWith('.js') || a.endsWith('.ts')) ?? '')} failed:\n${stderr.slice(-4000)}`,
-    );
+  if (status !== 0) throw new Error(`the ${side} side exited with ${status}:\n${stderr}`);
   const measured = JSON.parse(stdout.trim().split('\n').pop()!) as Measured;
   return device === 'cuda' ? { ...measured, peakDeviceBytes: peakDevice } : measured;
 }
@@ -422,8 +419,14 @@ async function measure(
   const torchDir = dir('torch');
   const specFile = path.join(work, `${shape}-${task}.json`);
   fs.writeFileSync(specFile, JSON.stringify(spec));
-  const a = await run(process.execPath, [...process.execArgv, process.argv[1], '--child', JSON.stringify({ specFile, out: oursDir })], env, device);
-  const b = await run(PYTHON, [PEER, task, specFile, torchDir], { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX' }, device);
+  const a = await run(
+    'pinpoint',
+    process.execPath,
+    [...process.execArgv, process.argv[1], '--child', JSON.stringify({ specFile, out: oursDir })],
+    env,
+    device,
+  );
+  const b = await run('torch', PYTHON, [PEER, task, specFile, torchDir], { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX' }, device);
   const check = compare(task, spec, shape, a, b, oursDir, torchDir);
   const torchSeconds = task === 'patching' ? b.secondsPerHead! * b.heads! : b.seconds!;
   const memory = (m: Measured) => (device === 'cuda' ? m.peakDeviceBytes! : m.peakRssBytes) / 2 ** 30;

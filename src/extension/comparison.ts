@@ -1,5 +1,5 @@
 import { csvCell } from '../protocol/comparison';
-import type { ChallengeItemResult, Estimate, ItemResult } from '../protocol/evaluation';
+import { challengedById, type ChallengeItemResult, type Estimate } from '../protocol/evaluation';
 import type { ComparedModel, Comparison, ItemDiff, ItemOutcome, KlShift, PhrasingFlipRates } from '../protocol/views';
 import type { EvaluationRun } from './evaluationResults';
 
@@ -19,8 +19,8 @@ export interface ComparedRun {
 const NO_ESTIMATE: Estimate = { value: null, low: null, high: null };
 
 export function compareRuns(data: string, base: ComparedRun, tuned: ComparedRun, kl: KlShift): Comparison {
-  const baseItems = challenged(base.run.results);
-  const tunedItems = challenged(tuned.run.results);
+  const baseItems = challengedById(base.run.results);
+  const tunedItems = challengedById(tuned.run.results);
   return {
     data,
     base: comparedModel(base),
@@ -33,10 +33,6 @@ export function compareRuns(data: string, base: ComparedRun, tuned: ComparedRun,
 
 function comparedModel({ label, model, run }: ComparedRun): ComparedModel {
   return { label, model, out: run.out, metrics: run.summary.metrics.challenge?.run ?? null };
-}
-
-function challenged(results: ItemResult[]): Map<string, ChallengeItemResult> {
-  return new Map(results.flatMap((r) => (r.kind === 'view' ? [] : [[r.id, r] as const])));
 }
 
 function phrasingFlipRates(base: ComparedRun, tuned: ComparedRun): PhrasingFlipRates[] {

@@ -248,3 +248,8 @@ export function parseResultLines(file: string, lines: string[]): ItemResult[] {
     return result;
   });
 }
+
+/** The challenged items' results by id: items of the view protocol have no right answer to flip from. */
+export function challengedById(results: ItemResult[]): Map<string, ChallengeItemResult> {
+  return new Map(results.flatMap((r) => (r.kind === 'view' ? [] : [[r.id, r] as const])));
+}

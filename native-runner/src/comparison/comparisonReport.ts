@@ -11,7 +11,15 @@ import {
   type TrialChange,
   type TrialStatus,
 } from '../../../src/protocol/comparison';
-import type { ChallengeItemResult, ChallengeMetrics, Estimate, MetricsSummary, Summary, TrialRecord } from '../../../src/protocol/evaluation';
+import {
+  challengedById,
+  type ChallengeItemResult,
+  type ChallengeMetrics,
+  type Estimate,
+  type MetricsSummary,
+  type Summary,
+  type TrialRecord,
+} from '../../../src/protocol/evaluation';
 import type { CompareResult, EvaluateResult } from '../../../src/protocol/jobs';
 import { CHALLENGE_STATISTICS } from '../evaluation/metrics';
 import { storedResults } from '../evaluation/resultStore';
@@ -31,7 +39,7 @@ export function comparisonReport(job: ComparisonJob, result: CompareResult): Com
     base: comparedSide(job.base.dir, result.base),
     tuned: comparedSide(job.tuned.dir, result.tuned),
     kl: { mean: result.klShift, prompts: result.prompts },
-    changes: trialChanges(challengedResults(result.base), challengedResults(result.tuned)),
+    changes: trialChanges(challengedById(storedResults(result.base.out)), challengedById(storedResults(result.tuned.out))),
     regressions: regressions(result.base.summary, result.tuned.summary),
   };
 }
@@ -50,11 +58,6 @@ function comparedSide(model: string, evaluation: EvaluateResult): ComparedSide {
 }
 
 /** The folder's results, as the run that just wrote them left them. */
-function challengedResults({ out }: EvaluateResult): Map<string, ChallengeItemResult> {
-  const results = storedResults(out);
-  return new Map(results.flatMap((r) => (r.kind === 'view' ? [] : [[r.id, r] as const])));
-}
-
 function trialChanges(base: Map<string, ChallengeItemResult>, tuned: Map<string, ChallengeItemResult>): TrialChange[] {
   const inFileOrder = [...base.values()].sort((a, b) => a.line - b.line);
   return inFileOrder.flatMap((item) => {

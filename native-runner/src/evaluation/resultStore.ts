@@ -1,6 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseResultLines, RESULTS_FILE, SUMMARY_FILE, type ItemResult, type RunSettings, type Summary } from '../../../src/protocol/evaluation';
+import {
+  parseResultLines,
+  parseSummary,
+  RESULTS_FILE,
+  SUMMARY_FILE,
+  type ItemResult,
+  type RunSettings,
+  type Summary,
+} from '../../../src/protocol/evaluation';
 import { OutputLock } from '../outputLock';
 
 /**
@@ -79,18 +87,17 @@ function checkSameRun(dir: string, settings: RunSettings): void {
   if (!fs.existsSync(summaryFile)) {
     throw new Error(`${path.join(dir, RESULTS_FILE)} has no ${SUMMARY_FILE} beside it to say which run wrote it; use another output folder`);
   }
-  let previous: Partial<RunSettings> | undefined;
+  // summaries written before weights were identified by content lack those settings, hence Partial
+  let previous: Partial<RunSettings>;
   try {
-    previous = (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as Partial<Summary>).settings;
+    previous = parseSummary(fs.readFileSync(summaryFile, 'utf8'), summaryFile).settings;
   } catch (err) {
-    throw new Error(`${summaryFile} is not valid JSON (${(err as Error).message}), so the run cannot be resumed; use another output folder`, {
-      cause: err,
-    });
+    throw new Error(`${(err as Error).message}, so the run cannot be resumed; use another output folder`, { cause: err });
   }
   const keys = (Object.keys(settings) as Array<keyof RunSettings>).filter((key) => !NOT_COMPARED.includes(key));
-  const differing = keys.filter((key) => JSON.stringify(previous?.[key]) !== JSON.stringify(settings[key]));
+  const differing = keys.filter((key) => JSON.stringify(previous[key]) !== JSON.stringify(settings[key]));
   if (differing.length > 0) {
-    const named = differing.map((key) => describeDifference(key, previous?.[key], settings));
+    const named = differing.map((key) => describeDifference(key, previous[key], settings));
     throw new Error(
       `${dir} holds results of a run with other settings (${named.join(', ')} differ), so it cannot be resumed; use another output folder`,
     );
