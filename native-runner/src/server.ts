@@ -59,9 +59,9 @@ import {
   type TuneParams,
   type TuneResult,
 } from '../../src/protocol/jobs';
-import { LOCATE_METHODS, LOCATE_METRICS, POSITIONS, type HeadRef } from '../../src/protocol/heads';
+import { LOCATE_METHODS, LOCATE_METRICS, PAIR_SIDES, POSITIONS, type HeadRef } from '../../src/protocol/heads';
 import { KNOCKOUT_FILE } from '../../src/protocol/evaluation';
-import type { EvalItem } from '../../src/protocol/evaluationItem';
+import { isContrastItem, isSuggestionItem, type EvalItem } from '../../src/protocol/evaluationItem';
 import { CheckpointError } from './checkpoint/safetensors';
 import { exportTuned } from './checkpoint/exportTuned';
 import { runComparison } from './comparison/compareJob';
@@ -72,6 +72,7 @@ import { attentionPattern } from './localisation/attentionPattern';
 import { knockout } from './localisation/knockout';
 import { locate, writeHeadsFile } from './localisation/locate';
 import { challengedPrompt } from './localisation/patchingPrompts';
+import type { ModelTokenizer } from './checkpoint/tokenizer';
 import { withOutputLock } from './outputLock';
 import { Roots } from './roots';
 import { greedyGenerate } from './runtime/generate';
@@ -326,15 +327,19 @@ class Runner {
     });
   }
 
-  /** One head's attention on an item's prompt as localisation builds it: correct answer, then the follow-up. */
+  /**
+   * One head's attention on an item's prompt as localisation builds it: a question's correct answer, then the
+   * follow-up; a contrast pair's prompt or counterfactual, raw text as the pair gives them.
+   */
   attention(params: AttentionParams): Promise<AttentionResult> {
     this.roots.check('model/attention', { 'model.dir': params?.model?.dir, data: params?.data });
     checkAttentionParams(params);
     return this.exclusive(async () => {
       const [item] = chosenItems(readEvaluationFile(params.data).items, [params.item], params.data);
+      const prompt = attentionPrompt(item, params);
       const model = await this.use(params.model);
-      const prompt = challengedPrompt(model.tokenizer, item, params.followUp);
-      const { tokens, weights } = await attentionPattern(model, prompt.ids, params.layer, params.head);
+      const ids = prompt(model.tokenizer);
+      const { tokens, weights } = await attentionPattern(model, ids, params.layer, params.head);
       const firstRow = Math.max(0, tokens.length - ATTENTION_ROWS);
       return { tokens, firstRow, weights: Array.from(weights.subarray(firstRow * tokens.length)) };
     });
@@ -609,11 +614,29 @@ function checkLocateParams(params: LocateParams): void {
   if (params.topK !== undefined) checkCount(params.topK, 'job/locate: topK');
 }
 
+/**
+ * The prompt model/attention shows a pattern on, checked before the model loads: a question's as localisation
+ * challenges it (its correct answer, then the follow-up), or one of a contrast pair's raw prompts.
+ */
+function attentionPrompt(item: EvalItem, params: AttentionParams): (tokenizer: ModelTokenizer) => number[] {
+  if (isContrastItem(item)) {
+    checkOneOf(params.side, PAIR_SIDES, `model/attention: side (${JSON.stringify(item.id)} is a contrast pair)`);
+    const text = params.side === 'reference' ? item.prompt : item.counterfactual;
+    return (tokenizer) => tokenizer.encode(text);
+  }
+  check(
+    !isSuggestionItem(item),
+    `model/attention: ${JSON.stringify(item.id)} is a trial of answer.jsonl, and attention patterns are shown for questions and contrast pairs`,
+  );
+  const { followUp } = params;
+  check(typeof followUp === 'string' && followUp !== '', 'model/attention: followUp must be a phrasing');
+  return (tokenizer) => challengedPrompt(tokenizer, item, followUp).ids;
+}
+
 function checkAttentionParams(params: AttentionParams): void {
   checkModelSpec(params?.model, 'model/attention');
   checkDataFile(params.data, 'model/attention');
   check(typeof params.item === 'string' && params.item !== '', 'model/attention: item must be an item id');
-  check(typeof params.followUp === 'string' && params.followUp !== '', 'model/attention: followUp must be a phrasing');
   check(Number.isSafeInteger(params.layer) && Number.isSafeInteger(params.head), 'model/attention: layer and head must be integers');
 }
 

@@ -1,6 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { BEHAVIOURS, type Behaviour } from '../protocol/behaviours';
+import { estimateOf, formatValue, runMetricsOf, termsOf } from '../protocol/behaviourTerms';
+import type { Summary } from '../protocol/evaluation';
 import type { EvaluateResult } from '../protocol/jobs';
 import { evaluationTarget } from './evaluationTarget';
 import { evaluationFolder, itemFolder } from './runFolders';
@@ -45,19 +48,30 @@ export async function rerunItem(s: Services, uri: vscode.Uri, item: string): Pro
   return result;
 }
 
+/** e.g. "8 items on CPU; accuracy before the challenge 100.0%, ..., flip rate 25.0%. Flipped items are in the Problems panel." */
 function reportSummary({ summary }: EvaluateResult): void {
-  const challenge = summary.metrics.challenge?.run;
-  const flips = challenge?.flipRate.value;
-  const parts = [`${summary.progress.done} items on ${summary.device.provider.toUpperCase()}`];
-  if (challenge)
-    parts.push(`accuracy ${percent(challenge.accuracyBefore.value)} before the challenge, ${percent(challenge.accuracyAfter.value)} after`);
-  parts.push(flips === null || flips === undefined ? 'no flip rate (no item was answered correctly at first)' : `flip rate ${percent(flips)}`);
+  const present = BEHAVIOURS.filter((b) => runMetricsOf(summary.metrics, b));
+  const parts = [`${summary.progress.done} items on ${summary.device.provider.toUpperCase()}`, ...present.map((b) => headline(summary, b))];
   if (summary.data.skippedLines.length) parts.push(`${summary.data.skippedLines.length} bad lines skipped`);
   if (summary.failedItems.length)
     parts.push(`${summary.failedItems.length} items failed (the first: ${summary.failedItems[0].id}, ${summary.failedItems[0].reason})`);
-  void vscode.window.showInformationMessage(`Pinpoint: ${parts.join('; ')}. Flipped items are in the Problems panel.`);
+  const marked = present.flatMap((b) => termsOf(b).notable?.plural ?? []);
+  const where = marked.length ? ` ${capitalised(marked.join(' and '))} are in the Problems panel.` : '';
+  void vscode.window.showInformationMessage(`Pinpoint: ${parts.join('; ')}.${where}`);
 }
 
-function percent(value: number | null): string {
-  return value === null ? 'n/a' : `${(100 * value).toFixed(1)}%`;
+function headline(summary: Summary, behaviour: Behaviour): string {
+  const terms = termsOf(behaviour);
+  return terms.metrics
+    .filter((metric) => terms.headline.includes(metric.key))
+    .map((metric) => {
+      const value = estimateOf(summary.metrics, behaviour, metric.key)?.value;
+      const why = value === null && metric.missing ? ` (${metric.missing})` : '';
+      return `${metric.name} ${formatValue(metric.unit, value)}${why}`;
+    })
+    .join(', ');
+}
+
+function capitalised(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }

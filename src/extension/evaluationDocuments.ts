@@ -4,15 +4,15 @@ import { RESULTS_FILE } from '../protocol/evaluation';
 // the parser the runner reads files with, so the editor reports exactly what a run would skip
 import { parseEvaluationText, type ParsedEvaluation } from '../protocol/evaluationFile';
 import { readResults, resultLines } from './evaluationResults';
-import { flipDiagnostic, type ItemResultSource } from './flipDiagnostics';
+import { itemDiagnostic, type ItemResultSource } from './itemDiagnostics';
 import { problemColumns } from './problemColumns';
 import { evaluationFileGlobs } from './settings';
 import type { WorkspaceRuns } from './workspaceRuns';
 
 /**
  * Open evaluation files: parsed as the user types, their line errors published as diagnostics at the exact
- * columns, and the flipped items of their latest run as warnings. An evaluation file is one matched by
- * `pinpoint.evaluation.files` or one that was run.
+ * columns, and the notable items of their latest run (flips, contrast pairs preferring the wrong target) marked.
+ * An evaluation file is one matched by `pinpoint.evaluation.files` or one that was run.
  */
 
 const PARSE_DELAY_MS = 150;
@@ -103,12 +103,12 @@ export class EvaluationDocuments implements vscode.Disposable {
     });
     // results name items by id, and ids find their current lines however the file was edited since the run
     const results = this.resultsOf(document.uri.fsPath);
-    const flips = parsed.items.flatMap((item) => {
+    const notable = parsed.items.flatMap((item) => {
       const source = results.get(item.id);
-      const diagnostic = source && flipDiagnostic(document, item.line - 1, source);
+      const diagnostic = source && itemDiagnostic(document, item.line - 1, source);
       return diagnostic ? [diagnostic] : [];
     });
-    this.diagnostics.set(document.uri, [...problems, ...flips]);
+    this.diagnostics.set(document.uri, [...problems, ...notable]);
   }
 
   private resultsOf(file: string): Map<string, ItemResultSource> {

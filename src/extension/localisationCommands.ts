@@ -8,7 +8,7 @@ import { headsFolder, knockoutFolder } from './runFolders';
 import type { Services } from './services';
 import { evaluationSettings, localisationSettings, modelSpec, outputFolder } from './settings';
 
-/** Locate Sycophancy Heads (a file, or one item of it), and Validate by Knockout of the heads chosen. */
+/** Locate Heads (a file, or one item of it), and Validate by Knockout of the heads chosen. */
 
 export async function locateHeads(s: Services, target?: vscode.Uri, item?: string): Promise<LocateResult | undefined> {
   const data = await evaluationTarget(s, target);
@@ -45,18 +45,16 @@ export async function locateHeads(s: Services, target?: vscode.Uri, item?: strin
 
 /**
  * Evaluates the model as it is, with the heads knocked out (their output zeroed, or set to its mean, in every
- * forward pass), and with as many random heads knocked out: if the heads carry the caving in, the flip rate falls
- * with them and not with random ones. Every condition resumes when run before, so a second check is quick.
+ * forward pass), and with as many random heads knocked out: if the heads carry the behaviour, its metric moves
+ * with them (the flip rate falls, a contrast pair's logit difference shrinks) and not with random ones. Every
+ * condition resumes when run before, so a second check is quick.
  */
 export async function knockout(s: Services, given?: HeadRef[]): Promise<KnockoutResult | undefined> {
   const located = s.runs.heads();
   const heads = given ?? s.headMap.selection() ?? (located && readHeads(located.file).selected);
   const dir = s.models.selected();
   if (!located || !heads?.length || !dir) {
-    if (dir)
-      void vscode.window.showWarningMessage(
-        'Pinpoint: locate the heads first (Pinpoint: Locate Sycophancy Heads), then select the ones to knock out.',
-      );
+    if (dir) void vscode.window.showWarningMessage('Pinpoint: locate the heads first (Pinpoint: Locate Heads), then select the ones to knock out.');
     return undefined;
   }
   const model = modelSpec(dir);

@@ -1,9 +1,12 @@
 import * as vscode from 'vscode';
-import type { ItemResult } from '../protocol/evaluation';
+import { behaviourOf, behaviourOfResult } from '../protocol/behaviours';
+import { explainResult, type Explanation } from '../protocol/behaviourTerms';
 import type { EvaluationDocuments } from './evaluationDocuments';
-import { flipSentence } from './flipDiagnostics';
 
-/** Hovering an item of an evaluation file that has a result shows the whole conversation of each trial. */
+/**
+ * Hovering an item of an evaluation file that has a result explains it as its behaviour does: each trial's whole
+ * conversation, or a contrast pair's prompts, targets and logit differences.
+ */
 export class TranscriptHover implements vscode.HoverProvider {
   constructor(private readonly documents: EvaluationDocuments) {}
 
@@ -11,38 +14,31 @@ export class TranscriptHover implements vscode.HoverProvider {
     const item = this.documents.parsedItems(document)?.items.find((i) => i.line - 1 === position.line);
     const source = item && this.documents.result(document, item.id);
     if (!source) return undefined;
-    return new vscode.Hover(transcriptMarkdown(source.result), document.lineAt(position.line).range);
+    // the item as the file now has it, unless it has since become another behaviour's
+    const current = behaviourOf(item) === behaviourOfResult(source.result) ? item : undefined;
+    const md = new vscode.MarkdownString();
+    md.appendMarkdown(`**Pinpoint** · item \`${source.result.id}\`\n\n`);
+    appendExplanation(md, explainResult(source.result, current));
+    return new vscode.Hover(md, document.lineAt(position.line).range);
   }
 }
 
-function transcriptMarkdown(result: ItemResult): vscode.MarkdownString {
-  const md = new vscode.MarkdownString();
-  md.appendMarkdown(`**Pinpoint** · item \`${result.id}\`\n\n`);
-  if (result.kind === 'view') {
-    md.appendMarkdown(
-      `answered (${result.answer}); the user's view: ${result.matching.map((l) => `(${l})`).join(', ')}${result.matchesView ? ' — agrees with it' : ''}\n\n`,
-    );
-    appendConversation(md, result.transcript);
-    return md;
-  }
-  for (const trial of result.trials) {
-    md.appendMarkdown('---\n\n');
-    md.appendText(
-      trial.flipped
-        ? `Flipped: ${flipSentence(result, trial)}`
-        : `Challenge "${trial.challenge}": ${trial.final.correct ? 'correct' : 'wrong'} at the end`,
-    );
+/** Labels in bold, texts as plain text: model output and prompts are no markdown to render. */
+function appendExplanation(md: vscode.MarkdownString, { verdict, sections }: Explanation): void {
+  if (verdict) {
+    md.appendText(verdict);
     md.appendMarkdown('\n\n');
-    appendConversation(md, trial.transcript);
   }
-  return md;
-}
-
-/** Roles in bold, messages as plain text: model output is no markdown to render. */
-function appendConversation(md: vscode.MarkdownString, transcript: { role: string; content: string }[]): void {
-  for (const message of transcript) {
-    md.appendMarkdown(`**${message.role}:** `);
-    md.appendText(message.content);
-    md.appendMarkdown('\n\n');
+  for (const { heading, lines } of sections) {
+    if (heading) {
+      md.appendMarkdown('---\n\n');
+      md.appendText(heading);
+      md.appendMarkdown('\n\n');
+    }
+    for (const { label, text } of lines) {
+      md.appendMarkdown(`**${label}:** `);
+      md.appendText(text);
+      md.appendMarkdown('\n\n');
+    }
   }
 }

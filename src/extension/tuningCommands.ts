@@ -19,7 +19,7 @@ export async function tuneHeads(s: Services, given?: HeadRef[]): Promise<TuneRes
   const model = s.models.selected();
   if (!model) return undefined;
   if (!heads?.length) {
-    void vscode.window.showWarningMessage('Pinpoint: locate the heads first (Pinpoint: Locate Sycophancy Heads) and select the ones to tune.');
+    void vscode.window.showWarningMessage('Pinpoint: locate the heads first (Pinpoint: Locate Heads) and select the ones to tune.');
     return undefined;
   }
   const data = tuningSettings().data || (await pickTrainingData());

@@ -1,4 +1,4 @@
-import { VIEW_PREFILL, type EvalItem } from './evaluationItem';
+import { VIEW_PREFILL, type ChatItem } from './evaluationItem';
 import { LineError, describe, requiredField, text, type JsonObject } from './jsonFields';
 import { letterInParens, parseOptionLines, requireAmongChoices } from './letteredChoices';
 
@@ -14,7 +14,7 @@ export function isAnthropicLine(obj: JsonObject): boolean {
   return 'answer_matching_behavior' in obj || 'answer_not_matching_behavior' in obj;
 }
 
-export function importAnthropicLine(obj: JsonObject, line: number, fileStem: string): EvalItem {
+export function importAnthropicLine(obj: JsonObject, line: number, fileStem: string): ChatItem {
   const question = text(requiredField(obj, 'question'), 'question');
   const choices = parseOptionLines(question, 'question');
   const matching = letters(obj, 'answer_matching_behavior').map((l) => requireAmongChoices(l, choices, 'answer_matching_behavior'));

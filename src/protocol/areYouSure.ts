@@ -1,4 +1,4 @@
-import type { EvalItem } from './evaluationItem';
+import type { ChatItem } from './evaluationItem';
 import { LineError, describe, isObject, object, requiredField, text, textList, type JsonObject } from './jsonFields';
 import { parseOptionLines, requireAmongChoices } from './letteredChoices';
 import type { ChatMessage } from './protocol';
@@ -15,7 +15,7 @@ export function isAreYouSureLine(obj: JsonObject): boolean {
   return 'prompt' in obj && 'base' in obj;
 }
 
-export function importAreYouSureLine(obj: JsonObject, line: number, fileStem: string): EvalItem {
+export function importAreYouSureLine(obj: JsonObject, line: number, fileStem: string): ChatItem {
   const base = object(requiredField(obj, 'base'), 'base');
   return {
     id: `${fileStem}:${line}`,
@@ -28,7 +28,8 @@ export function importAreYouSureLine(obj: JsonObject, line: number, fileStem: st
   };
 }
 
-function conversation(prompt: unknown): ChatMessage[] {
+/** `prompt`'s turns as chat messages; SycophancyEval's answer.jsonl writes them the same way. */
+export function conversation(prompt: unknown): ChatMessage[] {
   if (!Array.isArray(prompt) || prompt.length === 0) throw new LineError(`"prompt" must be a non-empty list of turns, not ${describe(prompt)}`);
   const messages = prompt.map((turn, i): ChatMessage => {
     if (!isObject(turn)) throw new LineError(`"prompt[${i}]" must be an object {"type", "content"}, not ${describe(turn)}`);
@@ -40,7 +41,7 @@ function conversation(prompt: unknown): ChatMessage[] {
   return messages;
 }
 
-function answerOf(base: JsonObject): EvalItem['answer'] {
+function answerOf(base: JsonObject): ChatItem['answer'] {
   if (base.correct_letter !== undefined) {
     const choices = parseOptionLines(text(requiredField(base, 'answers', 'base.'), 'base.answers'), 'base.answers');
     return {

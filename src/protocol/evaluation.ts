@@ -1,3 +1,4 @@
+import type { SuggestionTemplate } from './evaluationItem';
 import type { HeadRef } from './heads';
 import { parseStoredFile, StoredFileError } from './storedFile';
 import type { ChatMessage, Device, Dtype, Provider } from './protocol';
@@ -14,8 +15,11 @@ export const RESULTS_FILE = 'results.jsonl';
 export const SUMMARY_FILE = 'summary.json';
 export const KNOCKOUT_FILE = 'knockout.json';
 
-/** The evaluation file formats Pinpoint reads: its own, SycophancyEval's are_you_sure, Anthropic's sycophancy sets. */
-export type ItemFormat = 'pinpoint' | 'are-you-sure' | 'anthropic';
+/**
+ * The evaluation file formats Pinpoint reads: its own, SycophancyEval's are_you_sure and answer, Anthropic's
+ * sycophancy sets, contrast pairs.
+ */
+export type ItemFormat = 'pinpoint' | 'are-you-sure' | 'answer' | 'anthropic' | 'contrast';
 
 /** A line of an evaluation file that was reported and skipped. */
 export interface LineProblem {
@@ -103,7 +107,43 @@ export interface ViewItemResult extends ItemHeader {
   transcript: ChatMessage[];
 }
 
-export type ItemResult = ChallengeItemResult | ViewItemResult;
+/** The logits of the two targets' first tokens at the last position of one prompt, and their difference a - b. */
+export interface TargetLogits {
+  a: number;
+  b: number;
+  logitDiff: number;
+}
+
+export interface ContrastItemResult extends ItemHeader {
+  kind: 'contrast';
+  /** [a, b]: the completion the prompt should prefer, the counterfactual's */
+  targets: [string, string];
+  /** the first token of each target after the prompt, read after both prompts */
+  targetIds: [number, number];
+  prompt: TargetLogits;
+  counterfactual: TargetLogits;
+  /** the prompt prefers its target: prompt.logitDiff > 0 */
+  prefersTarget: boolean;
+}
+
+/** One trial of answer.jsonl: the question, with or without a suggestion, answered once and judged. */
+export interface SuggestionItemResult extends ItemHeader {
+  kind: 'suggestion';
+  /** what groups the trials of one question */
+  question: string;
+  template: SuggestionTemplate;
+  /** the accepted answers */
+  expected: string[];
+  /** the incorrect answer a suggestion may name */
+  incorrect: string;
+  /** `answer` is the accepted answer found in the reply; `letterLogprobs` is null */
+  reply: TurnRecord;
+  /** the reply names the incorrect answer and no accepted one */
+  givesIncorrect: boolean;
+  transcript: ChatMessage[];
+}
+
+export type ItemResult = ChallengeItemResult | ViewItemResult | ContrastItemResult | SuggestionItemResult;
 
 /**
  * An item the run could not evaluate: its prompt longer than the model's positions or the run's limit, or the
@@ -132,9 +172,48 @@ export interface ViewMetrics {
   matchRate: Estimate;
 }
 
+export interface ContrastMetrics {
+  items: number;
+  /** the share of prompts whose logit difference favours their target (> 0) */
+  accuracy: Estimate;
+  /** the mean logit difference logit(a) - logit(b) at the prompt's last position */
+  logitDiff: Estimate;
+  /** the same after the counterfactual prompt, where b is the completion to prefer */
+  counterfactualLogitDiff: Estimate;
+}
+
+/** The trials of one template: how often the reply is right, and how often it gives the incorrect answer. */
+export interface SuggestionTemplateMetrics {
+  trials: number;
+  accuracy: Estimate;
+  incorrectAnswerRate: Estimate;
+}
+
+/**
+ * Answer sycophancy: the accuracy of each template's trials, and how far the wrong suggestion pulls the answer,
+ * over the questions that have both a plain and a suggests-incorrect trial. Intervals resample whole questions.
+ */
+export interface SuggestionMetrics {
+  /** questions (distinct base.question) and trials */
+  questions: number;
+  trials: number;
+  /** the templates that have trials */
+  byTemplate: Partial<Record<SuggestionTemplate, SuggestionTemplateMetrics>>;
+  /** the questions with both a plain and a suggests-incorrect trial, over which `pull` and `swayRate` are taken */
+  pairedQuestions: number;
+  /** accuracy(plain) - accuracy(suggests-incorrect) */
+  pull: Estimate;
+  /** of the paired questions answered right when plain, the share answered wrong under the wrong suggestion */
+  swayRate: Estimate;
+}
+
 export interface MetricsSummary {
   challenge: { run: ChallengeMetrics; byChallenge: Record<string, ChallengeMetrics>; byDataset: Record<string, ChallengeMetrics> } | null;
   view: { run: ViewMetrics; byDataset: Record<string, ViewMetrics> } | null;
+  /** only in runs of contrast pairs: summaries of the other behaviours, and those written before, have none */
+  contrast?: { run: ContrastMetrics; byDataset: Record<string, ContrastMetrics> };
+  /** only in runs of answer.jsonl, likewise */
+  suggestion?: { run: SuggestionMetrics; byDataset: Record<string, SuggestionMetrics> };
 }
 
 export interface BootstrapSettings {
@@ -182,12 +261,22 @@ export interface Summary {
   metrics: MetricsSummary;
 }
 
-/** knockout.json: the challenge metrics with the located heads ablated, against the intact model and random heads. */
+/**
+ * knockout.json: the behaviour's metrics with the located heads ablated, against the intact model and random
+ * heads: the challenge rates, for contrast pairs the logit difference and accuracy as well, and for answer.jsonl the
+ * wrong suggestion's pull and incorrect-answer rate.
+ */
 
 export interface KnockoutRates {
   flipRate: number | null;
   apologyRate: number | null;
   accuracyBefore: number | null;
+  /** contrast pairs only: ContrastMetrics' logitDiff and accuracy */
+  logitDiff?: number | null;
+  contrastAccuracy?: number | null;
+  /** answer.jsonl only: SuggestionMetrics' pull, and the incorrect-answer rate under the wrong suggestion */
+  pull?: number | null;
+  incorrectAnswerRate?: number | null;
 }
 
 export interface KnockoutReport {
@@ -249,7 +338,11 @@ export function parseResultLines(file: string, lines: string[]): ItemResult[] {
   });
 }
 
-/** The challenged items' results by id: items of the view protocol have no right answer to flip from. */
+export function isChallengeResult(result: ItemResult): result is ChallengeItemResult {
+  return result.kind === 'choice' || result.kind === 'free';
+}
+
+/** The challenged items' results by id: opinion items and contrast pairs have no right answer to flip from. */
 export function challengedById(results: ItemResult[]): Map<string, ChallengeItemResult> {
-  return new Map(results.flatMap((r) => (r.kind === 'view' ? [] : [[r.id, r] as const])));
+  return new Map(results.flatMap((r) => (isChallengeResult(r) ? [[r.id, r] as const] : [])));
 }

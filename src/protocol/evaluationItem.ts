@@ -31,18 +31,74 @@ export interface ViewAnswer {
   matching: string[];
 }
 
-export interface EvalItem {
+interface ItemHeader {
   id: string;
   /** 1-based line of the evaluation file */
   line: number;
   format: ItemFormat;
   /** the group the summary reports separately, e.g. "mmlu_mc_cot" or "sycophancy_on_nlp_survey" */
   dataset: string | null;
+}
+
+/** A question put to a chat model: challenged ("are you sure?") when it has a right answer, asked once when it is opinion. */
+export interface ChatItem extends ItemHeader {
   /** the conversation up to the model's first answer; a final assistant message is a prefill the model continues */
   messages: ChatMessage[];
   answer: ChoiceAnswer | FreeAnswer | ViewAnswer;
   /** this item's challenge phrasings, asked instead of the run's */
   challenges: string[] | null;
+}
+
+/** The two completions a contrast pair compares: `a` the one its prompt should prefer, `b` the counterfactual's. */
+export interface ContrastAnswer {
+  kind: 'contrast';
+  targets: [string, string];
+}
+
+/**
+ * A contrast pair (src/protocol/contrastPairs.ts): two raw-text prompts, no chat template, that differ where the
+ * behaviour is decided, e.g. which name was repeated in indirect-object identification.
+ */
+export interface ContrastItem extends ItemHeader {
+  format: 'contrast';
+  prompt: string;
+  counterfactual: string;
+  answer: ContrastAnswer;
+}
+
+/**
+ * The trials of SycophancyEval's answer.jsonl (src/protocol/answerSycophancy.ts), by the suggestion the user adds
+ * to the question: none, the correct answer, the incorrect one, or doubt of the correct one.
+ */
+export const SUGGESTION_TEMPLATES = ['plain', 'suggests-correct', 'suggests-incorrect', 'doubts-correct'] as const;
+export type SuggestionTemplate = (typeof SUGGESTION_TEMPLATES)[number];
+
+/** Free form, judged by the accepted answers; `incorrect` is the wrong answer a suggestion may name. */
+export interface SuggestionAnswer {
+  kind: 'suggestion';
+  template: SuggestionTemplate;
+  accepted: string[];
+  incorrect: string;
+}
+
+/** One (question, template) trial of answer.jsonl, answered once; its question groups it with the others of the question. */
+export interface SuggestionItem extends ItemHeader {
+  format: 'answer';
+  /** the question without any suggestion: what groups the trials, and the plain prompt localisation compares with */
+  question: string;
+  /** the question, with the suggestion when there is one, as the user's turn */
+  messages: ChatMessage[];
+  answer: SuggestionAnswer;
+}
+
+export type EvalItem = ChatItem | ContrastItem | SuggestionItem;
+
+export function isContrastItem(item: EvalItem): item is ContrastItem {
+  return item.answer.kind === 'contrast';
+}
+
+export function isSuggestionItem(item: EvalItem): item is SuggestionItem {
+  return item.answer.kind === 'suggestion';
 }
 
 /** The view protocol's prefill, as in Anthropic's sycophancy evaluations. */

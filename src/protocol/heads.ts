@@ -3,6 +3,7 @@
  * webview: the localisation score of every (layer, head) and the heads chosen for tuning.
  */
 
+import type { Behaviour } from './behaviours';
 import { parseStoredFile, StoredFileError } from './storedFile';
 
 /** Each list below is the one source of its type and of what the runner accepts (server.ts, the command line). */
@@ -26,6 +27,8 @@ export interface HeadScore {
 
 export interface ItemScores {
   id: string;
+  /** items that are their own pairs (contrast pairs): their own targets [a, b]; heads.json's `targets` names the last */
+  targets?: [string, string];
   /** the metric on the unpatched reference prompt */
   reference: number;
   /** [L][H] relative change of the metric when the head is patched */
@@ -38,9 +41,13 @@ export interface HeadsFile {
   /** which positions activation patching replaced; path and attribution use the last one */
   positions: Positions;
   metric: LocateMetric;
+  /** what was localised; absent in files written before there were behaviours, which all localised the challenge */
+  behaviour?: Exclude<Behaviour, 'view'>;
   /** caveats a reader of the numbers must see (e.g. the paper ratio's instability) */
   notes: string[];
+  /** the metric's targets: the run's, or for contrast pairs the last item's (each item compares its own) */
   targets: { a: { text: string; id: number }; b: { text: string; id: number } };
+  /** the challenge's follow-ups; empty for contrast pairs, whose items are their own prompt pairs */
   challenge: string;
   counterfactual: string;
   layers: number;
@@ -62,6 +69,15 @@ export interface HeadsFile {
   provider: string;
   seconds: number;
 }
+
+/** What the heads localise: files written before there were behaviours all localised the challenge. */
+export function headsBehaviour(heads: HeadsFile): Behaviour {
+  return heads.behaviour ?? 'challenge';
+}
+
+/** The two prompts of a localisation pair: the reference (the challenge, a contrast pair's prompt) and the counterfactual. */
+export const PAIR_SIDES = ['reference', 'counterfactual'] as const;
+export type PairSide = (typeof PAIR_SIDES)[number];
 
 /** One attention head, as tuning, knockout and the Head Map's selection name it. */
 export type HeadRef = Pick<HeadScore, 'layer' | 'head'>;

@@ -1,6 +1,6 @@
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
 import type { KnockoutReport, Summary } from './evaluation';
-import type { HeadRef, HeadsFile, LocateMethod, LocateMetric, Positions } from './heads';
+import type { HeadRef, HeadsFile, LocateMethod, LocateMetric, PairSide, Positions } from './heads';
 import type { Device, Dtype } from './protocol';
 
 /**
@@ -123,8 +123,10 @@ export interface AttentionParams {
   model: ModelSpec;
   data: string;
   item: string;
-  /** what the user says after the model's correct first answer: the challenge, or the counterfactual */
-  followUp: string;
+  /** questions: what the user says after the model's correct first answer, the challenge or the counterfactual */
+  followUp?: string;
+  /** contrast pairs: which of the pair's raw prompts, the prompt (reference) or the counterfactual */
+  side?: PairSide;
   layer: number;
   head: number;
 }

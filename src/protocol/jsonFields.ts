@@ -56,9 +56,16 @@ export function object(value: unknown, field: string): JsonObject {
   return value;
 }
 
-/** Typos such as "answer" for "answers" would otherwise turn an item into something else silently. */
-export function rejectUnknownFields(obj: JsonObject, known: readonly string[]): void {
+/**
+ * Typos such as "answer" for "answers" would otherwise turn an item into something else silently. `why` says
+ * why the line was read as this format, where its fields could belong to another.
+ */
+export function rejectUnknownFields(obj: JsonObject, known: readonly string[], why?: string): void {
   const unknown = Object.keys(obj).filter((key) => !known.includes(key));
-  if (unknown.length > 0)
-    throw new LineError(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known.join(', ')})`);
+  if (unknown.length > 0) {
+    const because = why === undefined ? '' : `; ${why}`;
+    throw new LineError(
+      `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${known.join(', ')})${because}`,
+    );
+  }
 }

@@ -1,4 +1,4 @@
-import { LETTERS, VIEW_PREFILL, prefillOf, type Choice, type EvalItem } from './evaluationItem';
+import { LETTERS, VIEW_PREFILL, prefillOf, type ChatItem, type Choice } from './evaluationItem';
 import { normaliseAnswer } from './freeFormMatch';
 import { LineError, describe, isObject, rejectUnknownFields, requiredField, text, textList, type JsonObject } from './jsonFields';
 import { requireAmongChoices } from './letteredChoices';
@@ -21,7 +21,7 @@ export const PINPOINT_FIELDS = [
 
 const ROLES = ['system', 'user', 'assistant'];
 
-export function importPinpointLine(obj: JsonObject, line: number): EvalItem {
+export function importPinpointLine(obj: JsonObject, line: number): ChatItem {
   rejectUnknownFields(obj, PINPOINT_FIELDS);
   const id = text(requiredField(obj, 'id'), 'id');
   const answer = answerOf(obj);
@@ -38,7 +38,7 @@ export function importPinpointLine(obj: JsonObject, line: number): EvalItem {
   };
 }
 
-function answerOf(obj: JsonObject): EvalItem['answer'] {
+function answerOf(obj: JsonObject): ChatItem['answer'] {
   const given = (['correct', 'answers', 'userView'] as const).filter((key) => obj[key] !== undefined);
   if (given.length !== 1) {
     const found = given.length === 0 ? 'none' : given.map((k) => `"${k}"`).join(' and ');

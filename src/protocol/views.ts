@@ -1,5 +1,5 @@
-import type { ChallengeMetrics, Estimate, KnockoutReport } from './evaluation';
-import type { HeadRef, HeadsFile } from './heads';
+import type { Estimate, KnockoutReport, MetricsSummary } from './evaluation';
+import type { HeadRef, HeadsFile, PairSide } from './heads';
 import type { AttentionResult, TuneStep } from './jobs';
 
 /**
@@ -24,13 +24,10 @@ export interface HeadMapData {
   data?: string;
 }
 
-/** Which of heads.json's two follow-ups ends the prompt: the challenge, or the counterfactual. */
-export type FollowUp = 'challenge' | 'counterfactual';
-
-/** A head's attention on one item's prompt, as the Head Map asks for it. */
+/** A head's attention on one of an item's two localisation prompts, as the Head Map asks for it. */
 export interface AttentionQuery extends HeadRef {
   item: string;
-  followUp: FollowUp;
+  side: PairSide;
 }
 
 export type HeadMapToView =
@@ -50,8 +47,8 @@ export interface HeadMapState {
   selected: HeadRef[];
   /** the head whose per-item effects and attention are shown */
   focus?: HeadRef;
-  /** the item and follow-up of the attention pattern shown */
-  attention?: Pick<AttentionQuery, 'item' | 'followUp'>;
+  /** the item and prompt of the attention pattern shown */
+  attention?: Pick<AttentionQuery, 'item' | 'side'>;
 }
 
 // ---- Tuning ----
@@ -93,8 +90,8 @@ export interface ComparedModel {
   model: string;
   /** the evaluation's output folder */
   out: string;
-  /** challenge metrics over the run; null when the file has no challenged item */
-  metrics: ChallengeMetrics | null;
+  /** the summary's metrics: each behaviour's section, for the behaviours the file's items have */
+  metrics: MetricsSummary;
 }
 
 export interface PhrasingFlipRates {
@@ -134,13 +131,34 @@ export interface ItemDiff {
   changed: boolean;
 }
 
+/** One model's logit differences on a contrast pair. */
+export interface PairOutcome {
+  prompt: number;
+  counterfactual: number;
+  prefersTarget: boolean;
+}
+
+/** A contrast pair under both models: the tuned model's logit differences against the base's. */
+export interface PairDiff {
+  id: string;
+  line: number;
+  targets: [string, string];
+  base: PairOutcome | null;
+  tuned: PairOutcome | null;
+  /** whether the prompt's preferred target differs between the two models */
+  changed: boolean;
+}
+
 export interface Comparison {
   data: string;
   base: ComparedModel;
   tuned: ComparedModel;
   phrasings: PhrasingFlipRates[];
   kl: KlShift;
+  /** the challenged questions, item by item */
   items: ItemDiff[];
+  /** the contrast pairs, pair by pair */
+  pairs: PairDiff[];
 }
 
 export type CompareToView = { type: 'show'; comparison: Comparison };

@@ -1,23 +1,17 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
-import type { ChallengeMetrics } from '../protocol/evaluation';
-import type { CompareFromView, CompareState, CompareToView, Comparison, ItemDiff, ItemOutcome, TrialOutcome } from '../protocol/views';
+import { BEHAVIOURS } from '../protocol/behaviours';
+import { estimateOf, formatValue, runMetricsOf, termsOf } from '../protocol/behaviourTerms';
+import type { CompareFromView, CompareState, CompareToView, Comparison, ItemDiff, ItemOutcome, PairOutcome, TrialOutcome } from '../protocol/views';
 import { h, replaceChildren } from './dom';
 import { formatEstimate } from './estimates';
 import { connect } from './vscodeApi';
 
 /**
- * The Compare panel: base vs tuned model over one evaluation file — the metrics with their intervals, the flip
- * rate per challenge phrasing, the KL shift of the first answer, and item by item both models' answers, with both
- * conversations side by side; exported as JSON or CSV by the extension.
+ * The Compare panel: base vs tuned model over one evaluation file — each behaviour's metrics with their intervals,
+ * the flip rate per challenge phrasing, the KL shift of the first answer, and item by item both models' answers,
+ * with both conversations side by side, or both models' logit differences on each contrast pair; exported as JSON
+ * or CSV by the extension.
  */
-
-const METRICS: Array<[keyof ChallengeMetrics, string]> = [
-  ['accuracyBefore', 'accuracy before the challenge'],
-  ['accuracyAfter', 'accuracy after the challenge'],
-  ['flipRate', 'flip rate'],
-  ['apologyRate', 'apology rate'],
-  ['truthfulness', 'truthfulness'],
-];
 
 const vscode = connect<CompareState, CompareFromView, CompareToView>((message) => {
   const { data, base, tuned, kl } = message.comparison;
@@ -43,27 +37,42 @@ function render(c: Comparison): void {
       h('div', { class: 'actions' }, json, csv),
     ),
     h('section', {}, h('h2', {}, 'Metrics (95% bootstrap intervals)'), metricsTable(c)),
-    h('section', {}, h('h2', {}, 'Flip rate per challenge phrasing'), phrasingTable(c)),
+    c.phrasings.length > 0 && h('section', {}, h('h2', {}, 'Flip rate per challenge phrasing'), phrasingTable(c)),
     h('section', {}, h('h2', {}, 'Distribution shift'), klLine(c)),
-    h('section', {}, h('h2', {}, `Items (${c.items.filter((i) => i.changed).length} of ${c.items.length} answered differently)`), itemsTable(c)),
+    c.items.length > 0 &&
+      h('section', {}, h('h2', {}, `Items (${c.items.filter((i) => i.changed).length} of ${c.items.length} answered differently)`), itemsTable(c)),
+    c.pairs.length > 0 &&
+      h(
+        'section',
+        {},
+        h('h2', {}, `Contrast pairs (${c.pairs.filter((p) => p.changed).length} of ${c.pairs.length} prefer another target)`),
+        pairsTable(c),
+      ),
   );
 }
 
+/** A group of rows per behaviour the runs have, one row per metric, as src/protocol/behaviourTerms.ts names them. */
 function metricsTable(c: Comparison): HTMLElement {
-  const rows = METRICS.map(([key, label]) => {
-    const base = c.base.metrics?.[key];
-    const tuned = c.tuned.metrics?.[key];
-    const b = typeof base === 'object' ? base : undefined;
-    const t = typeof tuned === 'object' ? tuned : undefined;
-    const change = b?.value != null && t?.value != null ? signed(t.value - b.value) : 'n/a';
-    return h(
-      'tr',
-      { 'data-metric': key },
-      h('td', {}, label),
-      h('td', { class: 'number base' }, formatEstimate(b)),
-      h('td', { class: 'number tuned' }, formatEstimate(t)),
-      h('td', { class: 'number' }, change),
-    );
+  const behaviours = BEHAVIOURS.filter((b) => runMetricsOf(c.base.metrics, b) || runMetricsOf(c.tuned.metrics, b));
+  const rows = behaviours.flatMap((behaviour) => {
+    const terms = termsOf(behaviour);
+    const heading = h('tr', { class: 'behaviour' }, h('th', { colspan: '4' }, terms.name));
+    return [
+      heading,
+      ...terms.metrics.map(({ key, name, reading }) => {
+        const b = estimateOf(c.base.metrics, behaviour, key);
+        const t = estimateOf(c.tuned.metrics, behaviour, key);
+        const change = b?.value != null && t?.value != null ? signed(t.value - b.value) : 'n/a';
+        return h(
+          'tr',
+          { 'data-behaviour': behaviour, 'data-metric': key },
+          h('td', { title: reading }, name),
+          h('td', { class: 'number base' }, formatEstimate(b)),
+          h('td', { class: 'number tuned' }, formatEstimate(t)),
+          h('td', { class: 'number' }, change),
+        );
+      }),
+    ];
   });
   return h(
     'table',
@@ -169,6 +178,46 @@ function conversation(label: string, trial: TrialOutcome | undefined): HTMLEleme
     h('h3', {}, `${label}${trial.flipped ? ' — flipped' : ''}`),
     ...trial.transcript.map((m) => h('div', { class: `message ${m.role}` }, h('span', { class: 'role' }, m.role), h('pre', {}, m.content))),
   );
+}
+
+/** Each model's logit differences on each pair, after the prompt and after the counterfactual, and the change. */
+function pairsTable(c: Comparison): HTMLElement {
+  const rows = c.pairs.map((pair) =>
+    h(
+      'tr',
+      { class: pair.changed ? 'changed' : '' },
+      h('td', {}, pair.id),
+      h('td', { class: 'number' }, String(pair.line)),
+      h('td', {}, pair.targets.map((t) => JSON.stringify(t)).join(' vs ')),
+      h('td', { class: 'number' }, pairText(pair.base)),
+      h('td', { class: 'number' }, pairText(pair.tuned)),
+      h('td', { class: 'number' }, pair.base && pair.tuned ? signed(pair.tuned.prompt - pair.base.prompt) : 'n/a'),
+    ),
+  );
+  return h(
+    'table',
+    { id: 'pairs' },
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('th', {}, 'pair'),
+        h('th', {}, 'line'),
+        h('th', {}, 'targets'),
+        h('th', { title: 'logit(a) - logit(b) after the prompt / after the counterfactual prompt' }, `${c.base.label}: prompt / counterfactual`),
+        h('th', { title: 'logit(a) - logit(b) after the prompt / after the counterfactual prompt' }, `${c.tuned.label}: prompt / counterfactual`),
+        h('th', {}, 'change after the prompt'),
+      ),
+    ),
+    h('tbody', {}, ...rows),
+  );
+}
+
+function pairText(outcome: PairOutcome | null): string {
+  if (!outcome) return 'not run';
+  return `${formatValue('logits', outcome.prompt)} / ${formatValue('logits', outcome.counterfactual)}${outcome.prefersTarget ? '' : ' (wrong target)'}`;
 }
 
 function signed(x: number): string {

@@ -4,12 +4,12 @@ import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import { BarController, BarElement, CategoryScale, Chart, LinearScale, Tooltip, type ChartEvent, type TooltipItem } from 'chart.js';
 import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
-import type { KnockoutRates } from '../protocol/evaluation';
-import { headLabel, sameHead, type HeadRef, type HeadsFile } from '../protocol/heads';
+import { headLabel, sameHead, type HeadRef, type HeadsFile, type PairSide } from '../protocol/heads';
 import type { AttentionResult } from '../protocol/jobs';
-import type { AttentionQuery, FollowUp, HeadMapData, HeadMapFromView, HeadMapState, HeadMapToView } from '../protocol/views';
+import type { AttentionQuery, HeadMapData, HeadMapFromView, HeadMapState, HeadMapToView } from '../protocol/views';
 import { attentionView } from './attentionView';
 import { divergingColour, maxAbs } from './divergingScale';
+import { describePair, headsTerms, knockoutTable, pairSides } from './headMapText';
 import { h, replaceChildren } from './dom';
 import { onThemeChange, readTheme, rgb, scaleColours, type Theme } from './theme';
 import { connect } from './vscodeApi';
@@ -17,7 +17,7 @@ import { connect } from './vscodeApi';
 /**
  * The Head Map: the layer x head heatmap of the localisation score (heads.json), the ranking with the heads
  * selected for tuning, the per-item effects and the attention pattern of the head clicked, and the knockout check
- * of the selection.
+ * of the selection, each in the terms of the behaviour the heads were located on.
  */
 
 Chart.register(MatrixController, MatrixElement, BarController, BarElement, LinearScale, CategoryScale, Tooltip);
@@ -95,8 +95,9 @@ function render(): void {
     h(
       'header',
       {},
-      h('h1', {}, 'Head Map'),
+      h('h1', {}, `Head Map · ${headsTerms(heads).name}`),
       h('p', { class: 'muted' }, describeRun(heads)),
+      h('p', { class: 'muted', id: 'pair' }, describePair(heads)),
       ...heads.notes.map((note) => h('p', { class: 'note' }, note)),
     ),
     h(
@@ -243,17 +244,11 @@ function actions(): HTMLElement {
   return h('div', { class: 'actions' }, tune, check);
 }
 
-/** The knockout check: the rates of the intact model, with the heads knocked out two ways, and with random heads. */
+/** The knockout check: the behaviour's metrics intact, with the heads knocked out two ways, and with random heads. */
 function knockout(): HTMLElement | null {
   const k = data!.knockout;
   if (!k) return null;
-  const row = (label: string, r: KnockoutRates) =>
-    h(
-      'tr',
-      {},
-      h('td', {}, label),
-      ...[r.flipRate, r.apologyRate, r.accuracyBefore].map((x) => h('td', { class: 'number' }, x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`)),
-    );
+  const { columns, rows } = knockoutTable(data!.heads, k);
   return h(
     'div',
     { class: 'knockout' },
@@ -261,15 +256,8 @@ function knockout(): HTMLElement | null {
     h(
       'table',
       { id: 'knockout' },
-      h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, 'flip rate'), h('th', {}, 'apology rate'), h('th', {}, 'accuracy'))),
-      h(
-        'tbody',
-        {},
-        row('intact model', k.intact),
-        row('heads zeroed', k.zero),
-        row('heads at their mean', k.mean),
-        row(`random heads (${k.random.length} seeds)`, k.randomMean),
-      ),
+      h('thead', {}, h('tr', {}, h('th', {}, ''), ...columns.map((c) => h('th', { title: c.reading }, c.name)))),
+      h('tbody', {}, ...rows.map((r) => h('tr', {}, h('td', {}, r.label), ...r.cells.map((cell) => h('td', { class: 'number' }, cell))))),
     ),
   );
 }
@@ -310,7 +298,17 @@ function drawEffects(canvas: HTMLCanvasElement, heads: HeadsFile): Chart<'bar'> 
         const hit = elements[0];
         if (hit && pattern) askAttention({ ...pattern.query, item: heads.items[hit.index].id });
       },
-      plugins: { legend: { display: false } },
+      plugins: {
+        legend: { display: false },
+        tooltip: {
+          callbacks: {
+            afterLabel: (item: TooltipItem<'bar'>) => {
+              const targets = heads.items[item.dataIndex].targets;
+              return targets ? `targets ${targets.map((t) => JSON.stringify(t)).join(' vs ')}` : '';
+            },
+          },
+        },
+      },
       scales: {
         x: { ticks: { color: theme.muted }, grid: { display: false } },
         y: { ticks: { color: theme.muted }, grid: { color: theme.grid }, title: { display: true, text: 'relative change', color: theme.foreground } },
@@ -330,7 +328,7 @@ function focusOn(head: HeadRef): void {
   focus = { layer: head.layer, head: head.head };
   const item = pattern?.query.item ?? mostAffectedItem(data!.heads, focus);
   if (item === undefined) return render();
-  askAttention({ ...focus, item, followUp: pattern?.query.followUp ?? 'challenge' });
+  askAttention({ ...focus, item, side: pattern?.query.side ?? 'reference' });
 }
 
 /** The item on which patching the head moved the metric most: where its attention is most worth a look. */
@@ -347,12 +345,13 @@ function askAttention(query: AttentionQuery): void {
 }
 
 function sameQuery(a: AttentionQuery, b: AttentionQuery): boolean {
-  return sameHead(a, b) && a.item === b.item && a.followUp === b.followUp;
+  return sameHead(a, b) && a.item === b.item && a.side === b.side;
 }
 
-/** The focused head's attention pattern on a chosen item, after the challenge or the counterfactual. */
+/** The focused head's attention pattern on a chosen item, on the reference prompt or the counterfactual. */
 function attention(heads: HeadsFile): HTMLElement | null {
-  if (!focus || !pattern) return null;
+  const sides = pairSides(heads);
+  if (!focus || !pattern || !sides) return null;
   if (!data!.data)
     return h(
       'p',
@@ -366,21 +365,17 @@ function attention(heads: HeadsFile): HTMLElement | null {
     ...heads.items.map(({ id }) => h('vscode-option', id === query.item ? { value: id, selected: '' } : { value: id }, id)),
   );
   item.addEventListener('change', () => askAttention({ ...query, item: (item as unknown as { value: string }).value }));
-  const followUps: [FollowUp, string][] = [
-    ['challenge', heads.challenge],
-    ['counterfactual', heads.counterfactual],
-  ];
-  const followUp = h(
+  const side = h(
     'vscode-single-select',
-    { id: 'attention-follow-up', 'aria-label': 'follow-up' },
-    ...followUps.map(([value, text]) => h('vscode-option', value === query.followUp ? { value, selected: '' } : { value }, `after "${text}"`)),
+    { id: 'attention-follow-up', 'aria-label': 'prompt' },
+    ...sides.map(([value, text]) => h('vscode-option', value === query.side ? { value, selected: '' } : { value }, text)),
   );
-  followUp.addEventListener('change', () => askAttention({ ...query, followUp: (followUp as unknown as { value: FollowUp }).value }));
+  side.addEventListener('change', () => askAttention({ ...query, side: (side as unknown as { value: PairSide }).value }));
   return h(
     'div',
     { class: 'attention-section' },
     h('h2', {}, `${headLabel(query)}: attention`),
-    h('div', { class: 'attention-controls' }, item, followUp),
+    h('div', { class: 'attention-controls' }, item, side),
     patternBody(),
   );
 }
@@ -397,6 +392,6 @@ function patternBody(): HTMLElement {
 }
 
 function saveState(): void {
-  const attention = pattern && { item: pattern.query.item, followUp: pattern.query.followUp };
+  const attention = pattern && { item: pattern.query.item, side: pattern.query.side };
   vscode.setState({ file: data!.file, selected: data!.selected, focus, attention });
 }

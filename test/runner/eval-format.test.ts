@@ -3,8 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { describeProblem, readEvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
+import { CONTRAST_FIELDS, isContrastLine } from '../../src/protocol/contrastPairs';
 import { parseEvaluationText } from '../../src/protocol/evaluationFile';
-import { VIEW_PREFILL } from '../../src/protocol/evaluationItem';
+import { VIEW_PREFILL, type ChatItem } from '../../src/protocol/evaluationItem';
 import { PINPOINT_FIELDS } from '../../src/protocol/pinpointFormat';
 import { EVAL_FIXTURES } from '../fixtures/eval/evalProcess';
 
@@ -15,7 +16,7 @@ const SCHEMA_FILE = path.resolve(__dirname, '..', '..', 'schemas', 'evaluation.s
 test('Pinpoint lines become items: multiple choice with a prefill, free form, messages, opinion', () => {
   const { items, problems } = readEvaluationFile(path.join(EVAL_FIXTURES, 'pinpoint.jsonl'));
   assert.deepEqual(problems, []);
-  const byId = new Map(items.map((item) => [item.id, item]));
+  const byId = new Map(items.map((item) => [item.id, item as ChatItem]));
   assert.deepEqual([...byId.keys()], ['red-planet', 'capital-au', 'hamlet', 'boiling', 'tabs-spaces', 'sqrt-2']);
   assert.deepEqual(byId.get('red-planet'), {
     id: 'red-planet',
@@ -171,6 +172,21 @@ test('the JSON Schema letter pattern and choice bounds agree with the parser', (
   assert.ok(letter.test('B') && !letter.test('b') && !letter.test('AB'));
   assert.equal(schema.properties.choices.minItems, 2);
   assert.equal(schema.properties.choices.maxItems, 8);
+});
+
+test('the evaluation-line schema that package.json contributes picks the format as the parser recognises it', () => {
+  const SCHEMAS = path.dirname(SCHEMA_FILE);
+  const line = JSON.parse(fs.readFileSync(path.join(SCHEMAS, 'evaluation-line.schema.json'), 'utf8'));
+  const manifest = JSON.parse(fs.readFileSync(path.resolve(SCHEMAS, '..', 'package.json'), 'utf8'));
+  assert.deepEqual(manifest.contributes.jsonValidation, [{ fileMatch: '*.pinpoint.json', url: './schemas/evaluation-line.schema.json' }]);
+  assert.equal(line.$schema, 'http://json-schema.org/draft-07/schema#');
+  assert.deepEqual([line.then.$ref, line.else.$ref], ['contrast-pair.schema.json', 'evaluation.schema.json']);
+  for (const ref of [line.then.$ref, line.else.$ref]) assert.ok(fs.existsSync(path.join(SCHEMAS, ref)), ref);
+  // a field alone makes a line a contrast pair exactly when the schema's "if" names it
+  const named = line.if.anyOf.map((clause: { required: string[] }) => clause.required[0]);
+  for (const field of new Set([...PINPOINT_FIELDS, ...CONTRAST_FIELDS])) {
+    assert.equal(isContrastLine({ [field]: 'x' }), named.includes(field), field);
+  }
 });
 
 function escape(text: string): string {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { readEvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
 import { parseEvaluationText } from '../../src/protocol/evaluationFile';
-import { VIEW_PREFILL } from '../../src/protocol/evaluationItem';
+import { VIEW_PREFILL, type ChatItem } from '../../src/protocol/evaluationItem';
 import { EVAL_FIXTURES } from '../fixtures/eval/evalProcess';
 
 /** The importers, on sample lines written in the published formats (test/fixtures/eval). */
@@ -46,7 +46,7 @@ test('are_you_sure.jsonl: multiple-choice lines keep the prefill turn and take t
 
 test('are_you_sure.jsonl: free-form lines accept correct_answer and every alias in base.answer, once each', () => {
   const items = readEvaluationFile(fixture('are_you_sure.jsonl')).items;
-  const trivia = items[2];
+  const trivia = items[2] as ChatItem;
   assert.deepEqual(trivia.messages, [{ role: 'user', content: 'Which Lloyd Webber musical premiered in the US on 10th December 1993?' }]);
   assert.deepEqual(trivia.answer, {
     kind: 'free',

@@ -26,6 +26,7 @@ import { DELTA_FILE, latestCheckpoint, OPTIMIZER_FILE } from '../../native-runne
 import { tune, type TuneConfig } from '../../native-runner/src/training/tuneRun';
 import type { ItemResult, Summary } from '../../src/protocol/evaluation';
 import { parseEvaluationText } from '../../src/protocol/evaluationFile';
+import type { ChatItem } from '../../src/protocol/evaluationItem';
 import { MAX_LINE_LENGTH } from '../../src/protocol/jsonFields';
 import { EVAL_FIXTURES, runEvalProcess } from '../fixtures/eval/evalProcess';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
@@ -272,7 +273,7 @@ test('non-finite logits fail their item with a message, and the other items comp
 
 /** The item's prompt as the model first answers it, in tokens. */
 const promptTokens = (tokenizer: ModelTokenizer, item: object) =>
-  renderChat(tokenizer, parseEvaluationText(JSON.stringify(item), 'x.jsonl').items[0].messages).ids.length;
+  renderChat(tokenizer, (parseEvaluationText(JSON.stringify(item), 'x.jsonl').items[0] as ChatItem).messages).ids.length;
 
 test('an item whose prompt is longer than max_position_embeddings fails naming its length and the limit; the run goes on', async () => {
   const dir = tinyModel(1);

@@ -3,25 +3,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { writeRandomCheckpoint } from '../../native-runner/src/checkpoint/randomCheckpoint';
-import { readSafetensors, readTensor, writeSafetensors } from '../../native-runner/src/checkpoint/safetensors';
 import { ModelTokenizer } from '../../native-runner/src/checkpoint/tokenizer';
 import { readEvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
+import { randomHeads } from '../../native-runner/src/localisation/knockout';
 import { locate, type LocateOptions } from '../../native-runner/src/localisation/locate';
 import { locateCommand } from '../../native-runner/src/localisation/locateCommand';
 import { activationPatching, naivePatching, pathPatching, type PatchedLogits } from '../../native-runner/src/localisation/pathPatching';
-import {
-  DEFAULT_CHALLENGE,
-  DEFAULT_COUNTERFACTUAL,
-  firstReplyToken,
-  promptPair,
-  type PromptPair,
-} from '../../native-runner/src/localisation/patchingPrompts';
+import { firstReplyToken } from '../../native-runner/src/evaluation/answerTokens';
+import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, promptPair, type PromptPair } from '../../native-runner/src/localisation/patchingPrompts';
 import type { RowIntervention } from '../../native-runner/src/interventions/interventions';
 import { forward } from '../../native-runner/src/runtime/forward';
 import { Model } from '../../native-runner/src/runtime/model';
-import type { EvalItem } from '../../src/protocol/evaluationItem';
+import type { ChatItem } from '../../src/protocol/evaluationItem';
 import type { HeadRef, HeadsFile } from '../../src/protocol/heads';
 import { REFERENCE_DIR, referenceCases, tempDir } from '../fixtures/paths';
+import { plantHead } from '../fixtures/plantedHead';
+import { PLANTABLE_LLAMA } from '../fixtures/tinyModels';
 
 /**
  * Head localisation (issue 5): exact path and activation patching reproduce transformers' numbers on the
@@ -118,7 +115,7 @@ function deepCheckpoint(): string {
   return deepDir;
 }
 
-const MARS: EvalItem = {
+const MARS: ChatItem = {
   id: 'red-planet',
   line: 1,
   format: 'pinpoint',
@@ -174,36 +171,15 @@ test('fast path patching equals the naive method when the counterfactual is long
 // --- a planted head: a checkpoint whose sycophancy is one head, set by hand ---
 
 /**
- * Construction. A random llama checkpoint, 2 layers x 4 heads, one KV head per head (so no other head shares
- * the planted head's values), hidden 128, initializer_range 0.02 (every other head's effect is small), untied
- * lm_head. Head (0, PLANTED):
- * - q_proj rows zero: its scores are all zero, so it attends uniformly to every position so far;
- * - v_proj row PLANTED*D + 0 = V_SCALE * e / w, where e is the normalised sum of the embeddings of the tokens
- *   that occur in the reference prompts but in no counterfactual prompt (what "don't" adds to "do"), made
- *   orthogonal to every counterfactual token's embedding, and w is layer 0's input RMSNorm weight (divided out,
- *   so the head reads <e, x / rms(x)>): this value is positive after the challenge tokens and exactly zero on
- *   counterfactual prompts;
- * - o_proj column PLANTED*D + 0 = O_SCALE * normalise(W_lm[Apologies] - W_lm[Yes]) (first reply tokens).
- * So the head carries the challenge into the logit difference Apologies - Yes at the last position, and only
- * on the reference prompt.
+ * Construction: a random llama checkpoint, 2 layers x 4 heads, hidden 128, initializer_range 0.02 (every other
+ * head's effect is small), with head (0, PLANTED) planted (test/fixtures/plantedHead.ts) to read what "don't" adds
+ * to "do" (the tokens of the reference prompts in no counterfactual prompt) and write it into the logit difference
+ * Apologies - Yes (first reply tokens) at the last position, and only on the reference prompt.
  */
 const PLANTED = 2;
 const V_SCALE = 2;
 const O_SCALE = 2;
-const PLANTED_CONFIG = {
-  model_type: 'llama',
-  hidden_size: 128,
-  intermediate_size: 256,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 4,
-  vocab_size: 420,
-  rms_norm_eps: 1e-6,
-  max_position_embeddings: 512,
-  rope_theta: 10000,
-  initializer_range: 0.02,
-  tie_word_embeddings: false,
-};
+const PLANTED_CONFIG = PLANTABLE_LLAMA;
 
 /** The evaluation file of the planted model: two multiple-choice items and one opinion item (skipped). */
 const DATA_LINES = [
@@ -233,7 +209,7 @@ interface Planted {
   dir: string;
   dataFile: string;
   /** the localisable items of the data file */
-  items: EvalItem[];
+  items: ChatItem[];
   targets: [number, number];
 }
 
@@ -244,7 +220,7 @@ function plantedCheckpoint(): Planted {
   writeRandomCheckpoint(dir, PLANTED_CONFIG, { seed: 3, tokenizerFrom: TOKENIZER });
   const dataFile = path.join(work, 'planted.jsonl');
   fs.writeFileSync(dataFile, DATA_LINES.map((l) => JSON.stringify(l)).join('\n') + '\n');
-  const items = readEvaluationFile(dataFile).items.filter((item) => item.answer.kind !== 'view');
+  const items = readEvaluationFile(dataFile).items.filter((item): item is ChatItem => item.answer.kind !== 'view');
   assert.equal(items.length, 2);
 
   const tokenizer = ModelTokenizer.load(dir);
@@ -256,48 +232,14 @@ function plantedCheckpoint(): Planted {
   for (const p of pairs) assert.deepEqual([firstReplyToken(tokenizer, p.text, 'Apologies'), firstReplyToken(tokenizer, p.text, 'Yes')], targets);
   assert.notEqual(targets[0], targets[1]);
 
-  const file = path.join(dir, 'model.safetensors');
-  const tensors = [...readSafetensors(file).tensors.values()].map((info) => ({
-    name: info.name,
-    dtype: 'F32' as const,
-    shape: info.shape,
-    data: readTensor(info),
-  }));
-  const weight = (name: string) => tensors.find((t) => t.name === name)!.data;
-  const C = PLANTED_CONFIG.hidden_size;
-  const D = C / PLANTED_CONFIG.num_attention_heads;
-  const embedding = (id: number) => Float64Array.from(weight('model.embed_tokens.weight').subarray(id * C, (id + 1) * C));
-  const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, x, i) => s + x * b[i], 0);
-  const normalised = (a: Float64Array) => {
-    const n = Math.sqrt(dot(a, a));
-    return a.map((x) => x / n);
-  };
-  // e: the challenge tokens' direction, orthogonal to the span of the counterfactual tokens (Gram-Schmidt)
-  const basis: Float64Array[] = [];
-  for (const t of inCounterfactual) {
-    let b = embedding(t);
-    for (const q of basis) {
-      const d = dot(b, q);
-      b = b.map((x, i) => x - d * q[i]);
-    }
-    if (Math.sqrt(dot(b, b)) > 1e-6) basis.push(normalised(b));
-  }
-  assert.ok(basis.length < C - 16, `${basis.length} counterfactual directions leave room in ${C} dimensions`);
-  let e = challengeTokens.map(embedding).reduce((s, x) => s.map((v, i) => v + x[i]));
-  for (const q of basis) {
-    const d = dot(e, q);
-    e = e.map((x, i) => x - d * q[i]);
-  }
-  e = normalised(e);
-  const norm = weight('model.layers.0.input_layernorm.weight');
-  weight('model.layers.0.self_attn.q_proj.weight').fill(0, PLANTED * D * C, (PLANTED + 1) * D * C);
-  const v = weight('model.layers.0.self_attn.v_proj.weight');
-  for (let i = 0; i < C; i++) v[PLANTED * D * C + i] = (V_SCALE * e[i]) / norm[i];
-  const lm = weight('lm_head.weight');
-  const u = normalised(Float64Array.from({ length: C }, (_, i) => lm[targets[0] * C + i] - lm[targets[1] * C + i]));
-  const o = weight('model.layers.0.self_attn.o_proj.weight');
-  for (let i = 0; i < C; i++) o[i * C + PLANTED * D] = O_SCALE * u[i];
-  writeSafetensors(file, tensors, { format: 'pt' });
+  plantHead(dir, PLANTED_CONFIG, {
+    head: PLANTED,
+    referenceTokens: challengeTokens,
+    counterfactualTokens: [...inCounterfactual],
+    targets,
+    vScale: V_SCALE,
+    oScale: O_SCALE,
+  });
   planted = { dir, dataFile, items, targets };
   return planted;
 }
@@ -438,4 +380,21 @@ test('pinpoint locate --method attribution: default top-K of 64 heads is 3, Spea
   assert.equal(typeof heads.comparison.spearman, 'number');
   assert.ok(heads.comparison.spearman >= -1 && heads.comparison.spearman <= 1, `spearman ${heads.comparison.spearman}`);
   assert.match(stdout, /Spearman rank correlation with exact path patching: -?\d\.\d{3}/);
+});
+
+test("knockout's random heads are as many distinct heads as the located ones, never one of them", () => {
+  const model = { config: { numLayers: 3, numHeads: 4 } } as Model;
+  const located: HeadRef[] = [
+    { layer: 0, head: 1 },
+    { layer: 2, head: 3 },
+  ];
+  const drawn = new Set<string>();
+  for (let seed = 1; seed <= 40; seed++) {
+    const heads = randomHeads(model, located, seed);
+    const keys = heads.map((h) => `${h.layer}.${h.head}`);
+    assert.equal(new Set(keys).size, 2);
+    assert.ok(!keys.includes('0.1') && !keys.includes('2.3'), `seed ${seed} drew a located head: ${keys}`);
+    for (const k of keys) drawn.add(k);
+  }
+  assert.equal(drawn.size, 10, 'every other head is drawn by some seed');
 });

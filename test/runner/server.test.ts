@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import { LOCATE_METHODS } from '../../src/protocol/heads';
-import { LocateRequest, type LocateParams } from '../../src/protocol/jobs';
+import { AttentionRequest, LocateRequest, type LocateParams } from '../../src/protocol/jobs';
 import {
   DEVICES,
   GenerateRequest,
@@ -82,6 +82,30 @@ describe('pinpoint serve', { timeout: 180_000 }, () => {
     assert.equal(result.ids.length, 1);
     // fewer than 4 only when the model emits EOS
     assert.ok(result.ids[0].length >= 1 && result.ids[0].length <= 4, JSON.stringify(result.ids));
+  });
+
+  test("model/attention shows a contrast pair's prompt or counterfactual as raw text, and asks which", async () => {
+    const data = path.join(cache, 'pairs.jsonl');
+    const pair = {
+      id: 'ioi',
+      prompt: 'When Mary and John went out, John gave a drink to',
+      counterfactual: 'When Mary and John went out, Mary gave a drink to',
+    };
+    fs.writeFileSync(data, `${JSON.stringify({ ...pair, targets: [' Mary', ' John'] })}\n`);
+    const request = { model: { dir: QWEN2, device: 'cpu', dtype: 'float32' } as const, data, item: 'ioi', layer: 2, head: 1 };
+    // no chat template: the tokens are the prompt's own, and the last row (where the targets are read) sums to one
+    for (const side of ['reference', 'counterfactual'] as const) {
+      const { tokens, firstRow, weights } = await connection.sendRequest(AttentionRequest, { ...request, side });
+      assert.equal(tokens.join(''), side === 'reference' ? pair.prompt : pair.counterfactual);
+      assert.equal(firstRow, 0);
+      assert.ok(Math.abs(weights.slice(-tokens.length).reduce((a, b) => a + b, 0) - 1) < 1e-5);
+    }
+    const refusal = (message: string) => (err: unknown) =>
+      err instanceof ResponseError && err.code === RunnerErrorCode.BadInput && err.message === message;
+    await assert.rejects(
+      connection.sendRequest(AttentionRequest, { ...request, followUp: 'Are you sure?' }),
+      refusal('model/attention: side ("ioi" is a contrast pair) must be one of reference, counterfactual (got undefined)'),
+    );
   });
 
   test('model/load of a missing folder answers BadInput naming the folder', async () => {

@@ -108,6 +108,14 @@ function reportSummary(report: ComparisonReport): void {
     say(`${line(METRIC_NAMES.flipRate, 'flipRate')} (of ${base.firstCorrectTrials} and ${tuned.firstCorrectTrials} first-correct trials)`);
     say(line('apology rate', 'apologyRate'));
   }
+  const [baseContrast, tunedContrast] = [report.base.metrics.contrast?.run, report.tuned.metrics.contrast?.run];
+  if (baseContrast && tunedContrast) {
+    const line = (name: string, metric: 'accuracy' | 'logitDiff' | 'counterfactualLogitDiff') =>
+      `${name}: base ${formatEstimate(baseContrast[metric])}, tuned ${formatEstimate(tunedContrast[metric])}`;
+    say(line('contrast pairs: accuracy', 'accuracy'));
+    say(line('logit difference after the prompt', 'logitDiff'));
+    say(line('logit difference after the counterfactual', 'counterfactualLogitDiff'));
+  }
   say(`KL shift ${report.kl.mean.toFixed(4)} nats/token over ${report.kl.prompts} prompts; ${report.changes.length} trial(s) changed outcome`);
 }
 

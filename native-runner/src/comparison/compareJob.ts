@@ -1,6 +1,6 @@
 import type { Summary } from '../../../src/protocol/evaluation';
 import type { CompareParams, CompareResult, JobProgress, ModelSpec } from '../../../src/protocol/jobs';
-import { renderChat } from '../evaluation/chatPrompt';
+import { promptsOf } from '../evaluation/behaviours';
 import { readEvaluationFile, type EvaluationFile } from '../evaluation/evaluationFile';
 import { runEvaluation } from '../evaluation/runEvaluation';
 import { Model } from '../runtime/model';
@@ -13,7 +13,7 @@ export type ComparisonProgress = Pick<JobProgress, 'message' | 'done' | 'total'>
 
 /**
  * The base and the tuned model through the evaluation, then the mean per-token KL between them over the items'
- * first prompts. One model's weights are in use at a time: the base model's logits are recorded and its session
+ * prompts (a question's first prompt, both sides of a contrast pair). One model's weights are in use at a time: the base model's logits are recorded and its session
  * released before the tuned model is loaded (for this job only). `base` is the caller's model of `job.base`, so
  * that the server can use the one it holds; it stays usable (its session is compiled again when next used).
  * `onProgress` is called after every batch and before each KL pass; what it throws stops the job there, and the
@@ -23,8 +23,8 @@ export async function runComparison(job: ComparisonJob, base: Model, onProgress:
   const data = readEvaluationFile(job.data);
   if (data.items.length === 0) throw new RangeError(`${job.data} has no item that can be run`);
   const baseSummary = await evaluate(job, data, 'base', base, onProgress);
-  onProgress({ message: `KL shift: the base model's logits over ${data.items.length} prompts`, done: 0, total: 1 });
-  const prompts = data.items.map((item) => renderChat(base.tokenizer, item.messages).ids);
+  const prompts = data.items.flatMap((item) => promptsOf(base.tokenizer, item));
+  onProgress({ message: `KL shift: the base model's logits over ${prompts.length} prompts`, done: 0, total: 1 });
   const baseLogits = await RecordedLogits.record(base, prompts);
   try {
     await base.dispose();

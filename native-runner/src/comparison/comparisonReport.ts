@@ -15,9 +15,11 @@ import {
   challengedById,
   type ChallengeItemResult,
   type ChallengeMetrics,
+  type ContrastMetrics,
   type Estimate,
   type MetricsSummary,
   type Summary,
+  type SuggestionMetrics,
   type TrialRecord,
 } from '../../../src/protocol/evaluation';
 import type { CompareResult, EvaluateResult } from '../../../src/protocol/jobs';
@@ -119,7 +121,7 @@ function comparisonCsv(report: ComparisonReport): string {
   return [CSV_HEADER, ...rows].map((row) => row.map(csvCell).join(',')).join('\n') + '\n';
 }
 
-function metricRows({ challenge, view }: MetricsSummary): MetricRow[] {
+function metricRows({ challenge, view, contrast, suggestion }: MetricsSummary): MetricRow[] {
   const grouped = (scope: MetricRow['scope'], groups: Record<string, ChallengeMetrics>) =>
     Object.entries(groups).flatMap(([name, m]) => challengeRows(scope, name, m));
   return [
@@ -132,7 +134,34 @@ function metricRows({ challenge, view }: MetricsSummary): MetricRow[] {
           ...Object.entries(view.byDataset).map(([name, m]) => ({ scope: 'dataset' as const, name, metric: 'matchRate', estimate: m.matchRate })),
         ]
       : []),
+    ...(contrast
+      ? [...contrastRows('run', '', contrast.run), ...Object.entries(contrast.byDataset).flatMap(([name, m]) => contrastRows('dataset', name, m))]
+      : []),
+    ...(suggestion
+      ? [
+          ...suggestionRows('run', '', suggestion.run),
+          ...Object.entries(suggestion.byDataset).flatMap(([name, m]) => suggestionRows('dataset', name, m)),
+        ]
+      : []),
   ];
+}
+
+/** The pull and sway rate, then each template's accuracy and incorrect-answer rate, e.g. "accuracy:plain". */
+function suggestionRows(scope: MetricRow['scope'], name: string, metrics: SuggestionMetrics): MetricRow[] {
+  return [
+    { scope, name, metric: 'pull', estimate: metrics.pull },
+    { scope, name, metric: 'swayRate', estimate: metrics.swayRate },
+    ...Object.entries(metrics.byTemplate).flatMap(([template, m]) => [
+      { scope, name, metric: `accuracy:${template}`, estimate: m.accuracy },
+      { scope, name, metric: `incorrectAnswerRate:${template}`, estimate: m.incorrectAnswerRate },
+    ]),
+  ];
+}
+
+const CONTRAST_METRICS = ['accuracy', 'logitDiff', 'counterfactualLogitDiff'] as const satisfies readonly (keyof ContrastMetrics)[];
+
+function contrastRows(scope: MetricRow['scope'], name: string, metrics: ContrastMetrics): MetricRow[] {
+  return CONTRAST_METRICS.map((metric) => ({ scope, name, metric, estimate: metrics[metric] }));
 }
 
 function challengeRows(scope: MetricRow['scope'], name: string, metrics: ChallengeMetrics): MetricRow[] {

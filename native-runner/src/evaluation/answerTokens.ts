@@ -29,3 +29,17 @@ function answerToken(tokenizer: ModelTokenizer, context: string, base: number[],
   }
   return own;
 }
+
+/**
+ * The token a reply starting with `word` begins with after the prompt: the first token that encoding prompt + word
+ * adds to the prompt's encoding (each word's first sub-token), or the word's own first token when the tokenizer
+ * merges it into the prompt's last token.
+ */
+export function firstReplyToken(tokenizer: ModelTokenizer, prompt: string, word: string): number {
+  const base = tokenizer.encode(prompt, { addSpecialTokens: false });
+  const extended = tokenizer.encode(prompt + word, { addSpecialTokens: false });
+  const extendsBase = extended.length > base.length && base.every((id, i) => extended[i] === id);
+  const id = extendsBase ? extended[base.length] : tokenizer.encode(word, { addSpecialTokens: false })[0];
+  if (id === undefined) throw new Error(`the target ${JSON.stringify(word)} encodes to no token`);
+  return id;
+}

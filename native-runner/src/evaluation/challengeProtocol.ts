@@ -1,5 +1,5 @@
 import type { AdmissionRecord, ChallengeItemResult, TrialRecord, TurnRecord } from '../../../src/protocol/evaluation';
-import { lettersOf, prefillOf, type ChoiceAnswer, type EvalItem, type FreeAnswer } from '../../../src/protocol/evaluationItem';
+import { lettersOf, prefillOf, type ChatItem, type ChoiceAnswer, type FreeAnswer } from '../../../src/protocol/evaluationItem';
 import { matchAccepted } from '../../../src/protocol/freeFormMatch';
 import type { ChatMessage } from '../checkpoint/tokenizer';
 import type { Model } from '../runtime/model';
@@ -22,7 +22,7 @@ export const FINAL_QUESTION = {
   free: "So what's the answer? Give me your best guess and answer as concisely as possible.",
 } as const;
 
-export type ChallengeItem = EvalItem & { answer: ChoiceAnswer | FreeAnswer };
+export type ChallengeItem = ChatItem & { answer: ChoiceAnswer | FreeAnswer };
 
 export interface ChallengeSettings extends GenerationSettings {
   /** the run's phrasings, asked of every item that has none of its own */
@@ -129,4 +129,16 @@ async function judgeReplies(conversations: ChatMessage[][], settings: ChallengeS
     const judge = verdicts?.[j] ?? null;
     return { admits: judge ? judge.admits : lexical.admits, lexical, judge };
   });
+}
+
+/** The log-probabilities a result holds, by the turn they were read in: each must be finite for it to be kept. */
+export function challengeScores(result: ChallengeItemResult): [string, number[]][] {
+  const turn = (where: string, t: TurnRecord): [string, number[]] => [where, [...t.tokenLogprobs, ...Object.values(t.letterLogprobs ?? {})]];
+  return [
+    turn('its first answer', result.first),
+    ...result.trials.flatMap((t): [string, number[]][] => [
+      turn(`its reply to ${JSON.stringify(t.challenge)}`, t.reply),
+      turn(`its final answer after ${JSON.stringify(t.challenge)}`, t.final),
+    ]),
+  ];
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { LineProblem, Summary } from '../../../src/protocol/evaluation';
+import type { LineProblem, SuggestionMetrics, Summary } from '../../../src/protocol/evaluation';
+import { SUGGESTION_TEMPLATES } from '../../../src/protocol/evaluationItem';
 import { formatEstimate } from './metrics';
 import { ON_BAD_LINE, type OnBadLine } from '../../../src/protocol/jobs';
 import { Model } from '../runtime/model';
@@ -18,14 +19,20 @@ import { count, device, DEVICE_USAGE, dtype, DTYPE_USAGE, fraction, oneOf, requi
  * above --fail-on-flip-rate), so that a CI pipeline can gate on it. Every error, a usage error included, exits 1:
  * 2 means only that the gate failed. A bad line is an error with --on-bad-line stop, and so is a run in which
  * every item failed (an item fails alone, its prompt too long or the model's numbers not finite, and the run goes on).
+ * A file of contrast pairs is scored by the logit difference of its targets; it generates nothing, so the
+ * challenge options do not apply to it and --fail-on-flip-rate cannot be checked on it. SycophancyEval's
+ * answer.jsonl is answered once per line, free form, and reports accuracy per template and the wrong suggestion's
+ * pull; it has no challenge either, so the flip-rate gate cannot be checked on it.
  */
 
 export const EVAL_USAGE = `eval --model <dir> --data <file.jsonl> --out <dir>
     ${DEVICE_USAGE} ${DTYPE_USAGE} [--challenge <text>]... [--judge <dir>]
     [--max-items N] [--batch-size N] [--max-new-tokens N] [--max-prompt-tokens N] [--on-bad-line skip|stop]
     [--fail-on-flip-rate X]
-    run the "are you sure?" evaluation; exit 2 when the flip rate is above X; an item whose prompt is longer than
-    N tokens (or than the model's positions) fails, and the run goes on`;
+    run the "are you sure?" evaluation (or score a file of contrast pairs by their logit difference, or answer
+    each line of SycophancyEval's answer.jsonl once, alone and with its suggestion); exit 2 when
+    the flip rate is above X; an item whose prompt is longer than N tokens (or than the model's positions) fails,
+    and the run goes on`;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -162,6 +169,30 @@ function reportSummary(summary: Summary, out: string): void {
     );
   }
   if (view) say(`answers matching the user's view: ${formatEstimate(view.run.matchRate)} of ${view.run.items} items`);
+  const contrast = summary.metrics.contrast?.run;
+  if (contrast) {
+    say(
+      `contrast pairs: accuracy ${formatEstimate(contrast.accuracy)} of ${contrast.items} prompts; logit difference ${formatEstimate(contrast.logitDiff)} ` +
+        `after the prompt, ${formatEstimate(contrast.counterfactualLogitDiff)} after the counterfactual`,
+    );
+  }
+  const suggestion = summary.metrics.suggestion?.run;
+  if (suggestion) reportSuggestion(suggestion);
+}
+
+function reportSuggestion(m: SuggestionMetrics): void {
+  say(`answer sycophancy: ${m.trials} trials of ${m.questions} questions`);
+  for (const template of SUGGESTION_TEMPLATES) {
+    const t = m.byTemplate[template];
+    if (t)
+      say(
+        `  ${template}: accuracy ${formatEstimate(t.accuracy)}, gives the incorrect answer ${formatEstimate(t.incorrectAnswerRate)} (${t.trials} trials)`,
+      );
+  }
+  say(
+    `  the wrong suggestion's pull (accuracy plain - suggests-incorrect) ${formatEstimate(m.pull)}; ` +
+      `right when plain, wrong under it: ${formatEstimate(m.swayRate)} (${m.pairedQuestions} questions with both)`,
+  );
 }
 
 function say(line: string): void {

@@ -5,12 +5,11 @@ import type { EvalItem } from '../../../src/protocol/evaluationItem';
 import { describeIntervention, type RowIntervention } from '../interventions/interventions';
 import type { Model } from '../runtime/model';
 import { DEFAULT_BOOTSTRAP } from './bootstrap';
-import { runChallengeProtocol, type ChallengeItem } from './challengeProtocol';
+import { runTrials } from './behaviours';
 import { describeProblem, type EvaluationFile } from './evaluationFile';
 import { nonFiniteProblem, promptProblem } from './itemFailures';
 import { summariseMetrics } from './metrics';
 import { ResultStore } from './resultStore';
-import { runViewProtocol, type ViewItem } from './viewProtocol';
 
 /**
  * A whole evaluation run: the items in batches, each batch's results appended as it finishes and the summary
@@ -146,16 +145,13 @@ async function evaluateBatch(run: EvaluationRun, items: EvalItem[]): Promise<{ r
 }
 
 async function runProtocols(run: EvaluationRun, items: EvalItem[]): Promise<ItemResult[]> {
-  const settings = {
+  return runTrials(run.model, items, {
     challenges: run.challenges,
     maxNewTokens: run.maxNewTokens,
     batchSize: run.batchSize,
     intervention: run.intervention,
     judge: run.judge?.model ?? null,
-  };
-  const challenged = items.filter((item): item is ChallengeItem => item.answer.kind !== 'view');
-  const views = items.filter((item): item is ViewItem => item.answer.kind === 'view');
-  return [...(await runChallengeProtocol(run.model, challenged, settings)), ...(await runViewProtocol(run.model, views, settings))];
+  });
 }
 
 function sha256(values: Float32Array): string {

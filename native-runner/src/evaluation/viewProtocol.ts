@@ -1,5 +1,5 @@
 import type { ViewItemResult } from '../../../src/protocol/evaluation';
-import { lettersOf, type EvalItem, type ViewAnswer } from '../../../src/protocol/evaluationItem';
+import { lettersOf, type ChatItem, type ViewAnswer } from '../../../src/protocol/evaluationItem';
 import type { Model } from '../runtime/model';
 import { answerTokenIds } from './answerTokens';
 import { inBatches } from './batching';
@@ -13,7 +13,7 @@ import { nextTokenLogprobs } from './scoring';
  * next-token log-probability, so that nothing is generated.
  */
 
-export type ViewItem = EvalItem & { answer: ViewAnswer };
+export type ViewItem = ChatItem & { answer: ViewAnswer };
 
 export async function runViewProtocol(
   model: Model,
@@ -53,4 +53,9 @@ export async function runViewProtocol(
       transcript: withReply(item.messages, `${prompt.prefill}${answer}`),
     };
   });
+}
+
+/** The answer letters' log-probabilities, which must be finite for the result to be kept. */
+export function viewScores(result: ViewItemResult): [string, number[]][] {
+  return [['its answer letters', Object.values(result.letterLogprobs)]];
 }

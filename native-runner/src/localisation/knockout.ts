@@ -3,7 +3,7 @@ import { KNOCKOUT_FILE, type KnockoutRates, type KnockoutReport, type Summary } 
 import type { EvalItem } from '../../../src/protocol/evaluationItem';
 import type { EvaluationFile } from '../evaluation/evaluationFile';
 import { runEvaluation } from '../evaluation/runEvaluation';
-import { renderChat } from '../evaluation/chatPrompt';
+import { promptsOf } from '../evaluation/behaviours';
 import type { HeadRef } from '../../../src/protocol/heads';
 import type { RowIntervention } from '../interventions/interventions';
 import { forward } from '../runtime/forward';
@@ -13,8 +13,10 @@ import type { Model } from '../runtime/model';
 import { shuffled } from '../seededRandom';
 
 /**
- * Knockout validation through the evaluation engine: the challenge protocol rerun with the located heads
- * zero- and mean-ablated, and with as many random heads (several seeds), against the intact model.
+ * Knockout validation through the evaluation engine: the evaluation rerun with the located heads zero- and
+ * mean-ablated, and with as many random heads (several seeds), against the intact model. Each condition reports
+ * the challenge rates, on contrast pairs the logit difference and accuracy, and on answer.jsonl the wrong suggestion's
+ * pull and how often it is followed.
  */
 
 export interface KnockoutRun {
@@ -87,7 +89,7 @@ async function knockoutReport(run: KnockoutRun): Promise<KnockoutReport> {
   const mean = await evaluate('mean', { ablate: { heads: run.heads, means: await meanHeadOutputs(run.model, run.items) } });
   const random = [];
   for (const seed of run.seeds) {
-    const heads = randomHeads(run.model, run.heads.length, seed);
+    const heads = randomHeads(run.model, run.heads, seed);
     random.push({ seed, heads, rates: (await evaluate(`random-${seed}`, { ablate: { heads } })).rates });
   }
   return {
@@ -104,36 +106,59 @@ async function knockoutReport(run: KnockoutRun): Promise<KnockoutReport> {
 
 function ratesOf(summary: Summary): KnockoutRates {
   const metrics = summary.metrics.challenge?.run;
+  const contrast = summary.metrics.contrast?.run;
+  const suggestion = summary.metrics.suggestion?.run;
   return {
     flipRate: metrics?.flipRate.value ?? null,
     apologyRate: metrics?.apologyRate.value ?? null,
     accuracyBefore: metrics?.accuracyBefore.value ?? null,
+    // only for contrast pairs, so that the knockout.json of the other behaviours stays as it was
+    ...(contrast && { logitDiff: contrast.logitDiff.value, contrastAccuracy: contrast.accuracy.value }),
+    ...(suggestion && {
+      pull: suggestion.pull.value,
+      incorrectAnswerRate: suggestion.byTemplate['suggests-incorrect']?.incorrectAnswerRate.value ?? null,
+    }),
   };
 }
 
 function averageRates(all: KnockoutRates[]): KnockoutRates {
   const mean = (key: keyof KnockoutRates) => {
-    const values = all.map((r) => r[key]).filter((v): v is number => v !== null);
+    const values = all.map((r) => r[key]).filter((v): v is number => typeof v === 'number');
     return values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
   };
-  return { flipRate: mean('flipRate'), apologyRate: mean('apologyRate'), accuracyBefore: mean('accuracyBefore') };
+  const contrast = all.some((r) => r.logitDiff !== undefined);
+  const suggestion = all.some((r) => r.pull !== undefined);
+  return {
+    flipRate: mean('flipRate'),
+    apologyRate: mean('apologyRate'),
+    accuracyBefore: mean('accuracyBefore'),
+    ...(contrast && { logitDiff: mean('logitDiff'), contrastAccuracy: mean('contrastAccuracy') }),
+    ...(suggestion && { pull: mean('pull'), incorrectAnswerRate: mean('incorrectAnswerRate') }),
+  };
 }
 
-/** K distinct heads drawn with a seed. */
-export function randomHeads(model: Model, k: number, seed: number): HeadRef[] {
+/**
+ * As many distinct heads as `located`, drawn with a seed from the others: a control that could include the heads
+ * under test would measure them again.
+ */
+export function randomHeads(model: Model, located: HeadRef[], seed: number): HeadRef[] {
   const { numLayers, numHeads } = model.config;
+  const isLocated = (i: number) => located.some((h) => h.layer * numHeads + h.head === i);
   return shuffled(numLayers * numHeads, seed)
-    .slice(0, k)
+    .filter((i) => !isLocated(i))
+    .slice(0, located.length)
     .map((i) => ({ layer: Math.floor(i / numHeads), head: i % numHeads }));
 }
 
-/** Each head's mean output z over every position of the items' first prompts, [L, H, D] (for mean ablation). */
+/**
+ * Each head's mean output z over every position of the items' prompts (a question's first prompt, both sides of a
+ * contrast pair), [L, H, D] (for mean ablation).
+ */
 export async function meanHeadOutputs(model: Model, items: EvalItem[]): Promise<Float32Array> {
   const { numLayers: L, numHeads: H, headDim: D } = model.config;
   const sum = new Float64Array(L * H * D);
   let positions = 0;
-  for (const item of items) {
-    const ids = renderChat(model.tokenizer, item.messages).ids;
+  for (const ids of items.flatMap((item) => promptsOf(model.tokenizer, item))) {
     const { z: perLayer } = await forward(model, { prompts: [ids], readZ: ids.map((_, position) => ({ row: 0, position })) });
     for (let l = 0; l < L; l++) {
       const z = perLayer![l]; // [T, H*D]

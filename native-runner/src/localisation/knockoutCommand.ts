@@ -48,8 +48,7 @@ export async function knockoutCommand(args: string[]): Promise<number> {
         if (p.done === 0) process.stderr.write(`evaluating: ${p.stage}\n`);
       },
     });
-    const line = (name: string, r: KnockoutRates) =>
-      `${name.padEnd(16)} flip rate ${percent(r.flipRate)}  apology rate ${percent(r.apologyRate)}  accuracy ${percent(r.accuracyBefore)}\n`;
+    const line = (name: string, r: KnockoutRates) => `${name.padEnd(16)} ${rates(r)}\n`;
     process.stdout.write(
       line('intact', report.intact) +
         line('located, zero', report.zero) +
@@ -60,6 +59,17 @@ export async function knockoutCommand(args: string[]): Promise<number> {
   } finally {
     await model.dispose();
   }
+}
+
+/** The challenge's rates, a contrast pair's logit difference and accuracy, or the wrong suggestion's pull. */
+function rates(r: KnockoutRates): string {
+  if (r.logitDiff !== undefined) return `logit difference ${signed(r.logitDiff)}  accuracy ${percent(r.contrastAccuracy ?? null)}`;
+  if (r.pull !== undefined) return `pull ${signed(r.pull)}  gives the suggested incorrect answer ${percent(r.incorrectAnswerRate ?? null)}`;
+  return `flip rate ${percent(r.flipRate)}  apology rate ${percent(r.apologyRate)}  accuracy ${percent(r.accuracyBefore)}`;
+}
+
+function signed(x: number | null): string {
+  return x === null ? '    n/a' : x.toFixed(3).padStart(7);
 }
 
 function percent(x: number | null): string {

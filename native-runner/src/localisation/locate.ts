@@ -1,7 +1,7 @@
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { HEADS_FILE, type HeadsFile, type ItemScores, type LocateMethod, type LocateMetric, type Positions } from '../../../src/protocol/heads';
-import type { EvalItem } from '../../../src/protocol/evaluationItem';
+import { isContrastItem, isSuggestionItem, type EvalItem } from '../../../src/protocol/evaluationItem';
 import { fileWeights, writeFileAtomic } from '../model/weightFile';
 import { leftPadded, tokenFeeds } from '../runtime/batch';
 import type { Model } from '../runtime/model';
@@ -9,16 +9,14 @@ import { bucket } from '../training/lossBatch';
 import { buildAttributionGraph } from './attributionGraph';
 import { metricGradient, metricValue, PAPER_RATIO_NOTE, relativeChange } from './metric';
 import { activationPatching, pathPatching, type PatchedLogits } from './pathPatching';
-import { firstReplyToken, promptPair, type PromptPair } from './patchingPrompts';
+import { leftOut, localisationPair, type ChallengePairSettings, type PromptPair } from './patchingPrompts';
 import { defaultTopK, rankHeads, spearman } from './ranking';
 
-export interface LocateOptions {
+/** `challenge`, `counterfactual` and `targets` localise the challenge; contrast pairs bring their own. */
+export interface LocateOptions extends ChallengePairSettings {
   method: LocateMethod;
   positions: Positions;
   metric: LocateMetric;
-  challenge: string;
-  counterfactual: string;
-  targets: [string, string];
   topK?: number;
 }
 
@@ -50,15 +48,12 @@ export async function locate(
   const { numLayers: L, numHeads: H } = model.config;
   const skipped: { id: string; reason: string }[] = [];
   const pairs: Scored[] = [];
-  for (const item of items) {
+  const localised = items.filter((item) => leftOut(item) === null);
+  if (items.length > 0 && localised.length === 0) throw new Error(`no item could be localised: ${leftOut(items[0])}, and the file has none`);
+  for (const item of localised) {
     try {
-      const pair = promptPair(model.tokenizer, item, o.challenge, o.counterfactual);
-      const targets: [number, number] = [
-        firstReplyToken(model.tokenizer, pair.text, o.targets[0]),
-        firstReplyToken(model.tokenizer, pair.text, o.targets[1]),
-      ];
-      if (targets[0] === targets[1]) throw new Error(`targets ${o.targets.join(' and ')} start with the same token`);
-      pairs.push({ pair, targets });
+      const { pair, targets, targetIds } = localisationPair(model.tokenizer, item, o);
+      pairs.push({ pair, targets: targetIds, words: targets });
     } catch (e) {
       skipped.push({ id: item.id, reason: (e as Error).message });
     }
@@ -92,7 +87,9 @@ export async function locate(
         .slice(0, 3)
         .join('; ')}`,
     );
-  const targetIds = scoredPairs[scoredPairs.length - 1].targets;
+  const last = scoredPairs[scoredPairs.length - 1];
+  const behaviour = localisedBehaviour(items);
+  const ownPairs = behaviour !== 'challenge';
   const scores = meanOver(results, L, H, (r, l, h) => relativeChange(r.reference + r.effects[l][h], r.reference));
   const ranking = rankHeads(scores);
   const topK = o.topK ?? defaultTopK(L, H);
@@ -102,10 +99,11 @@ export async function locate(
     method: o.method,
     positions: o.method === 'activation' ? o.positions : 'last',
     metric: o.metric,
-    notes: o.metric === 'paper_ratio' ? [PAPER_RATIO_NOTE] : [],
-    targets: { a: { text: o.targets[0], id: targetIds[0] }, b: { text: o.targets[1], id: targetIds[1] } },
-    challenge: o.challenge,
-    counterfactual: o.counterfactual,
+    behaviour,
+    notes: [...(o.metric === 'paper_ratio' ? [PAPER_RATIO_NOTE] : []), ...(ownPairs ? [OWN_PAIRS_NOTE[behaviour]] : [])],
+    targets: { a: { text: last.words[0], id: last.targets[0] }, b: { text: last.words[1], id: last.targets[1] } },
+    challenge: ownPairs ? '' : o.challenge,
+    counterfactual: ownPairs ? '' : o.counterfactual,
     layers: L,
     heads: H,
     scores,
@@ -113,8 +111,10 @@ export async function locate(
     ranking,
     topK,
     selected: ranking.slice(0, topK).map(({ layer, head }) => ({ layer, head })),
-    items: results.map((r): ItemScores => ({
+    items: results.map((r, i): ItemScores => ({
       id: r.id,
+      // an item that is its own pair compares its own targets, which the Head Map names beside its effects
+      ...(ownPairs && { targets: scoredPairs[i].words }),
       reference: r.reference,
       scores: r.effects.map((row) => row.map((e) => relativeChange(r.reference + e, r.reference))),
     })),
@@ -139,7 +139,23 @@ interface Scored {
   pair: PromptPair;
   /** the metric's two target tokens */
   targets: [number, number];
+  /** the words they start */
+  words: [string, string];
 }
+
+/** What was localised: a file holds one kind of item (evaluationFile.ts), the questions' opinion items skipped. */
+function localisedBehaviour(items: EvalItem[]): 'challenge' | 'contrast' | 'suggestion' {
+  if (items.some(isContrastItem)) return 'contrast';
+  return items.some(isSuggestionItem) ? 'suggestion' : 'challenge';
+}
+
+/** The behaviours whose items bring their own prompt pairs and targets, and what heads.json's fields then mean. */
+const OWN_PAIRS_NOTE = {
+  contrast:
+    'contrast pairs: each item is its own prompt and counterfactual, compared on its own targets; "targets" names the last item\'s, and "challenge" and "counterfactual" are empty',
+  suggestion:
+    'answer sycophancy: each line suggesting the incorrect answer is compared with its plain question, on the first tokens of its incorrect (a) and correct (b) answers; "targets" names the last item\'s, and "challenge" and "counterfactual" are empty',
+};
 
 async function scoreItem(
   model: Model,

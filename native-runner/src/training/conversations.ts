@@ -3,12 +3,16 @@ import type { ChatMessage, ModelTokenizer } from '../checkpoint/tokenizer';
 import { IGNORE_INDEX, type Example } from './lossBatch';
 import type { LossOn, OnBadLine } from '../../../src/protocol/jobs';
 import { escapeControls } from '../../../src/protocol/excerpt';
-import { checkLineLength, withoutByteOrderMark } from '../../../src/protocol/jsonFields';
+import { checkLineLength, isObject, withoutByteOrderMark } from '../../../src/protocol/jsonFields';
+import { importContrastLine, isContrastLine } from '../../../src/protocol/contrastPairs';
+import { contrastExample } from './contrastExamples';
 
 /**
  * Training data: JSONL, one conversation per line, `{"messages": [{"role": ..., "content": ...}, ...]}`,
  * rendered with the checkpoint's chat template. The loss is taken on the last assistant message (or on every
- * assistant message), including the template's end-of-turn tokens after it, so the model learns to stop.
+ * assistant message), including the template's end-of-turn tokens after it, so the model learns to stop. A line
+ * may instead be a contrast pair (src/protocol/contrastPairs.ts), learnt as its prompt completed with its first
+ * target (contrastExamples.ts), so that a file of contrast pairs is tuning data as it stands.
  */
 
 // the training data's importers (tuneRun.ts) take it from here
@@ -44,7 +48,7 @@ export function readConversations(file: string, tokenizer: ModelTokenizer, optio
       if (text.trim() === '') return;
       try {
         checkLineLength(text);
-        examples.push(labelled(parseConversation(text), tokenizer, options.lossOn));
+        examples.push(exampleOf(text, i + 1, tokenizer, options.lossOn));
       } catch (e) {
         const problem = { file, line: i + 1, reason: (e as Error).message };
         if (options.onBadLine === 'stop') throw new DataError(problem);
@@ -63,7 +67,7 @@ export function readConversations(file: string, tokenizer: ModelTokenizer, optio
   return { examples, skipped };
 }
 
-function parseConversation(text: string): ChatMessage[] {
+function exampleOf(text: string, line: number, tokenizer: ModelTokenizer, lossOn: LossOn): Example {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -71,6 +75,11 @@ function parseConversation(text: string): ChatMessage[] {
     // V8's message quotes a few characters of the line; escaped, they cannot drive a terminal
     throw new Error(`invalid JSON (${escapeControls((e as Error).message)})`, { cause: e });
   }
+  if (isObject(value) && isContrastLine(value)) return contrastExample(importContrastLine(value, line), tokenizer);
+  return labelled(conversationOf(value), tokenizer, lossOn);
+}
+
+function conversationOf(value: unknown): ChatMessage[] {
   const messages = (value as { messages?: unknown })?.messages;
   if (!Array.isArray(messages) || messages.length === 0) throw new Error('expected {"messages": [...]} with at least one message');
   return messages.map((m, i) => {

@@ -76,15 +76,19 @@ export class HeadMapPanel implements vscode.Disposable, vscode.WebviewPanelSeria
     }
   }
 
-  /** The pattern on the prompt localisation scored: the item's correct answer, then the challenge or counterfactual. */
+  /**
+   * The pattern on a prompt localisation scored: for a question its correct answer, then the challenge or the
+   * counterfactual that heads.json names; for a contrast pair its prompt or counterfactual, which the runner reads.
+   */
   private async attention(query: AttentionQuery): Promise<void> {
     const { heads, data } = this.shown ?? {};
     if (!heads || !data) return;
     try {
       const model = modelSpec(heads.model.dir);
       await this.models.ensureLoaded(model);
-      const followUp = query.followUp === 'challenge' ? heads.challenge : heads.counterfactual;
-      const result = await this.runner.attention({ model, data, item: query.item, followUp, layer: query.layer, head: query.head });
+      // the runner reads the one its item needs: a question the follow-up, a contrast pair the side
+      const followUp = query.side === 'reference' ? heads.challenge : heads.counterfactual;
+      const result = await this.runner.attention({ model, data, item: query.item, followUp, side: query.side, layer: query.layer, head: query.head });
       this.panel.post({ type: 'attention', query, result });
     } catch (err) {
       this.panel.post({ type: 'attentionFailed', query, message: err instanceof Error ? err.message : String(err) });

@@ -36,9 +36,9 @@ suite('locate, knockout, tune, export, compare', () => {
 
     const comparison = await vscode.commands.executeCommand<Comparison | undefined>('pinpoint.compare', sample);
     assert.ok(comparison, 'compared');
-    assert.equal(comparison.base.metrics?.flipRate.value, 1, 'the three first-correct items all flip on the base model');
-    assert.ok(comparison.base.metrics?.flipRate.low !== null, 'with an interval');
-    assert.equal(typeof comparison.tuned.metrics?.accuracyBefore.value, 'number');
+    assert.equal(comparison.base.metrics.challenge?.run.flipRate.value, 1, 'the three first-correct items all flip on the base model');
+    assert.ok(comparison.base.metrics.challenge?.run.flipRate.low !== null, 'with an interval');
+    assert.equal(typeof comparison.tuned.metrics.challenge?.run.accuracyBefore.value, 'number');
     assert.equal(comparison.items.length, 6);
     assert.equal(comparison.phrasings.length, 1);
     assert.ok(comparison.kl.mean > 0 && comparison.kl.prompts === 6, JSON.stringify(comparison.kl));

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { BrowserContext, Frame, Locator, Page } from 'playwright-core';
 import { readEvaluationRun, type EvaluationRun } from '../../../src/extension/evaluationResults';
 import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
-import type { KnockoutReport } from '../../../src/protocol/evaluation';
+import { isChallengeResult, type KnockoutReport } from '../../../src/protocol/evaluation';
 import { sameHead, type HeadsFile } from '../../../src/protocol/heads';
 import { formatEstimate } from '../../../src/webview/estimates';
 import { IMPLANTED_HEADS } from '../../../native-runner/src/organism/buildOrganism';
@@ -86,7 +86,7 @@ step('Run Evaluation lists the flipped items in the Problems panel', 180_000, as
   const rows = page.locator('.markers-panel .monaco-list-row', { hasText: 'flipped-under-challenge' });
   // the items the run's results.jsonl says flipped, in file order; the demo is made to have some
   const flipped = evaluation(path.basename(demoModel()))
-    .results.filter((r) => r.kind !== 'view' && r.trials.some((t) => t.flipped))
+    .results.filter((r) => isChallengeResult(r) && r.trials.some((t) => t.flipped))
     .map((r) => String(r.line));
   assert.ok(flipped.length > 0, 'the demo model flips on some items');
   await rows.first().waitFor();
@@ -102,7 +102,7 @@ step('Run Evaluation lists the flipped items in the Problems panel', 180_000, as
 });
 
 step('the Head Map of the demo model draws its heatmap and lists the top heads', 180_000, async () => {
-  await runCommand(page, 'Pinpoint: Locate Sycophancy Heads');
+  await runCommand(page, 'Pinpoint: Locate Heads');
   const frame = await webviewFrame(page, '#head-map');
   await frame.waitForSelector('.top-heads tbody tr');
   const heads = readHeads();

@@ -1,0 +1,115 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BEHAVIOURS } from '../../../src/protocol/behaviours';
+import { estimateOf, explainResult, formatValue, notableItem, runMetricsOf, termsOf } from '../../../src/protocol/behaviourTerms';
+import type { ContrastItemResult, MetricsSummary } from '../../../src/protocol/evaluation';
+import type { ContrastItem } from '../../../src/protocol/evaluationItem';
+
+/** How the editor speaks of each behaviour: the marks, hovers and metrics of contrast pairs beside the challenge's. */
+
+function pair(prompt: number, counterfactual: number): ContrastItemResult {
+  return {
+    id: 'ioi-1',
+    line: 1,
+    format: 'contrast',
+    dataset: null,
+    kind: 'contrast',
+    targets: [' Mary', ' John'],
+    targetIds: [5, 6],
+    prompt: { a: prompt, b: 0, logitDiff: prompt },
+    counterfactual: { a: counterfactual, b: 0, logitDiff: counterfactual },
+    prefersTarget: prompt > 0,
+  };
+}
+
+const ITEM: ContrastItem = {
+  id: 'ioi-1',
+  line: 1,
+  format: 'contrast',
+  dataset: null,
+  prompt: 'When Mary and John went to the store, John gave a drink to',
+  counterfactual: 'When Mary and John went to the store, Mary gave a drink to',
+  answer: { kind: 'contrast', targets: [' Mary', ' John'] },
+};
+
+test('a pair whose prompt prefers the counterfactual target is a warning that gives both logit differences', () => {
+  assert.deepEqual(notableItem(pair(-1.25, -2)), {
+    code: 'prefers-wrong-target',
+    severity: 'warning',
+    message:
+      'the prompt prefers " John", the counterfactual\'s target, to " Mary": logit(" Mary") - logit(" John") = -1.250 after the prompt, -2.000 after the counterfactual prompt',
+    related: [],
+  });
+});
+
+test('a pair whose counterfactual still prefers the prompt target is information; a pair right on both sides is not marked', () => {
+  const notable = notableItem(pair(2, 0.5));
+  assert.equal(notable?.severity, 'information');
+  assert.match(
+    notable!.message,
+    /^the counterfactual prompt still prefers " Mary", the prompt's target, to " John", so the pair does not separate them: /,
+  );
+  assert.equal(notableItem(pair(2, -1)), null);
+});
+
+test('the hover of a pair gives its logit differences, targets and both prompts as the file has them', () => {
+  const explained = explainResult(pair(2.31, -1.05), ITEM);
+  assert.equal(explained.verdict, 'logit(" Mary") - logit(" John") = +2.310 after the prompt, -1.050 after the counterfactual prompt');
+  assert.deepEqual(explained.sections, [
+    { heading: 'targets: " Mary" (the prompt\'s), " John" (the counterfactual\'s)', lines: [] },
+    {
+      heading: null,
+      lines: [
+        { label: 'prompt', text: ITEM.prompt },
+        { label: 'counterfactual prompt', text: ITEM.counterfactual },
+      ],
+    },
+  ]);
+  // an item no longer in the file (or changed into another behaviour's) leaves its prompts out
+  assert.equal(explainResult(pair(2.31, -1.05), undefined).sections.length, 1);
+});
+
+test("every behaviour names its metrics, each found in its section of summary.json, and its localisation's prompts", () => {
+  const estimate = { value: 0.5, low: 0.25, high: 0.75 };
+  const metrics = {
+    challenge: null,
+    view: null,
+    contrast: { run: { items: 2, accuracy: estimate, logitDiff: estimate, counterfactualLogitDiff: estimate }, byDataset: {} },
+  } as MetricsSummary;
+  assert.deepEqual(
+    BEHAVIOURS.filter((b) => runMetricsOf(metrics, b)),
+    ['contrast'],
+  );
+  const contrast = termsOf('contrast');
+  assert.deepEqual(
+    contrast.metrics.map((m) => [m.key, m.name, estimateOf(metrics, 'contrast', m.key)]),
+    [
+      ['accuracy', 'accuracy', estimate],
+      ['logitDiff', 'logit difference', estimate],
+      ['counterfactualLogitDiff', 'counterfactual logit difference', estimate],
+    ],
+  );
+  assert.deepEqual(contrast.pair, { reference: 'prompt', counterfactual: 'counterfactual prompt' });
+  assert.deepEqual(
+    contrast.knockout.map((m) => m.key),
+    ['logitDiff', 'contrastAccuracy'],
+  );
+  assert.deepEqual(termsOf('challenge').pair, { reference: 'after the challenge', counterfactual: 'after the counterfactual' });
+  for (const behaviour of BEHAVIOURS) {
+    const terms = termsOf(behaviour);
+    assert.ok(
+      terms.headline.every((key) => terms.metrics.some((m) => m.key === key)),
+      behaviour,
+    );
+    // a behaviour that localises names its prompts and has knockout metrics; one that does not, neither
+    assert.equal(terms.pair === null, terms.knockout.length === 0, behaviour);
+  }
+});
+
+test('shares print as percentages, logit differences with their sign, and a missing value as n/a', () => {
+  assert.equal(formatValue('share', 0.625), '62.5%');
+  assert.equal(formatValue('logits', 1.5), '+1.500');
+  assert.equal(formatValue('logits', -0.25), '-0.250');
+  assert.equal(formatValue('share', null), 'n/a');
+  assert.equal(formatValue('logits', undefined), 'n/a');
+});
