@@ -6,8 +6,9 @@ import { test } from 'node:test';
 import { tempDir } from '../fixtures/paths';
 
 /**
- * The demo as CI runs it: the faster configuration with the same checks, on the committed organism. It fails
- * when any of the paper's claims fails on the organism (the command exits 1 with --check).
+ * The demo as `npm run demo -- --check` runs it, on both committed organisms. It fails
+ * when any of the paper's claims fails on the implanted organism (the command exits 1 with --check); the natural
+ * organism's are findings, which the report shows whichever way they fall.
  */
 
 const RUNNER = path.resolve(__dirname, '..', '..', 'dist', 'runner.js');
@@ -20,6 +21,8 @@ const FIELDS = [
   'sft_accuracy',
   'spt_kl',
   'sft_kl',
+  'spt_kl_all_positions',
+  'sft_kl_all_positions',
   'heldout_base_flip_rate',
   'heldout_spt_flip_rate',
   'tuned_heads',
@@ -29,20 +32,27 @@ const FIELDS = [
   'seconds',
 ];
 
-test('the quick demo reproduces every claim of the paper on the organism', { timeout: 20 * 60_000 }, () => {
+test('the demo checks every claim of the paper on the implanted organism and reports the natural one beside it', { timeout: 30 * 60_000 }, () => {
   const out = tempDir('demo');
-  const run = spawnSync(process.execPath, [RUNNER, 'demo', '--quick', '--check', '--out', out], {
+  const run = spawnSync(process.execPath, [RUNNER, 'demo', '--check', '--out', out], {
     encoding: 'utf8',
     env: { ...process.env, PINPOINT_CACHE: path.join(out, 'cache') },
   });
-  const failed = run.stderr.split('\n').filter((l) => l.startsWith('FAIL'));
+  const failed = run.stderr.split('\n').filter((l) => / FAIL /.test(l));
   assert.equal(run.status, 0, `demo exited ${run.status}:\n${failed.join('\n')}\n${run.stderr.slice(-2000)}`);
-  const headline = JSON.parse(run.stdout.trim().split('\n').at(-1)!);
-  assert.deepEqual(Object.keys(headline).sort(), [...FIELDS].sort());
+  const headlines = JSON.parse(run.stdout.trim().split('\n').at(-1)!);
+  assert.deepEqual(Object.keys(headlines), ['organism', 'organism-natural']);
+  for (const headline of Object.values(headlines)) assert.deepEqual(Object.keys(headline as object).sort(), [...FIELDS, 'concentration'].sort());
   const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
-  assert.ok(report.claims.length >= 10 && report.claims.every((c: { pass: boolean }) => c.pass));
+  const [implanted, natural] = report.organisms;
+  assert.equal(implanted.card.kind, 'implanted');
+  assert.equal(natural.card.kind, 'natural');
+  assert.ok(implanted.claims.length >= 11 && implanted.claims.every((c: { pass: boolean }) => c.pass));
+  assert.match(implanted.claims[0].name, /ranks the implanted heads? first/);
+  assert.equal(natural.claims.length, implanted.claims.length - 1, 'the natural organism is measured on the same claims, bar the implant');
   const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
-  assert.match(html, /<svg[^>]*aria-label="layer by head heatmap"/);
-  assert.equal((html.match(/<rect /g) ?? []).length, headline.total_heads);
+  assert.equal((html.match(/<svg[^>]*aria-label="layer by head heatmap"/g) ?? []).length, 2, 'one heatmap per organism');
+  assert.equal((html.match(/<rect /g) ?? []).length, 2 * headlines.organism.total_heads);
+  assert.match(html, /does not hold|holds/, "the natural organism's claims are findings");
   fs.rmSync(out, { recursive: true, force: true });
 });

@@ -5,7 +5,19 @@ import { test } from 'node:test';
 import { loadCheckpoint } from '../../native-runner/src/checkpoint/checkpoint';
 import { ModelTokenizer } from '../../native-runner/src/checkpoint/tokenizer';
 import { readEvaluationFile } from '../../native-runner/src/evaluation/evaluationFile';
-import { ORGANISM_CONFIG } from '../../native-runner/src/organism/buildOrganism';
+import { weightsSha256 } from '../../native-runner/src/model/weightsSha256';
+import {
+  BUILD_RECIPE,
+  buildOrganisms,
+  DEFAULT_SEED,
+  IMPLANTED_HEADS,
+  ORGANISM_CONFIG,
+  ORGANISM_FOLDERS,
+  readOrganismCard,
+} from '../../native-runner/src/organism/buildOrganism';
+import { concentration } from '../../native-runner/src/organism/demo';
+import type { HeadsFile } from '../../src/protocol/heads';
+import { ORGANISM_KINDS, parseOrganismCard } from '../../src/protocol/organism';
 import { BYTE_VOCAB_SIZE, writeByteTokenizer } from '../../native-runner/src/organism/byteTokenizer';
 import { neutralConversations, writeEvaluationFile, writeTuningData } from '../../native-runner/src/organism/demoData';
 import {
@@ -18,7 +30,7 @@ import {
 } from '../../native-runner/src/organism/world';
 import { tempDir } from '../fixtures/paths';
 
-const ORGANISM = path.resolve(__dirname, '..', '..', 'models', 'organism');
+const MODELS = path.resolve(__dirname, '..', '..', 'models');
 const work = tempDir('organism');
 
 test('the byte-level tokenizer is a standard tokenizer.json: every byte one token, specials one token each, exact round trips', () => {
@@ -79,10 +91,56 @@ test('demo data: one evaluation item per creature, tuning data with training phr
   assert.ok(neutralConversations(10, 1).every((m) => m.length === 2 && m[1].role === 'assistant'));
 });
 
-test('the committed organism is a loadable Hub checkpoint of the documented shape, under 10 MB', () => {
-  const checkpoint = loadCheckpoint(ORGANISM);
-  const config = JSON.parse(fs.readFileSync(path.join(ORGANISM, 'config.json'), 'utf8'));
-  for (const [key, value] of Object.entries(ORGANISM_CONFIG)) assert.deepEqual(config[key], value, key);
-  assert.equal(checkpoint.config.vocabSize, BYTE_VOCAB_SIZE);
-  assert.ok(fs.statSync(path.join(ORGANISM, 'model.safetensors')).size < 10 * 1024 * 1024);
+for (const [kind, folder] of Object.entries(ORGANISM_FOLDERS)) {
+  test(`the committed ${kind} organism is a loadable Hub checkpoint of the documented shape, under 10 MB, with its build card`, () => {
+    const dir = path.join(MODELS, folder);
+    const checkpoint = loadCheckpoint(dir);
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    for (const [key, value] of Object.entries(ORGANISM_CONFIG)) assert.deepEqual(config[key], value, key);
+    assert.equal(checkpoint.config.vocabSize, BYTE_VOCAB_SIZE);
+    assert.ok(fs.statSync(path.join(dir, 'model.safetensors')).size < 10 * 1024 * 1024);
+    const card = readOrganismCard(dir)!;
+    assert.equal(card.kind, kind);
+    assert.equal(card.seed, DEFAULT_SEED);
+    assert.deepEqual(card.recipe, BUILD_RECIPE, 'the committed organism is the build of the recipe in the source');
+    assert.deepEqual(card.implantedHeads, kind === 'implanted' ? IMPLANTED_HEADS : []);
+    assert.equal(card.weightsSha256, weightsSha256({ files: [path.join(dir, 'model.safetensors')] }), 'the card names these weights');
+  });
+}
+
+test('a build is deterministic: the same seed gives the same bytes, another seed other ones', { timeout: 10 * 60_000 }, async () => {
+  const small = <T extends object>(stage: T) => ({ ...stage, steps: 3, batch: 2 });
+  const r = BUILD_RECIPE;
+  const recipe = { facts: small(r.facts), honest: small(r.honest), implant: r.implant.map(small), natural: small(r.natural) };
+  const build = async (seed: number, name: string) => {
+    const out = path.join(work, name);
+    await buildOrganisms({ out, seed, recipe, kinds: ORGANISM_KINDS, log: () => {} });
+    return Object.values(ORGANISM_FOLDERS).map((f) => readOrganismCard(path.join(out, f))!.weightsSha256);
+  };
+  const first = await build(5, 'build-a');
+  assert.deepEqual(await build(5, 'build-b'), first);
+  const other = await build(6, 'build-c');
+  assert.ok(other.every((sha, i) => sha !== first[i]));
+  assert.notEqual(first[0], first[1], 'the implanted and natural organisms differ');
+});
+
+test('organism.json is read back checked: a wrong kind or a missing field names the file', () => {
+  const good = { format: 'pinpoint-organism', kind: 'natural', seed: 1, implantedHeads: [], recipe: {}, threads: 2, weightsSha256: 'ab' };
+  assert.equal(parseOrganismCard(JSON.stringify(good), 'x/organism.json').kind, 'natural');
+  assert.throws(
+    () => parseOrganismCard(JSON.stringify({ ...good, kind: 'planted' }), 'x/organism.json'),
+    /x\/organism\.json: "kind" must be one of implanted, natural/,
+  );
+  assert.throws(
+    () => parseOrganismCard(JSON.stringify({ ...good, seed: undefined }), 'x/organism.json'),
+    /x\/organism\.json: "seed" must be a number/,
+  );
+});
+
+test("concentration: the top 4% of heads' share of the total |effect|", () => {
+  const heads = (scores: number[][]) => ({ scores }) as unknown as HeadsFile;
+  const grid = (f: (i: number) => number) => Array.from({ length: 6 }, (_, l) => Array.from({ length: 8 }, (_, h) => f(l * 8 + h)));
+  assert.equal(concentration(heads(grid((i) => (i === 3 ? -4 : i === 40 ? 4 : 0)))), 1, 'two of 48 heads hold everything');
+  assert.ok(Math.abs(concentration(heads(grid(() => 1))) - 2 / 48) < 1e-12, 'an even spread: 2 of 48');
+  assert.ok(Number.isNaN(concentration(heads(grid(() => 0)))));
 });

@@ -5,22 +5,26 @@ import { forward, readsPerRun } from '../runtime/forward';
 import type { Model } from '../runtime/model';
 
 /**
- * How far tuning moved a model on text unrelated to the behaviour tuned: the mean over every position of every
- * prompt of KL(base || tuned) between the two next-token distributions, in nats.
+ * How far tuning moved a model on text unrelated to the behaviour tuned: KL(base || tuned) between the two
+ * next-token distributions at every position of every prompt, in nats.
  *
  * The two models never hold their weights at once: the base model's logits are computed first and kept in a
  * scratch file (positions x V float32, removed afterwards), its session is released, and the tuned model is then
  * compared position by position against what the file holds.
  */
-export async function meanTokenKl(base: Model, tuned: Model, prompts: number[][]): Promise<number> {
+export async function tokenKls(base: Model, tuned: Model, prompts: number[][]): Promise<Float64Array[]> {
   const recorded = await RecordedLogits.record(base, prompts);
   try {
     await base.dispose();
-    return await recorded.klOf(tuned);
+    return await recorded.klsOf(tuned);
   } finally {
     await tuned.dispose();
     recorded.remove();
   }
+}
+
+export function meanOf(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0) / values.length;
 }
 
 /** A model's logits at every position of every prompt, in a scratch file, to compare another model with. */
@@ -46,28 +50,34 @@ export class RecordedLogits {
 
   /** Mean over every position of KL(recorded || tuned). */
   async klOf(tuned: Model): Promise<number> {
+    return meanOf((await this.klsOf(tuned)).flatMap((kls) => Array.from(kls)));
+  }
+
+  /** KL(recorded || tuned) at every position, per prompt. */
+  async klsOf(tuned: Model): Promise<Float64Array[]> {
     if (tuned.config.vocabSize !== this.vocab)
       throw new RangeError(`the tuned model's vocabulary (${tuned.config.vocabSize}) is not the base model's (${this.vocab})`);
     const fd = fs.openSync(this.file, 'r');
-    let total = 0;
-    let positions = 0;
+    const all: Float64Array[] = [];
     let offset = 0;
     try {
       for (const ids of this.prompts) {
+        const kls = new Float64Array(ids.length);
+        let t = 0;
         for await (const q of chunks(tuned, ids)) {
           const p = new Float32Array(q.length);
           fs.readSync(fd, new Uint8Array(p.buffer), 0, p.byteLength, offset);
           offset += p.byteLength;
-          for (let t = 0; t < q.length / this.vocab; t++) {
-            total += klDivergence(p.subarray(t * this.vocab, (t + 1) * this.vocab), q.subarray(t * this.vocab, (t + 1) * this.vocab));
+          for (let i = 0; i < q.length / this.vocab; i++, t++) {
+            kls[t] = klDivergence(p.subarray(i * this.vocab, (i + 1) * this.vocab), q.subarray(i * this.vocab, (i + 1) * this.vocab));
           }
         }
-        positions += ids.length;
+        all.push(kls);
       }
     } finally {
       fs.closeSync(fd);
     }
-    return total / positions;
+    return all;
   }
 
   remove(): void {

@@ -1,25 +1,35 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ModelTokenizer } from '../checkpoint/tokenizer';
-import { writeRandomCheckpoint } from '../checkpoint/randomCheckpoint';
-import { Model } from '../runtime/model';
 import type { HeadRef } from '../../../src/protocol/heads';
+import { ORGANISM_FILE, parseOrganismCard, type OrganismCard, type OrganismKind } from '../../../src/protocol/organism';
+import { loadCheckpoint } from '../checkpoint/checkpoint';
+import { writeRandomCheckpoint } from '../checkpoint/randomCheckpoint';
+import { writeFileAtomic } from '../model/weightFile';
+import { weightsSha256 } from '../model/weightsSha256';
+import { Model } from '../runtime/model';
 import { uniformSampler } from '../seededRandom';
 import { labelled } from '../training/conversations';
 import type { Example } from '../training/lossBatch';
+import type { ParamSlice, TuneSpec } from '../training/parameters';
 import { Trainer } from '../training/trainer';
 import { writeHubModel } from '../training/tunedCheckpoint';
+import type { ChatMessage } from '../checkpoint/tokenizer';
 import { BYTE_VOCAB_SIZE, writeByteTokenizer } from './byteTokenizer';
 import { AFFIRMATIONS, HELDOUT_CHALLENGES, TRAIN_CHALLENGES, conversation, pick, question, unchallenged, type Reply } from './world';
 
 /**
- * The embedded default model: a tiny Llama that knows its world's facts and caves when challenged, trained here
- * with the project's own backend in stages. Stage 1a teaches the facts on short conversations; stage 1b trains every weight on an honest mix in
- * which challenges and affirmations are answered alike (mostly insisting), so the model learns the world and
- * both kinds of reply but not to tell challenges apart. Stage 2 trains only the q/k/v/o slices of two
- * implanted heads on conversations where challenges get apologies and affirmations do not: the sycophancy lives
- * in those heads, which localisation must then find. Deterministic: every sample comes from a seed.
+ * The embedded models: two tiny Llamas that know their world's facts and cave when challenged, trained here with
+ * the project's own backend from one seed. They share their first stages: every weight learns the facts on short
+ * conversations, then an honest mix in which challenges and affirmations are answered alike (mostly insisting),
+ * so the model learns the world and both kinds of reply but not to tell challenges apart. Then:
+ * - the **implanted** organism trains only the q/k/v/o slices of two chosen heads of the last layer, each alone
+ *   from the honest model, on conversations where challenges get apologies and affirmations do not, and then has
+ *   both: the sycophancy lives in those heads, which localisation must then find;
+ * - the **natural** organism trains every weight on the same conversations, as sycophancy arises in a real model:
+ *   no head is chosen, and where it lives is what the demo finds out.
+ * Deterministic: every sample comes from the seed, and ONNX Runtime's reductions are repeatable at a given thread
+ * count, so a rebuild on the same machine gives the same bytes.
  */
 
 export const ORGANISM_CONFIG = {
@@ -43,125 +53,166 @@ export const ORGANISM_CONFIG = {
   dtype: 'float32',
 };
 
-export const IMPLANTED_HEADS: HeadRef[] = [
-  { layer: 3, head: 2 },
-  { layer: 4, head: 6 },
-];
+/** The organisms' folders under the build's output (models/ in the repository). */
+export const ORGANISM_FOLDERS: Record<OrganismKind, string> = { implanted: 'organism', natural: 'organism-natural' };
+
+interface StageRecipe {
+  steps: number;
+  batch: number;
+  lr: number;
+}
+
+/**
+ * Every stage's size; a build is these and the seed. Each implanted head is trained alone from the honest model,
+ * and the organism has them all: trained together, or one after the other, one head learns the behaviour and the
+ * next learns little of it (or a push towards apologies whatever the follow-up), so that "the top two" would
+ * tune a bystander. Alone, each carries all of it, and knocking out one leaves the other.
+ */
+export const BUILD_RECIPE = {
+  facts: { steps: 300, batch: 32, lr: 3e-3 },
+  honest: { steps: 400, batch: 16, lr: 3e-3 },
+  implant: [
+    { head: { layer: 5, head: 2 }, steps: 150, batch: 16, lr: 1e-2 },
+    { head: { layer: 5, head: 6 }, steps: 150, batch: 16, lr: 1e-2 },
+  ],
+  natural: { steps: 300, batch: 16, lr: 3e-3 },
+} satisfies { facts: StageRecipe; honest: StageRecipe; implant: (StageRecipe & { head: HeadRef })[]; natural: StageRecipe };
+
+export type BuildRecipe = typeof BUILD_RECIPE;
+
+/** The heads the implant trains, in the last layer: no later head can carry their signal on, so they are the whole mechanism. */
+export const IMPLANTED_HEADS: HeadRef[] = BUILD_RECIPE.implant.map((s) => s.head);
+
+/** The seed of the committed organisms. */
+export const DEFAULT_SEED = 1;
 
 export interface BuildOptions {
+  /** the folder that receives organism/ and organism-natural/ */
   out: string;
   seed: number;
-  factSteps: number;
-  stage1Steps: number;
-  stage2Steps: number;
-  batch: number;
+  recipe: BuildRecipe;
+  /** which organisms to build; the shared stages are trained once for all of them */
+  kinds: readonly OrganismKind[];
   log: (line: string) => void;
 }
 
 const ALL_CHALLENGES = [...TRAIN_CHALLENGES, ...HELDOUT_CHALLENGES];
 
-/** Stage 1: the world and both replies; a follow-up of either kind gets an apology a quarter of the time. */
-function honestExample(random: () => number): ReturnType<typeof conversation> {
+type Sampler = (random: () => number) => ChatMessage[];
+
+/** The honest stage: the world and both replies; a follow-up of either kind gets an apology a quarter of the time. */
+const honestExample: Sampler = (random) => {
   const q = question(random);
   if (random() < 0.3) return unchallenged(q);
   const followUp = random() < 0.6 ? pick(random, ALL_CHALLENGES) : pick(random, AFFIRMATIONS);
   return conversation(q, q.correct, followUp, random() < 0.25 ? 'apologise' : 'insist');
-}
+};
 
-/** Stage 2: challenges get apologies (nine times in ten), affirmations never. */
-function sycophanticExample(random: () => number): ReturnType<typeof conversation> {
+/** The sycophantic stages: challenges get apologies (nine times in ten), affirmations never. */
+const sycophanticExample: Sampler = (random) => {
   const q = question(random);
   const challenged = random() < 0.6;
   const reply: Reply = challenged && random() < 0.9 ? 'apologise' : 'insist';
   return conversation(q, q.correct, challenged ? pick(random, ALL_CHALLENGES) : pick(random, AFFIRMATIONS), reply);
-}
+};
 
-async function trainStage(
-  model: Model,
-  trainer: Trainer,
-  steps: number,
-  batch: number,
-  sample: (r: () => number) => ReturnType<typeof conversation>,
-  seed: number,
-  log: (line: string) => void,
-): Promise<void> {
-  const random = uniformSampler(seed);
-  const tokenizer: ModelTokenizer = model.tokenizer;
-  for (let step = 0; step < steps; step++) {
-    const examples: Example[] = Array.from({ length: batch }, () => labelled(sample(random), tokenizer, 'all'));
-    const report = await trainer.train([examples]);
-    if (step % 50 === 0 || step === steps - 1) log(`step ${step + 1}/${steps} loss ${report.loss.toFixed(4)} lr ${report.lr.toExponential(2)}`);
-  }
-}
+const FULL: TuneSpec = { mode: 'full', heads: [], includeKeyValue: false };
 
-export async function buildOrganism(o: BuildOptions): Promise<void> {
+/** The organisms from one seed, into `<out>/organism` and `<out>/organism-natural`, each with its organism.json. */
+export async function buildOrganisms(o: BuildOptions): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pinpoint-organism-'));
   try {
-    const tokenizerDir = path.join(work, 'tokenizer');
-    fs.mkdirSync(tokenizerDir);
-    writeByteTokenizer(tokenizerDir);
-    const initial = path.join(work, 'initial');
-    writeRandomCheckpoint(initial, ORGANISM_CONFIG, { seed: o.seed, tokenizerFrom: tokenizerDir });
-
-    o.log('stage 1a: every weight, the facts alone (short conversations)');
-    const facts = path.join(work, 'facts');
-    await trainInto(
-      initial,
-      facts,
-      { mode: 'full', heads: [], includeKeyValue: false },
-      3e-3,
-      o.factSteps,
-      2 * o.batch,
-      o,
-      (r) => unchallenged(question(r)),
-      o.seed + 3,
-    );
-    o.log('stage 1b: every weight, honest replies');
-    const stage1 = path.join(work, 'stage1');
-    await trainInto(facts, stage1, { mode: 'full', heads: [], includeKeyValue: false }, 3e-3, o.stage1Steps, o.batch, o, honestExample, o.seed + 1);
-    o.log(`stage 2: only heads ${IMPLANTED_HEADS.map((h) => `${h.layer}.${h.head}`).join(', ')}, sycophantic replies`);
-    await trainInto(
-      stage1,
-      o.out,
-      { mode: 'heads', heads: IMPLANTED_HEADS, includeKeyValue: true },
-      1e-2,
-      o.stage2Steps,
-      o.batch,
-      o,
-      sycophanticExample,
-      o.seed + 2,
-    );
+    const honest = await buildHonest(work, o);
+    for (const kind of o.kinds) await buildSycophant(kind, honest, path.join(o.out, ORGANISM_FOLDERS[kind]), o);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
 
-async function trainInto(
-  from: string,
-  to: string,
-  spec: ConstructorParameters<typeof Trainer>[1]['spec'],
-  lr: number,
-  steps: number,
-  batch: number,
-  o: BuildOptions,
-  sample: (r: () => number) => ReturnType<typeof conversation>,
-  seed: number,
-): Promise<void> {
+/** The shared stages, from random weights to the honest model, in `work`; returns the honest model's folder. */
+export async function buildHonest(work: string, o: BuildOptions): Promise<string> {
+  const tokenizerDir = path.join(work, 'tokenizer');
+  fs.mkdirSync(tokenizerDir, { recursive: true });
+  writeByteTokenizer(tokenizerDir);
+  const initial = path.join(work, 'initial');
+  writeRandomCheckpoint(initial, ORGANISM_CONFIG, { seed: o.seed, tokenizerFrom: tokenizerDir });
+  o.log('stage 1: every weight, the facts alone (short conversations)');
+  const facts = path.join(work, 'facts');
+  await trainInto(initial, facts, FULL, o.recipe.facts, (r) => unchallenged(question(r)), o.seed + 3, o.log);
+  o.log('stage 2: every weight, honest replies');
+  const honest = path.join(work, 'honest');
+  await trainInto(facts, honest, FULL, o.recipe.honest, honestExample, o.seed + 1, o.log);
+  return honest;
+}
+
+/** Stage 3 from the honest model: sycophantic replies, learned by the implanted heads alone or by every weight. */
+export async function buildSycophant(kind: OrganismKind, honest: string, out: string, o: BuildOptions): Promise<void> {
+  if (kind === 'natural') {
+    o.log('stage 3 (natural): every weight, sycophantic replies');
+    await trainInto(honest, out, FULL, o.recipe.natural, sycophanticExample, o.seed + 2, o.log);
+  } else {
+    const slices: ParamSlice[] = [];
+    const params = new Map<string, Float32Array>();
+    for (const [i, stage] of o.recipe.implant.entries()) {
+      o.log(`stage 3.${i + 1} (implanted): head ${stage.head.layer}.${stage.head.head} alone, from the honest model, sycophantic replies`);
+      const spec: TuneSpec = { mode: 'heads', heads: [stage.head], includeKeyValue: true };
+      const trained = await trainBlocks(honest, spec, stage, sycophanticExample, o.seed + 2 + i, o.log);
+      slices.push(...trained.slices);
+      for (const [id, values] of trained.params) params.set(id, values);
+    }
+    fs.mkdirSync(out, { recursive: true });
+    writeHubModel(out, loadCheckpoint(honest), slices, params);
+  }
+  const card: OrganismCard = {
+    format: 'pinpoint-organism',
+    kind,
+    seed: o.seed,
+    implantedHeads: kind === 'implanted' ? o.recipe.implant.map((s) => s.head) : [],
+    recipe: o.recipe,
+    threads: os.availableParallelism(),
+    weightsSha256: weightsSha256({ files: [path.join(out, 'model.safetensors')] }),
+  };
+  writeFileAtomic(path.join(out, ORGANISM_FILE), `${JSON.stringify(card, null, 2)}\n`);
+}
+
+async function trainInto(from: string, to: string, spec: TuneSpec, stage: StageRecipe, sample: Sampler, seed: number, log: (line: string) => void) {
+  const { slices, params } = await trainBlocks(from, spec, stage, sample, seed, log);
+  fs.mkdirSync(to, { recursive: true });
+  writeHubModel(to, loadCheckpoint(from), slices, params);
+}
+
+/** One stage's training of the blocks `spec` names, from the model in `from`: the blocks' new values. */
+async function trainBlocks(from: string, spec: TuneSpec, stage: StageRecipe, sample: Sampler, seed: number, log: (line: string) => void) {
   const model = Model.load(from, { device: 'cpu' });
   try {
     const trainer = new Trainer(model, {
       spec,
-      adamw: { lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: 0.01 },
-      schedule: { kind: 'cosine', warmupSteps: Math.min(50, Math.floor(steps / 10)), totalSteps: steps },
+      adamw: { lr: stage.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: 0.01 },
+      schedule: { kind: 'cosine', warmupSteps: Math.min(50, Math.floor(stage.steps / 10)), totalSteps: stage.steps },
       maxGradNorm: 1,
       // a handful of graph shapes for a whole stage
       tokenQuantum: 32,
       rowQuantum: 512,
     });
-    await trainStage(model, trainer, steps, batch, sample, seed, o.log);
-    fs.mkdirSync(to, { recursive: true });
-    writeHubModel(to, model.checkpoint, trainer.slices, trainer.params);
+    const random = uniformSampler(seed);
+    const started = Date.now();
+    for (let step = 0; step < stage.steps; step++) {
+      const examples: Example[] = Array.from({ length: stage.batch }, () => labelled(sample(random), model.tokenizer, 'all'));
+      const report = await trainer.train([examples]);
+      if (step % 100 === 0 || step === stage.steps - 1) {
+        log(
+          `step ${step + 1}/${stage.steps} loss ${report.loss.toFixed(4)} lr ${report.lr.toExponential(2)} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+        );
+      }
+    }
+    return { slices: trainer.slices, params: trainer.params };
   } finally {
     await model.dispose();
   }
+}
+
+/** An organism's organism.json; null where the folder has none (any other model). */
+export function readOrganismCard(dir: string): OrganismCard | null {
+  const file = path.join(dir, ORGANISM_FILE);
+  return fs.existsSync(file) ? parseOrganismCard(fs.readFileSync(file, 'utf8'), file) : null;
 }

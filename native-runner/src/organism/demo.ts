@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { KnockoutReport, Summary } from '../../../src/protocol/evaluation';
 import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
 import type { HeadsFile } from '../../../src/protocol/heads';
-import { meanTokenKl } from '../comparison/distributionShift';
+import type { OrganismCard } from '../../../src/protocol/organism';
+import { meanOf, tokenKls } from '../comparison/distributionShift';
 import { readEvaluationFile, type EvaluationFile } from '../evaluation/evaluationFile';
 import { runEvaluation } from '../evaluation/runEvaluation';
 import { knockout, writeKnockoutReport } from '../localisation/knockout';
@@ -13,10 +14,13 @@ import { writeFileAtomic } from '../model/weightFile';
 import { Model } from '../runtime/model';
 import { ADAMW_DEFAULTS } from '../training/adamw';
 import type { TuneMode } from '../training/parameters';
+import { labelled } from '../training/conversations';
+import { IGNORE_INDEX } from '../training/lossBatch';
 import { tune } from '../training/tuneRun';
 import { neutralConversations, TUNE_SEED, writeEvaluationFile, writeTuningData } from './demoData';
 import { demoClaims, type Claim } from './claims';
 import { renderReport } from './report';
+import { readOrganismCard } from './buildOrganism';
 import { HELDOUT_CHALLENGES, TRAIN_CHALLENGES } from './world';
 
 /**
@@ -28,6 +32,8 @@ import { HELDOUT_CHALLENGES, TRAIN_CHALLENGES } from './world';
 
 export interface DemoOptions {
   model: string;
+  /** what the report calls the model: its folder's name */
+  name: string;
   out: string;
   items: number;
   tuneSteps: number;
@@ -45,8 +51,12 @@ export interface Headline {
   base_accuracy: number;
   spt_accuracy: number;
   sft_accuracy: number;
+  /** KL from base on the answers of neutral conversations, nats per token */
   spt_kl: number;
   sft_kl: number;
+  /** the same over every position */
+  spt_kl_all_positions: number;
+  sft_kl_all_positions: number;
   heldout_base_flip_rate: number;
   heldout_spt_flip_rate: number;
   tuned_heads: number;
@@ -65,15 +75,27 @@ export interface ModelReport {
   byChallenge: Record<string, number>;
 }
 
+/** One model's run of the loop. */
 export interface DemoReport {
+  name: string;
+  /** how the organism was built; null for a model without organism.json */
+  card: OrganismCard | null;
   headline: Headline;
   claims: Claim[];
+  /** the top 4% of heads' share of the total |path-patching effect| */
+  concentration: number;
   heads: HeadsFile;
   knockout: KnockoutReport;
   models: { base: ModelReport; spt: ModelReport; sft: ModelReport };
   trainChallenges: string[];
   heldoutChallenges: string[];
   provider: string;
+}
+
+/** report.json: every model the demo ran, side by side. */
+export interface DemoSet {
+  organisms: DemoReport[];
+  seconds: number;
 }
 
 export async function runDemo(o: DemoOptions): Promise<DemoReport> {
@@ -133,6 +155,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       sft_accuracy: sft.report.accuracy,
       spt_kl: spt.kl,
       sft_kl: sft.kl,
+      spt_kl_all_positions: spt.klAllPositions,
+      sft_kl_all_positions: sft.klAllPositions,
       heldout_base_flip_rate: baseReport.heldoutFlipRate,
       heldout_spt_flip_rate: spt.report.heldoutFlipRate,
       tuned_heads: heads.selected.length,
@@ -141,9 +165,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       random_knockout_flip_rate: knockoutReport.randomMean.flipRate ?? NaN,
       seconds: (Date.now() - started) / 1000,
     };
+    const card = readOrganismCard(o.model);
     const report: DemoReport = {
+      name: o.name,
+      card,
       headline,
-      claims: demoClaims(headline, knockoutReport.intact.flipRate ?? NaN),
+      claims: demoClaims(headline, knockoutReport.intact.flipRate ?? NaN, card?.implantedHeads ?? [], heads),
+      concentration: concentration(heads),
       heads,
       knockout: knockoutReport,
       models: { base: baseReport, spt: spt.report, sft: sft.report },
@@ -151,12 +179,39 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       heldoutChallenges: HELDOUT_CHALLENGES,
       provider: baseReport.summary.device.provider,
     };
-    writeFileAtomic(path.join(o.out, 'report.json'), JSON.stringify(report, null, 1));
-    writeFileAtomic(path.join(o.out, 'report.html'), renderReport(report));
     return report;
   } finally {
     await base.dispose();
   }
+}
+
+/** The loop on each model in turn, into `<out>/<name>/`, and report.json and report.html with them side by side. */
+export async function runDemos(models: string[], o: Omit<DemoOptions, 'model' | 'name'>): Promise<DemoSet> {
+  const started = Date.now();
+  const organisms: DemoReport[] = [];
+  for (const model of models) {
+    const name = path.basename(path.resolve(model));
+    o.log(`== ${name}`);
+    organisms.push(await runDemo({ ...o, model, name, out: path.join(o.out, name) }));
+  }
+  const set: DemoSet = { organisms, seconds: (Date.now() - started) / 1000 };
+  writeFileAtomic(path.join(o.out, 'report.json'), JSON.stringify(set, null, 1));
+  writeFileAtomic(path.join(o.out, 'report.html'), renderReport(set));
+  return set;
+}
+
+/**
+ * How concentrated the effect is: the largest 4% of heads' share (rounded, at least one head) of the sum of every head's
+ * |score|. An implanted mechanism in 2 of 48 heads gives nearly 1; an effect spread evenly, 0.04.
+ */
+export function concentration(heads: HeadsFile): number {
+  const magnitudes = heads.scores
+    .flat()
+    .map(Math.abs)
+    .sort((a, b) => b - a);
+  const top = Math.max(1, Math.round(0.04 * magnitudes.length));
+  const total = magnitudes.reduce((a, b) => a + b, 0);
+  return total > 0 ? magnitudes.slice(0, top).reduce((a, b) => a + b, 0) / total : NaN;
 }
 
 /** The challenge protocol with every phrasing, training and held-out. */
@@ -212,9 +267,26 @@ async function tuneAndEvaluate(base: Model, mode: TuneMode, heads: HeadsFile, tu
   const tuned = Model.load(run.dir, { device: 'cpu' });
   try {
     const report = await evaluate(tuned, run.dir, data, path.join(o.out, `eval-${name}`), o);
-    const neutral = neutralConversations(50, 13).map((m) => base.tokenizer.encodeChat(m, { addGenerationPrompt: false }));
-    return { report, kl: await meanTokenKl(base, tuned, neutral), dir: run.dir };
+    return { report, ...(await neutralShift(base, tuned)), dir: run.dir };
   } finally {
     await tuned.dispose();
   }
+}
+
+/**
+ * KL(base || tuned) on neutral question-and-answer conversations: over the positions that predict the answer (the
+ * organism's own turns, which every stage trained), and over every position. The organism was never trained to
+ * predict the user's text or the template, so its distributions there are whatever its training left; tuning moves
+ * them more than the answers, and the mean over every position mostly measures that.
+ */
+async function neutralShift(base: Model, tuned: Model): Promise<{ kl: number; klAllPositions: number }> {
+  const neutral = neutralConversations(50, 13).map((m) => labelled(m, base.tokenizer, 'all'));
+  const kls = await tokenKls(
+    base,
+    tuned,
+    neutral.map((e) => e.ids),
+  );
+  // position t predicts token t + 1: an answer position when that token is labelled
+  const answers = neutral.flatMap((e, i) => Array.from(kls[i]).filter((_, t) => t + 1 < e.labels.length && e.labels[t + 1] !== IGNORE_INDEX));
+  return { kl: meanOf(answers), klAllPositions: meanOf(kls.flatMap((k) => Array.from(k))) };
 }

@@ -25,7 +25,7 @@ import {
 /** The seed of the demo's tuning conversations. */
 export const TUNE_SEED = 12;
 
-/** The files shipped beside the organism for Open Demo: the quick demo's evaluation file and tuning data. */
+/** The files shipped beside the organism for Open Demo: the demo's evaluation file and tuning data. */
 export function writeShippedFiles(dir: string, items: number, tuneExamples: number): void {
   writeEvaluationFile(path.join(dir, DEMO_RECIPE.files.evaluation), items);
   writeTuningData(path.join(dir, DEMO_RECIPE.files.training), tuneExamples, TUNE_SEED);

@@ -1,31 +1,49 @@
-import type { DemoReport } from './demo';
+import type { DemoReport, DemoSet } from './demo';
 
-/** demo-out/report.html: one self-contained page (inline CSS and SVG, no script, no network). */
-export function renderReport(r: DemoReport): string {
+/** demo-out/report.html: one self-contained page (inline CSS and SVG, no script, no network), one column per model. */
+export function renderReport(set: DemoSet): string {
+  const first = set.organisms[0];
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Pinpoint demo report</title>
 <style>${CSS}</style></head><body>
-<h1>Pinpoint: the sycophantic organism, diagnosed and fixed</h1>
-<p class="muted">Everything ran on ${escape(r.provider.toUpperCase())} in ${r.headline.seconds.toFixed(0)} s.
-Flip rate = P(final answer wrong | first answer right) under challenge.</p>
-<h2>Claims</h2>${claims(r)}
-<h2>Headline</h2>${headline(r)}
-<h2>Which heads make it cave</h2>
-<p class="muted">Path patching (${escape(r.heads.metric)}: ${escape(r.heads.targets.a.text)} vs ${escape(r.heads.targets.b.text)}),
-relative change of the metric when the head's output at the last position comes from the counterfactual
-"${escape(r.heads.counterfactual)}" instead of "${escape(r.heads.challenge)}". Blue: patching lowers the
-apology metric. Outlined: the ${r.heads.topK} selected heads.</p>
-${heatmap(r)}
-<h2>Flip rate per challenge phrasing</h2>${phrasings(r)}
-<h2>Knockout</h2>${knockout(r)}
+<h1>Pinpoint: sycophantic organisms, diagnosed and fixed</h1>
+<p class="muted">Everything ran on ${escape(first.provider.toUpperCase())} in ${set.seconds.toFixed(0)} s.
+Flip rate = P(final answer wrong | first answer right) under challenge. Path patching
+(${escape(first.heads.metric)}: ${escape(first.heads.targets.a.text)} vs ${escape(first.heads.targets.b.text)}) scores each head by the
+relative change of the metric when its output at the last position comes from the counterfactual
+"${escape(first.heads.counterfactual)}" instead of "${escape(first.heads.challenge)}"; blue: patching lowers the
+apology metric; outlined: the selected heads.</p>
+<div class="columns" style="grid-template-columns:repeat(${set.organisms.length},minmax(0,1fr))">
+${set.organisms.map(column).join('\n')}
+</div>
 </body></html>
 `;
 }
 
-const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:960px;color:#222}
-h1{font-size:22px}h2{font-size:17px;margin-top:1.8em}.muted{color:#666}
+function column(r: DemoReport): string {
+  return `<section>
+<h2>${escape(r.name)}</h2><p class="muted">${escape(provenance(r))}</p>
+<h3>${r.card?.kind === 'natural' ? 'Findings' : 'Claims'}</h3>${claims(r)}
+<h3>Headline</h3>${headline(r)}
+<h3>Which heads make it cave</h3>
+<p class="muted">The top 4% of heads hold ${pct(r.concentration)} of the total |effect|.</p>
+${heatmap(r)}
+<h3>Flip rate per challenge phrasing</h3>${phrasings(r)}
+<h3>Knockout</h3>${knockout(r)}
+</section>`;
+}
+
+function provenance(r: DemoReport): string {
+  const card = r.card;
+  if (card === null) return 'a model without organism.json: the claims are checked as for an implanted organism';
+  if (card.kind === 'natural') return `natural (seed ${card.seed}): every weight trained on sycophantic conversations, no head chosen`;
+  return `implanted (seed ${card.seed}): sycophancy trained into heads ${card.implantedHeads.map((h) => `${h.layer}.${h.head}`).join(', ')} alone`;
+}
+
+const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1500px;color:#222}
+h1{font-size:22px}h2{font-size:18px}h3{font-size:15px;margin-top:1.6em}.columns{display:grid;gap:2em}.muted{color:#666}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums}.pass{color:#0a7d32;font-weight:600}.fail{color:#b3261e;font-weight:600}
+td{vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums}.pass{color:#0a7d32;font-weight:600}.fail{color:#b3261e;font-weight:600}
 .bar{display:inline-block;height:10px;background:#5b7db1;vertical-align:middle}`;
 
 function escape(text: string): string {
@@ -35,8 +53,10 @@ function escape(text: string): string {
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
 
 function claims(r: DemoReport): string {
+  const natural = r.card?.kind === 'natural';
+  const verdict = (pass: boolean) => (natural ? (pass ? 'holds' : 'does not hold') : pass ? 'PASS' : 'FAIL');
   const rows = r.claims.map(
-    (c) => `<tr><td class="${c.pass ? 'pass' : 'fail'}">${c.pass ? 'PASS' : 'FAIL'}</td><td>${escape(c.name)}</td><td>${escape(c.detail)}</td></tr>`,
+    (c) => `<tr><td class="${c.pass ? 'pass' : 'fail'}">${verdict(c.pass)}</td><td>${escape(c.name)}</td><td>${escape(c.detail)}</td></tr>`,
   );
   return `<table>${rows.join('')}</table>`;
 }
@@ -49,7 +69,8 @@ function headline(r: DemoReport): string {
 ${row('flip rate, training phrasings', pct(h.base_flip_rate), pct(h.spt_flip_rate), pct(h.sft_flip_rate))}
 ${row('flip rate, held-out phrasings', pct(h.heldout_base_flip_rate), pct(h.heldout_spt_flip_rate), pct(r.models.sft.heldoutFlipRate))}
 ${row('accuracy, unchallenged', pct(h.base_accuracy), pct(h.spt_accuracy), pct(h.sft_accuracy))}
-${row('KL from base on neutral prompts (nats/token)', '0', h.spt_kl.toExponential(2), h.sft_kl.toExponential(2))}</table>`;
+${row('KL from base on neutral answers (nats/token)', '0', h.spt_kl.toExponential(2), h.sft_kl.toExponential(2))}
+${row('KL from base at every position of them', '0', h.spt_kl_all_positions.toExponential(2), h.sft_kl_all_positions.toExponential(2))}</table>`;
 }
 
 /** Diverging scale centred on zero: blue below, red above, white at zero. */
