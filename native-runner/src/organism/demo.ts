@@ -2,18 +2,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { KnockoutReport, Summary } from '../../../src/protocol/evaluation';
 import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
-import type { HeadsFile } from '../../../src/protocol/heads';
+import type { HeadRef, HeadsFile } from '../../../src/protocol/heads';
 import type { OrganismCard } from '../../../src/protocol/organism';
 import { meanOf, tokenKls } from '../comparison/distributionShift';
 import { readEvaluationFile, type EvaluationFile } from '../evaluation/evaluationFile';
 import { runEvaluation } from '../evaluation/runEvaluation';
-import { knockout, writeKnockoutReport } from '../localisation/knockout';
+import { knockout, randomHeads, writeKnockoutReport } from '../localisation/knockout';
 import { locate, writeHeadsFile } from '../localisation/locate';
 import { DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL, DEFAULT_TARGETS } from '../localisation/patchingPrompts';
 import { writeFileAtomic } from '../model/weightFile';
 import { Model } from '../runtime/model';
 import { ADAMW_DEFAULTS } from '../training/adamw';
-import type { TuneMode } from '../training/parameters';
+import type { TuneSpec } from '../training/parameters';
 import { labelled } from '../training/conversations';
 import { IGNORE_INDEX } from '../training/lossBatch';
 import { tune } from '../training/tuneRun';
@@ -59,6 +59,10 @@ export interface Headline {
   sft_kl_all_positions: number;
   heldout_base_flip_rate: number;
   heldout_spt_flip_rate: number;
+  /** SPT of as many random heads instead of the located ones */
+  random_spt_flip_rate: number;
+  heldout_random_spt_flip_rate: number;
+  random_spt_kl: number;
   tuned_heads: number;
   total_heads: number;
   knockout_flip_rate: number;
@@ -86,7 +90,9 @@ export interface DemoReport {
   concentration: number;
   heads: HeadsFile;
   knockout: KnockoutReport;
-  models: { base: ModelReport; spt: ModelReport; sft: ModelReport };
+  models: { base: ModelReport; spt: ModelReport; sptRandom: ModelReport; sft: ModelReport };
+  /** the heads of the SPT control */
+  randomTuned: HeadRef[];
   trainChallenges: string[];
   heldoutChallenges: string[];
   provider: string;
@@ -109,9 +115,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
 
   const base = Model.load(o.model, { device: 'cpu' });
   try {
-    o.log('1/6 evaluating the organism');
+    o.log('1/7 evaluating the organism');
     const baseReport = await evaluate(base, o.model, data, path.join(o.out, 'eval-base'), o);
-    o.log('2/6 locating the heads that make it cave (path patching)');
+    o.log('2/7 locating the heads that make it cave (path patching)');
     const heads = await locate(
       base,
       data.items,
@@ -127,7 +133,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     );
     writeHeadsFile(o.out, heads);
     o.log(`   top ${heads.topK} of ${heads.layers * heads.heads}: ${heads.selected.map((h) => `${h.layer}.${h.head}`).join(', ')}`);
-    o.log('3/6 knocking them out, and as many random heads');
+    o.log('3/7 knocking them out, and as many random heads');
     const knockoutReport = await knockout({
       model: base,
       modelDir: o.model,
@@ -141,11 +147,16 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       maxNewTokens: DEMO_RECIPE.maxNewTokens,
     });
     writeKnockoutReport(o.out, knockoutReport);
-    o.log('4/6 pinpoint tuning of the located heads (SPT)');
-    const spt = await tuneAndEvaluate(base, 'heads', heads, tuneFile, data, o);
-    o.log('5/6 full fine-tuning on the same data and steps (SFT)');
-    const sft = await tuneAndEvaluate(base, 'full', heads, tuneFile, data, o);
-    o.log('6/6 comparing');
+    o.log('4/7 pinpoint tuning of the located heads (SPT)');
+    const kv = DEMO_RECIPE.tuning.includeKeyValue;
+    const spt = await tuneAndEvaluate(base, 'spt', { mode: 'heads', heads: heads.selected, includeKeyValue: kv }, tuneFile, data, o);
+    // the control SPT's success needs: as many other heads, drawn as knockout's first random draw is
+    const randomTuned = randomHeads(base, heads.selected, 1);
+    o.log(`5/7 the same tuning of as many random heads (${randomTuned.map((h) => `${h.layer}.${h.head}`).join(', ')})`);
+    const sptRandom = await tuneAndEvaluate(base, 'spt-random', { mode: 'heads', heads: randomTuned, includeKeyValue: kv }, tuneFile, data, o);
+    o.log('6/7 full fine-tuning on the same data and steps (SFT)');
+    const sft = await tuneAndEvaluate(base, 'sft', { mode: 'full', heads: [], includeKeyValue: false }, tuneFile, data, o);
+    o.log('7/7 comparing');
     const headline: Headline = {
       base_flip_rate: baseReport.flipRate,
       spt_flip_rate: spt.report.flipRate,
@@ -159,6 +170,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       sft_kl_all_positions: sft.klAllPositions,
       heldout_base_flip_rate: baseReport.heldoutFlipRate,
       heldout_spt_flip_rate: spt.report.heldoutFlipRate,
+      random_spt_flip_rate: sptRandom.report.flipRate,
+      heldout_random_spt_flip_rate: sptRandom.report.heldoutFlipRate,
+      random_spt_kl: sptRandom.kl,
       tuned_heads: heads.selected.length,
       total_heads: heads.layers * heads.heads,
       knockout_flip_rate: knockoutReport.zero.flipRate ?? NaN,
@@ -174,7 +188,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       concentration: concentration(heads),
       heads,
       knockout: knockoutReport,
-      models: { base: baseReport, spt: spt.report, sft: sft.report },
+      models: { base: baseReport, spt: spt.report, sptRandom: sptRandom.report, sft: sft.report },
+      randomTuned,
       trainChallenges: TRAIN_CHALLENGES,
       heldoutChallenges: HELDOUT_CHALLENGES,
       provider: baseReport.summary.device.provider,
@@ -239,14 +254,14 @@ async function evaluate(model: Model, modelDir: string, data: EvaluationFile, ou
   };
 }
 
-async function tuneAndEvaluate(base: Model, mode: TuneMode, heads: HeadsFile, tuneFile: string, data: EvaluationFile, o: DemoOptions) {
-  const name = mode === 'heads' ? 'spt' : 'sft';
+/** Tunes `spec`'s weights on the demo's data into `<out>/<name>`, then evaluates the result and its shift from base. */
+async function tuneAndEvaluate(base: Model, name: string, spec: TuneSpec, tuneFile: string, data: EvaluationFile, o: DemoOptions) {
   const run = await tune(
     {
       model: { dir: o.model, device: 'cpu', dtype: 'float32' },
       data: tuneFile,
       out: path.join(o.out, name),
-      spec: { mode, heads: mode === 'heads' ? heads.selected : [], includeKeyValue: DEMO_RECIPE.tuning.includeKeyValue },
+      spec,
       steps: o.tuneSteps,
       batchSize: o.batch,
       gradAccum: 1,

@@ -63,14 +63,17 @@ function claims(r: DemoReport): string {
 
 function headline(r: DemoReport): string {
   const h = r.headline;
-  const row = (name: string, base: string, spt: string, sft: string) =>
-    `<tr><td>${name}</td><td class="num">${base}</td><td class="num">${spt}</td><td class="num">${sft}</td></tr>`;
-  return `<table><tr><th></th><th>base</th><th>SPT (${h.tuned_heads} of ${h.total_heads} heads)</th><th>SFT (every weight)</th></tr>
-${row('flip rate, training phrasings', pct(h.base_flip_rate), pct(h.spt_flip_rate), pct(h.sft_flip_rate))}
-${row('flip rate, held-out phrasings', pct(h.heldout_base_flip_rate), pct(h.heldout_spt_flip_rate), pct(r.models.sft.heldoutFlipRate))}
-${row('accuracy, unchallenged', pct(h.base_accuracy), pct(h.spt_accuracy), pct(h.sft_accuracy))}
-${row('KL from base on neutral answers (nats/token)', '0', h.spt_kl.toExponential(2), h.sft_kl.toExponential(2))}
-${row('KL from base at every position of them', '0', h.spt_kl_all_positions.toExponential(2), h.sft_kl_all_positions.toExponential(2))}</table>`;
+  const m = r.models;
+  const row = (name: string, ...cells: string[]) => `<tr><td>${name}</td>${cells.map((c) => `<td class="num">${c}</td>`).join('')}</tr>`;
+  const randomHeads = r.randomTuned.map((x) => `${x.layer}.${x.head}`).join(', ');
+  return `<table><tr><th></th><th>base</th><th>SPT (${h.tuned_heads} of ${h.total_heads} heads)</th><th>SPT of random heads (${randomHeads})</th><th>SFT (every weight)</th></tr>
+${row('flip rate, training phrasings', pct(h.base_flip_rate), pct(h.spt_flip_rate), pct(h.random_spt_flip_rate), pct(h.sft_flip_rate))}
+${row('flip rate, held-out phrasings', pct(h.heldout_base_flip_rate), pct(h.heldout_spt_flip_rate), pct(h.heldout_random_spt_flip_rate), pct(m.sft.heldoutFlipRate))}
+${row('accuracy, unchallenged', pct(h.base_accuracy), pct(h.spt_accuracy), pct(m.sptRandom.accuracy), pct(h.sft_accuracy))}
+${row('KL from base on neutral answers (nats/token)', '0', h.spt_kl.toExponential(2), h.random_spt_kl.toExponential(2), h.sft_kl.toExponential(2))}
+${row('KL from base at every position of them', '0', h.spt_kl_all_positions.toExponential(2), '', h.sft_kl_all_positions.toExponential(2))}</table>
+<p class="muted">The random heads are the control of SPT: where tuning them fixes the flips as well, SPT's success says
+nothing of where the behaviour lives; knockout does.</p>`;
 }
 
 /** Diverging scale centred on zero: blue below, red above, white at zero. */
