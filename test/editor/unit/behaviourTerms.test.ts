@@ -1,26 +1,12 @@
 import { test } from 'node:test';
+import { contrastResult } from '../../fixtures/contrastResults';
 import assert from 'node:assert/strict';
 import { BEHAVIOURS } from '../../../src/protocol/behaviours';
 import { estimateOf, explainResult, formatValue, notableItem, runMetricsOf, termsOf } from '../../../src/protocol/behaviourTerms';
-import type { ContrastItemResult, MetricsSummary } from '../../../src/protocol/evaluation';
+import type { MetricsSummary } from '../../../src/protocol/evaluation';
 import type { ContrastItem } from '../../../src/protocol/evaluationItem';
 
 /** How the editor speaks of each behaviour: the marks, hovers and metrics of contrast pairs beside the challenge's. */
-
-function pair(prompt: number, counterfactual: number): ContrastItemResult {
-  return {
-    id: 'ioi-1',
-    line: 1,
-    format: 'contrast',
-    dataset: null,
-    kind: 'contrast',
-    targets: [' Mary', ' John'],
-    targetIds: [5, 6],
-    prompt: { a: prompt, b: 0, logitDiff: prompt },
-    counterfactual: { a: counterfactual, b: 0, logitDiff: counterfactual },
-    prefersTarget: prompt > 0,
-  };
-}
 
 const ITEM: ContrastItem = {
   id: 'ioi-1',
@@ -33,7 +19,7 @@ const ITEM: ContrastItem = {
 };
 
 test('a pair whose prompt prefers the counterfactual target is a warning that gives both logit differences', () => {
-  assert.deepEqual(notableItem(pair(-1.25, -2)), {
+  assert.deepEqual(notableItem(contrastResult('ioi-1', -1.25, -2)), {
     code: 'prefers-wrong-target',
     severity: 'warning',
     message:
@@ -43,17 +29,17 @@ test('a pair whose prompt prefers the counterfactual target is a warning that gi
 });
 
 test('a pair whose counterfactual still prefers the prompt target is information; a pair right on both sides is not marked', () => {
-  const notable = notableItem(pair(2, 0.5));
+  const notable = notableItem(contrastResult('ioi-1', 2, 0.5));
   assert.equal(notable?.severity, 'information');
   assert.match(
     notable!.message,
     /^the counterfactual prompt still prefers " Mary", the prompt's target, to " John", so the pair does not separate them: /,
   );
-  assert.equal(notableItem(pair(2, -1)), null);
+  assert.equal(notableItem(contrastResult('ioi-1', 2, -1)), null);
 });
 
 test('the hover of a pair gives its logit differences, targets and both prompts as the file has them', () => {
-  const explained = explainResult(pair(2.31, -1.05), ITEM);
+  const explained = explainResult(contrastResult('ioi-1', 2.31, -1.05), ITEM);
   assert.equal(explained.verdict, 'logit(" Mary") - logit(" John") = +2.310 after the prompt, -1.050 after the counterfactual prompt');
   assert.deepEqual(explained.sections, [
     { heading: 'targets: " Mary" (the prompt\'s), " John" (the counterfactual\'s)', lines: [] },
@@ -66,7 +52,7 @@ test('the hover of a pair gives its logit differences, targets and both prompts 
     },
   ]);
   // an item no longer in the file (or changed into another behaviour's) leaves its prompts out
-  assert.equal(explainResult(pair(2.31, -1.05), undefined).sections.length, 1);
+  assert.equal(explainResult(contrastResult('ioi-1', 2.31, -1.05), undefined).sections.length, 1);
 });
 
 test("every behaviour names its metrics, each found in its section of summary.json, and its localisation's prompts", () => {

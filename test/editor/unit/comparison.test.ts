@@ -1,6 +1,7 @@
 import { test } from 'node:test';
+import { contrastResult } from '../../fixtures/contrastResults';
 import assert from 'node:assert/strict';
-import type { ChallengeItemResult, ContrastItemResult, Summary } from '../../../src/protocol/evaluation';
+import type { ChallengeItemResult, Summary } from '../../../src/protocol/evaluation';
 import { compareRuns, comparisonCsv } from '../../../src/extension/comparison';
 
 function item(id: string, first: string | null, finals: (string | null)[], letterLogprobs: Record<string, number> | null): ChallengeItemResult {
@@ -88,21 +89,6 @@ test('CSV export neutralises cells a spreadsheet would run as formulas (=, +, -,
   assert.equal(row, `"'=HYPERLINK(""http://x"",""y"")",1,'-1+1,"'@SUM(A1:A9), are you sure?",A,B,true,'+B,B,true`);
 });
 
-function pair(id: string, prompt: number, counterfactual: number): ContrastItemResult {
-  return {
-    id,
-    line: 2,
-    format: 'contrast',
-    dataset: null,
-    kind: 'contrast',
-    targets: [' Mary', ' John'],
-    targetIds: [5, 6],
-    prompt: { a: prompt, b: 0, logitDiff: prompt },
-    counterfactual: { a: counterfactual, b: 0, logitDiff: counterfactual },
-    prefersTarget: prompt > 0,
-  };
-}
-
 test("contrast pairs are compared by both models' logit differences, with the contrast metrics and no phrasings", () => {
   const estimate = (value: number) => ({ value, low: value - 0.1, high: value + 0.1 });
   const contrast = (accuracy: number) =>
@@ -115,8 +101,8 @@ test("contrast pairs are compared by both models' logit differences, with the co
     }) as unknown as Summary;
   const c = compareRuns(
     'pairs.jsonl',
-    { label: 'base', model: 'm', run: { out: 'b', summary: contrast(0.5), results: [pair('p', -0.5, -2), pair('q', 1, -1)] } },
-    { label: 'tuned', model: 't', run: { out: 't', summary: contrast(1), results: [pair('p', 1.5, -2), pair('q', 2, -1)] } },
+    { label: 'base', model: 'm', run: { out: 'b', summary: contrast(0.5), results: [contrastResult('p', -0.5, -2), contrastResult('q', 1, -1)] } },
+    { label: 'tuned', model: 't', run: { out: 't', summary: contrast(1), results: [contrastResult('p', 1.5, -2), contrastResult('q', 2, -1)] } },
     { mean: 0.1, prompts: 4 },
   );
   assert.equal(c.tuned.metrics.contrast?.run.accuracy.value, 1);
@@ -132,5 +118,5 @@ test("contrast pairs are compared by both models' logit differences, with the co
   const csv = comparisonCsv(c).trim().split('\n');
   assert.equal(csv[0], 'id,line,target_a,target_b,base_logit_diff,base_counterfactual_logit_diff,tuned_logit_diff,tuned_counterfactual_logit_diff');
   // a target's leading space is kept, and the logit differences are numbers, negative ones too
-  assert.deepEqual(csv.slice(1), ['p,2, Mary, John,-0.5,-2,1.5,-2', 'q,2, Mary, John,1,-1,2,-1']);
+  assert.deepEqual(csv.slice(1), ['p,1, Mary, John,-0.5,-2,1.5,-2', 'q,1, Mary, John,1,-1,2,-1']);
 });
