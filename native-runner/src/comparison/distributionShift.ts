@@ -12,20 +12,6 @@ import type { Model } from '../runtime/model';
  * scratch file (positions x V float32, removed afterwards), its session is released, and the tuned model is then
  * compared position by position against what the file holds.
  */
-export async function tokenKls(base: Model, tuned: Model, prompts: number[][]): Promise<Float64Array[]> {
-  const recorded = await RecordedLogits.record(base, prompts);
-  try {
-    await base.dispose();
-    return await recorded.klsOf(tuned);
-  } finally {
-    await tuned.dispose();
-    recorded.remove();
-  }
-}
-
-export function meanOf(values: number[]): number {
-  return values.reduce((a, b) => a + b, 0) / values.length;
-}
 
 /** A model's logits at every position of every prompt, in a scratch file, to compare another model with. */
 export class RecordedLogits {
@@ -83,6 +69,10 @@ export class RecordedLogits {
   remove(): void {
     fs.rmSync(path.dirname(this.file), { recursive: true, force: true });
   }
+}
+
+export function meanOf(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0) / values.length;
 }
 
 /** The logits of every position of one prompt, [positions, V] a chunk at a time. */

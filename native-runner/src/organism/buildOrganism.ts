@@ -130,7 +130,7 @@ export async function buildOrganisms(o: BuildOptions): Promise<void> {
 }
 
 /** The shared stages, from random weights to the honest model, in `work`; returns the honest model's folder. */
-export async function buildHonest(work: string, o: BuildOptions): Promise<string> {
+async function buildHonest(work: string, o: BuildOptions): Promise<string> {
   const tokenizerDir = path.join(work, 'tokenizer');
   fs.mkdirSync(tokenizerDir, { recursive: true });
   writeByteTokenizer(tokenizerDir);
@@ -146,7 +146,7 @@ export async function buildHonest(work: string, o: BuildOptions): Promise<string
 }
 
 /** Stage 3 from the honest model: sycophantic replies, learned by the implanted heads alone or by every weight. */
-export async function buildSycophant(kind: OrganismKind, honest: string, out: string, o: BuildOptions): Promise<void> {
+async function buildSycophant(kind: OrganismKind, honest: string, out: string, o: BuildOptions): Promise<void> {
   if (kind === 'natural') {
     o.log('stage 3 (natural): every weight, sycophantic replies');
     await trainInto(honest, out, FULL, o.recipe.natural, sycophanticExample, o.seed + 2, o.log);

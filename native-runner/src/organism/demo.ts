@@ -4,7 +4,7 @@ import type { KnockoutReport, Summary } from '../../../src/protocol/evaluation';
 import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
 import type { HeadRef, HeadsFile } from '../../../src/protocol/heads';
 import type { OrganismCard } from '../../../src/protocol/organism';
-import { meanOf, tokenKls } from '../comparison/distributionShift';
+import { meanOf, RecordedLogits } from '../comparison/distributionShift';
 import { readEvaluationFile, type EvaluationFile } from '../evaluation/evaluationFile';
 import { runEvaluation } from '../evaluation/runEvaluation';
 import { knockout, randomHeads, writeKnockoutReport } from '../localisation/knockout';
@@ -15,7 +15,7 @@ import { Model } from '../runtime/model';
 import { ADAMW_DEFAULTS } from '../training/adamw';
 import type { TuneSpec } from '../training/parameters';
 import { labelled } from '../training/conversations';
-import { IGNORE_INDEX } from '../training/lossBatch';
+import { IGNORE_INDEX, type Example } from '../training/lossBatch';
 import { tune } from '../training/tuneRun';
 import { neutralConversations, TUNE_SEED, writeEvaluationFile, writeTuningData } from './demoData';
 import { demoClaims, type Claim } from './claims';
@@ -147,15 +147,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       maxNewTokens: DEMO_RECIPE.maxNewTokens,
     });
     writeKnockoutReport(o.out, knockoutReport);
-    o.log('4/7 pinpoint tuning of the located heads (SPT)');
-    const kv = DEMO_RECIPE.tuning.includeKeyValue;
-    const spt = await tuneAndEvaluate(base, 'spt', { mode: 'heads', heads: heads.selected, includeKeyValue: kv }, tuneFile, data, o);
-    // the control SPT's success needs: as many other heads, drawn as knockout's first random draw is
-    const randomTuned = randomHeads(base, heads.selected, 1);
-    o.log(`5/7 the same tuning of as many random heads (${randomTuned.map((h) => `${h.layer}.${h.head}`).join(', ')})`);
-    const sptRandom = await tuneAndEvaluate(base, 'spt-random', { mode: 'heads', heads: randomTuned, includeKeyValue: kv }, tuneFile, data, o);
-    o.log('6/7 full fine-tuning on the same data and steps (SFT)');
-    const sft = await tuneAndEvaluate(base, 'sft', { mode: 'full', heads: [], includeKeyValue: false }, tuneFile, data, o);
+    const { spt, sptRandom, randomTuned, sft } = await tuneThreeWays(base, heads, tuneFile, data, o);
     o.log('7/7 comparing');
     const headline: Headline = {
       base_flip_rate: baseReport.flipRate,
@@ -254,8 +246,31 @@ async function evaluate(model: Model, modelDir: string, data: EvaluationFile, ou
   };
 }
 
+/**
+ * SPT of the located heads, the same of as many random heads (the control SPT's success needs, drawn as knockout's
+ * first random draw is), and SFT, each evaluated and measured against the base model's neutral logits, recorded
+ * once; the base model's session is released meanwhile.
+ */
+async function tuneThreeWays(base: Model, heads: HeadsFile, tuneFile: string, data: EvaluationFile, o: DemoOptions) {
+  const shift = await NeutralShift.record(base);
+  await base.dispose();
+  try {
+    const kv = DEMO_RECIPE.tuning.includeKeyValue;
+    o.log('4/7 pinpoint tuning of the located heads (SPT)');
+    const spt = await tuneAndEvaluate(shift, 'spt', { mode: 'heads', heads: heads.selected, includeKeyValue: kv }, tuneFile, data, o);
+    const randomTuned = randomHeads(base, heads.selected, 1);
+    o.log(`5/7 the same tuning of as many random heads (${randomTuned.map((h) => `${h.layer}.${h.head}`).join(', ')})`);
+    const sptRandom = await tuneAndEvaluate(shift, 'spt-random', { mode: 'heads', heads: randomTuned, includeKeyValue: kv }, tuneFile, data, o);
+    o.log('6/7 full fine-tuning on the same data and steps (SFT)');
+    const sft = await tuneAndEvaluate(shift, 'sft', { mode: 'full', heads: [], includeKeyValue: false }, tuneFile, data, o);
+    return { spt, sptRandom, randomTuned, sft };
+  } finally {
+    shift.remove();
+  }
+}
+
 /** Tunes `spec`'s weights on the demo's data into `<out>/<name>`, then evaluates the result and its shift from base. */
-async function tuneAndEvaluate(base: Model, name: string, spec: TuneSpec, tuneFile: string, data: EvaluationFile, o: DemoOptions) {
+async function tuneAndEvaluate(shift: NeutralShift, name: string, spec: TuneSpec, tuneFile: string, data: EvaluationFile, o: DemoOptions) {
   const run = await tune(
     {
       model: { dir: o.model, device: 'cpu', dtype: 'float32' },
@@ -282,7 +297,7 @@ async function tuneAndEvaluate(base: Model, name: string, spec: TuneSpec, tuneFi
   const tuned = Model.load(run.dir, { device: 'cpu' });
   try {
     const report = await evaluate(tuned, run.dir, data, path.join(o.out, `eval-${name}`), o);
-    return { report, ...(await neutralShift(base, tuned)), dir: run.dir };
+    return { report, ...(await shift.of(tuned)), dir: run.dir };
   } finally {
     await tuned.dispose();
   }
@@ -294,14 +309,31 @@ async function tuneAndEvaluate(base: Model, name: string, spec: TuneSpec, tuneFi
  * predict the user's text or the template, so its distributions there are whatever its training left; tuning moves
  * them more than the answers, and the mean over every position mostly measures that.
  */
-async function neutralShift(base: Model, tuned: Model): Promise<{ kl: number; klAllPositions: number }> {
-  const neutral = neutralConversations(50, 13).map((m) => labelled(m, base.tokenizer, 'all'));
-  const kls = await tokenKls(
-    base,
-    tuned,
-    neutral.map((e) => e.ids),
-  );
-  // position t predicts token t + 1: an answer position when that token is labelled
-  const answers = neutral.flatMap((e, i) => Array.from(kls[i]).filter((_, t) => t + 1 < e.labels.length && e.labels[t + 1] !== IGNORE_INDEX));
-  return { kl: meanOf(answers), klAllPositions: meanOf(kls.flatMap((k) => Array.from(k))) };
+class NeutralShift {
+  private constructor(
+    private readonly neutral: Example[],
+    private readonly base: RecordedLogits,
+  ) {}
+
+  static async record(base: Model): Promise<NeutralShift> {
+    const neutral = neutralConversations(50, 13).map((m) => labelled(m, base.tokenizer, 'all'));
+    return new NeutralShift(
+      neutral,
+      await RecordedLogits.record(
+        base,
+        neutral.map((e) => e.ids),
+      ),
+    );
+  }
+
+  async of(tuned: Model): Promise<{ kl: number; klAllPositions: number }> {
+    const kls = await this.base.klsOf(tuned);
+    // position t predicts token t + 1: an answer position when that token is labelled
+    const answers = this.neutral.flatMap((e, i) => Array.from(kls[i]).filter((_, t) => t + 1 < e.labels.length && e.labels[t + 1] !== IGNORE_INDEX));
+    return { kl: meanOf(answers), klAllPositions: meanOf(kls.flatMap((k) => Array.from(k))) };
+  }
+
+  remove(): void {
+    this.base.remove();
+  }
 }

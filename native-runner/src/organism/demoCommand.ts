@@ -11,7 +11,6 @@ import { writeShippedFiles } from './demoData';
 
 /** The embedded organisms ship beside the runner bundle: <package>/models/organism and models/organism-natural. */
 export const MODELS_DIR = path.resolve(__dirname, '..', 'models');
-export const ORGANISM_DIR = path.join(MODELS_DIR, ORGANISM_FOLDERS.implanted);
 
 export const DEMO_USAGE = `demo [--out demo-out] [--model <dir>]... [--check]
     evaluate, locate, knock out, pinpoint-tune and compare on each model (default: both embedded organisms), with
