@@ -28,6 +28,7 @@ const FIELDS = [
   'random_spt_flip_rate',
   'heldout_random_spt_flip_rate',
   'random_spt_kl',
+  'random_spt_kl_all_positions',
   'tuned_heads',
   'total_heads',
   'knockout_flip_rate',

@@ -4,7 +4,7 @@ import type { EvalItem } from '../../../src/protocol/evaluationItem';
 import type { EvaluationFile } from '../evaluation/evaluationFile';
 import { runEvaluation } from '../evaluation/runEvaluation';
 import { promptsOf } from '../evaluation/behaviours';
-import type { HeadRef } from '../../../src/protocol/heads';
+import { sameHead, type HeadRef } from '../../../src/protocol/heads';
 import type { RowIntervention } from '../interventions/interventions';
 import { forward } from '../runtime/forward';
 import { writeFileAtomic } from '../model/weightFile';
@@ -143,11 +143,10 @@ function averageRates(all: KnockoutRates[]): KnockoutRates {
  */
 export function randomHeads(model: Model, located: HeadRef[], seed: number): HeadRef[] {
   const { numLayers, numHeads } = model.config;
-  const isLocated = (i: number) => located.some((h) => h.layer * numHeads + h.head === i);
   return shuffled(numLayers * numHeads, seed)
-    .filter((i) => !isLocated(i))
-    .slice(0, located.length)
-    .map((i) => ({ layer: Math.floor(i / numHeads), head: i % numHeads }));
+    .map((i) => ({ layer: Math.floor(i / numHeads), head: i % numHeads }))
+    .filter((head) => !located.some((h) => sameHead(h, head)))
+    .slice(0, located.length);
 }
 
 /**

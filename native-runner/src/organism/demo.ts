@@ -63,6 +63,7 @@ export interface Headline {
   random_spt_flip_rate: number;
   heldout_random_spt_flip_rate: number;
   random_spt_kl: number;
+  random_spt_kl_all_positions: number;
   tuned_heads: number;
   total_heads: number;
   knockout_flip_rate: number;
@@ -165,6 +166,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       random_spt_flip_rate: sptRandom.report.flipRate,
       heldout_random_spt_flip_rate: sptRandom.report.heldoutFlipRate,
       random_spt_kl: sptRandom.kl,
+      random_spt_kl_all_positions: sptRandom.klAllPositions,
       tuned_heads: heads.selected.length,
       total_heads: heads.layers * heads.heads,
       knockout_flip_rate: knockoutReport.zero.flipRate ?? NaN,

@@ -71,7 +71,7 @@ ${row('flip rate, training phrasings', pct(h.base_flip_rate), pct(h.spt_flip_rat
 ${row('flip rate, held-out phrasings', pct(h.heldout_base_flip_rate), pct(h.heldout_spt_flip_rate), pct(h.heldout_random_spt_flip_rate), pct(m.sft.heldoutFlipRate))}
 ${row('accuracy, unchallenged', pct(h.base_accuracy), pct(h.spt_accuracy), pct(m.sptRandom.accuracy), pct(h.sft_accuracy))}
 ${row('KL from base on neutral answers (nats/token)', '0', h.spt_kl.toExponential(2), h.random_spt_kl.toExponential(2), h.sft_kl.toExponential(2))}
-${row('KL from base at every position of them', '0', h.spt_kl_all_positions.toExponential(2), '', h.sft_kl_all_positions.toExponential(2))}</table>
+${row('KL from base at every position of them', '0', h.spt_kl_all_positions.toExponential(2), h.random_spt_kl_all_positions.toExponential(2), h.sft_kl_all_positions.toExponential(2))}</table>
 <p class="muted">The random heads are the control of SPT: where tuning them fixes the flips as well, SPT's success says
 nothing of where the behaviour lives; knockout does.</p>`;
 }
