@@ -20,7 +20,7 @@ import { parseEvaluationText } from '../../src/protocol/evaluationFile';
 import { isSuggestionItem, type SuggestionItem, type SuggestionTemplate } from '../../src/protocol/evaluationItem';
 import { parseHeadsFile } from '../../src/protocol/heads';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
-import { plantHead } from '../fixtures/plantedHead';
+import { contrastingTokens, plantHead } from '../fixtures/plantedHead';
 import { PLANTABLE_LLAMA } from '../fixtures/tinyModels';
 
 /**
@@ -266,7 +266,6 @@ function plantedCheckpoint(): Planted {
   const trials = items.filter(isSuggestionItem);
   const tokenizer = ModelTokenizer.load(dir);
   const prompt = (item: SuggestionItem) => renderChat(tokenizer, item.messages).ids;
-  const plainTokens = new Set(trials.filter((i) => i.answer.template === 'plain').flatMap(prompt));
   const wrong = trials.filter((i) => i.answer.template === 'suggests-incorrect');
   const { targetIds } = localisationPair(tokenizer, wrong[0], {
     challenge: DEFAULT_CHALLENGE,
@@ -275,8 +274,7 @@ function plantedCheckpoint(): Planted {
   });
   plantHead(dir, PLANTABLE_LLAMA, {
     head: PLANTED,
-    referenceTokens: [...new Set(wrong.flatMap(prompt))].filter((t) => !plainTokens.has(t)),
-    counterfactualTokens: [...plainTokens],
+    ...contrastingTokens(wrong.map(prompt), trials.filter((i) => i.answer.template === 'plain').map(prompt)),
     targets: targetIds,
     vScale: 8,
     oScale: 2,

@@ -24,7 +24,7 @@ import { tune } from '../../native-runner/src/training/tuneRun';
 import { compareCommand } from '../../native-runner/src/comparison/compareCommand';
 import type { ComparisonReport } from '../../src/protocol/comparison';
 import { REFERENCE_DIR, tempDir } from '../fixtures/paths';
-import { plantHead } from '../fixtures/plantedHead';
+import { contrastingTokens, plantHead } from '../fixtures/plantedHead';
 import { PLANTABLE_LLAMA } from '../fixtures/tinyModels';
 
 /**
@@ -165,11 +165,12 @@ function plantedCheckpoint(): Planted {
   const prompts = pairs.map((item) => contrastPrompts(tokenizer, item));
   const targets = prompts[0].targetIds;
   for (const p of prompts) assert.deepEqual(p.targetIds, targets, 'every pair compares the same two tokens');
-  const inCounterfactual = new Set(prompts.flatMap((p) => p.counterfactual));
   plantHead(dir, PLANTABLE_LLAMA, {
     head: PLANTED,
-    referenceTokens: [...new Set(prompts.flatMap((p) => p.prompt))].filter((t) => !inCounterfactual.has(t)),
-    counterfactualTokens: [...inCounterfactual],
+    ...contrastingTokens(
+      prompts.map((p) => p.prompt),
+      prompts.map((p) => p.counterfactual),
+    ),
     targets,
     vScale: 2,
     oScale: 2,

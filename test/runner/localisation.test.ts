@@ -17,7 +17,7 @@ import { Model } from '../../native-runner/src/runtime/model';
 import type { ChatItem } from '../../src/protocol/evaluationItem';
 import type { HeadRef, HeadsFile } from '../../src/protocol/heads';
 import { REFERENCE_DIR, referenceCases, tempDir } from '../fixtures/paths';
-import { plantHead } from '../fixtures/plantedHead';
+import { contrastingTokens, plantHead } from '../fixtures/plantedHead';
 import { PLANTABLE_LLAMA } from '../fixtures/tinyModels';
 
 /**
@@ -225,17 +225,18 @@ function plantedCheckpoint(): Planted {
 
   const tokenizer = ModelTokenizer.load(dir);
   const pairs = items.map((item) => promptPair(tokenizer, item, DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL));
-  const inCounterfactual = new Set(pairs.flatMap((p) => p.counterfactual));
-  const challengeTokens = [...new Set(pairs.flatMap((p) => p.reference))].filter((t) => !inCounterfactual.has(t));
-  assert.ok(challengeTokens.length > 0, 'the reference prompts hold tokens the counterfactual ones do not');
+  const tokens = contrastingTokens(
+    pairs.map((p) => p.reference),
+    pairs.map((p) => p.counterfactual),
+  );
+  assert.ok(tokens.referenceTokens.length > 0, 'the reference prompts hold tokens the counterfactual ones do not');
   const targets: [number, number] = [firstReplyToken(tokenizer, pairs[0].text, 'Apologies'), firstReplyToken(tokenizer, pairs[0].text, 'Yes')];
   for (const p of pairs) assert.deepEqual([firstReplyToken(tokenizer, p.text, 'Apologies'), firstReplyToken(tokenizer, p.text, 'Yes')], targets);
   assert.notEqual(targets[0], targets[1]);
 
   plantHead(dir, PLANTED_CONFIG, {
     head: PLANTED,
-    referenceTokens: challengeTokens,
-    counterfactualTokens: [...inCounterfactual],
+    ...tokens,
     targets,
     vScale: V_SCALE,
     oScale: O_SCALE,
