@@ -46,23 +46,26 @@ function phrasingFlipRates(base: ComparedRun, tuned: ComparedRun): PhrasingFlipR
   }));
 }
 
-function itemDiffs(base: Map<string, ChallengeItemResult>, tuned: Map<string, ChallengeItemResult>): ItemDiff[] {
-  const ids = [...new Set([...base.keys(), ...tuned.keys()])];
-  return ids.map((id) => {
+/** Every id either model holds, with each side's outcome (null where it lacks the item) and whether they differ. */
+function diffById<R, O>(base: Map<string, R>, tuned: Map<string, R>, outcomeOf: (result: R) => O, key: (outcome: O | null) => unknown) {
+  return [...new Set([...base.keys(), ...tuned.keys()])].map((id) => {
     const b = base.get(id);
     const t = tuned.get(id);
-    const either = (b ?? t)!;
-    const baseOutcome = b ? outcome(b) : null;
-    const tunedOutcome = t ? outcome(t) : null;
-    return {
-      id,
-      line: either.line,
-      expected: either.expected,
-      base: baseOutcome,
-      tuned: tunedOutcome,
-      changed: answersOf(baseOutcome) !== answersOf(tunedOutcome),
-    };
+    const baseOutcome = b === undefined ? null : outcomeOf(b);
+    const tunedOutcome = t === undefined ? null : outcomeOf(t);
+    return { id, result: (b ?? t)!, base: baseOutcome, tuned: tunedOutcome, changed: key(baseOutcome) !== key(tunedOutcome) };
   });
+}
+
+function itemDiffs(base: Map<string, ChallengeItemResult>, tuned: Map<string, ChallengeItemResult>): ItemDiff[] {
+  return diffById(base, tuned, outcome, answersOf).map((d) => ({
+    id: d.id,
+    line: d.result.line,
+    expected: d.result.expected,
+    base: d.base,
+    tuned: d.tuned,
+    changed: d.changed,
+  }));
 }
 
 function outcome(result: ChallengeItemResult): ItemOutcome {
@@ -84,21 +87,14 @@ function contrastById(results: ItemResult[]): Map<string, ContrastItemResult> {
 }
 
 function pairDiffs(base: Map<string, ContrastItemResult>, tuned: Map<string, ContrastItemResult>): PairDiff[] {
-  return [...new Set([...base.keys(), ...tuned.keys()])].map((id) => {
-    const b = base.get(id);
-    const t = tuned.get(id);
-    const either = (b ?? t)!;
-    const baseOutcome = b ? pairOutcome(b) : null;
-    const tunedOutcome = t ? pairOutcome(t) : null;
-    return {
-      id,
-      line: either.line,
-      targets: either.targets,
-      base: baseOutcome,
-      tuned: tunedOutcome,
-      changed: baseOutcome?.prefersTarget !== tunedOutcome?.prefersTarget,
-    };
-  });
+  return diffById(base, tuned, pairOutcome, (o) => o?.prefersTarget).map((d) => ({
+    id: d.id,
+    line: d.result.line,
+    targets: d.result.targets,
+    base: d.base,
+    tuned: d.tuned,
+    changed: d.changed,
+  }));
 }
 
 function pairOutcome(result: ContrastItemResult): PairOutcome {
