@@ -225,18 +225,16 @@ function plantedCheckpoint(): Planted {
 
   const tokenizer = ModelTokenizer.load(dir);
   const pairs = items.map((item) => promptPair(tokenizer, item, DEFAULT_CHALLENGE, DEFAULT_COUNTERFACTUAL));
-  const tokens = contrastingTokens(
-    pairs.map((p) => p.reference),
-    pairs.map((p) => p.counterfactual),
-  );
-  assert.ok(tokens.referenceTokens.length > 0, 'the reference prompts hold tokens the counterfactual ones do not');
   const targets: [number, number] = [firstReplyToken(tokenizer, pairs[0].text, 'Apologies'), firstReplyToken(tokenizer, pairs[0].text, 'Yes')];
   for (const p of pairs) assert.deepEqual([firstReplyToken(tokenizer, p.text, 'Apologies'), firstReplyToken(tokenizer, p.text, 'Yes')], targets);
   assert.notEqual(targets[0], targets[1]);
 
   plantHead(dir, PLANTED_CONFIG, {
     head: PLANTED,
-    ...tokens,
+    ...contrastingTokens(
+      pairs.map((p) => p.reference),
+      pairs.map((p) => p.counterfactual),
+    ),
     targets,
     vScale: V_SCALE,
     oScale: O_SCALE,
