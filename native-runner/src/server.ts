@@ -71,7 +71,7 @@ import { FrameCheck, FrameError, MESSAGE_DECODER } from './frameCheck';
 import { attentionPattern } from './localisation/attentionPattern';
 import { knockout } from './localisation/knockout';
 import { locate, writeHeadsFile } from './localisation/locate';
-import { challengedPrompt } from './localisation/patchingPrompts';
+import { challengedPrompt, suggestionPrompts } from './localisation/patchingPrompts';
 import type { ModelTokenizer } from './checkpoint/tokenizer';
 import { withOutputLock } from './outputLock';
 import { Roots } from './roots';
@@ -616,7 +616,8 @@ function checkLocateParams(params: LocateParams): void {
 
 /**
  * The prompt model/attention shows a pattern on, checked before the model loads: a question's as localisation
- * challenges it (its correct answer, then the follow-up), or one of a contrast pair's raw prompts.
+ * challenges it (its correct answer, then the follow-up), one of a contrast pair's raw prompts, or an answer.jsonl
+ * trial's own prompt (reference) or its plain question (counterfactual).
  */
 function attentionPrompt(item: EvalItem, params: AttentionParams): (tokenizer: ModelTokenizer) => number[] {
   if (isContrastItem(item)) {
@@ -624,10 +625,11 @@ function attentionPrompt(item: EvalItem, params: AttentionParams): (tokenizer: M
     const text = params.side === 'reference' ? item.prompt : item.counterfactual;
     return (tokenizer) => tokenizer.encode(text);
   }
-  check(
-    !isSuggestionItem(item),
-    `model/attention: ${JSON.stringify(item.id)} is a trial of answer.jsonl, and attention patterns are shown for questions and contrast pairs`,
-  );
+  if (isSuggestionItem(item)) {
+    checkOneOf(params.side, PAIR_SIDES, `model/attention: side (${JSON.stringify(item.id)} is a trial of answer.jsonl)`);
+    const side = params.side === 'reference' ? 'reference' : 'counterfactual';
+    return (tokenizer) => suggestionPrompts(tokenizer, item)[side].ids;
+  }
   const { followUp } = params;
   check(typeof followUp === 'string' && followUp !== '', 'model/attention: followUp must be a phrasing');
   return (tokenizer) => challengedPrompt(tokenizer, item, followUp).ids;

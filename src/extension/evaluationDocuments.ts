@@ -11,7 +11,8 @@ import type { WorkspaceRuns } from './workspaceRuns';
 
 /**
  * Open evaluation files: parsed as the user types, their line errors published as diagnostics at the exact
- * columns, and the notable items of their latest run (flips, contrast pairs preferring the wrong target) marked.
+ * columns, and the notable items of their latest run (flips, contrast pairs preferring the wrong target,
+ * suggested wrong answers given back) marked.
  * An evaluation file is one matched by `pinpoint.evaluation.files` or one that was run.
  */
 

@@ -70,8 +70,7 @@ export function leftOut(item: EvalItem): string | null {
 function suggestionPair(tokenizer: ModelTokenizer, item: SuggestionItem): LocalisationPair {
   const why = leftOut(item);
   if (why !== null) throw new Error(`its template is "${item.answer.template}": ${why}`);
-  const reference = renderChat(tokenizer, item.messages);
-  const counterfactual = renderChat(tokenizer, [{ role: 'user', content: item.question }]);
+  const { reference, counterfactual } = suggestionPrompts(tokenizer, item);
   const targets: [string, string] = [item.answer.incorrect, item.answer.accepted[0]];
   const targetIds: [number, number] = [
     firstReplyToken(tokenizer, reference.text, targets[0]),
@@ -84,6 +83,14 @@ function suggestionPair(tokenizer: ModelTokenizer, item: SuggestionItem): Locali
   }
   const pair = { id: item.id, reference: reference.ids, counterfactual: counterfactual.ids, text: reference.text };
   return { pair, targets, targetIds };
+}
+
+/** A trial's own prompt (the reference, when it suggests the incorrect answer) and its plain question, rendered. */
+export function suggestionPrompts(tokenizer: ModelTokenizer, item: SuggestionItem) {
+  return {
+    reference: renderChat(tokenizer, item.messages),
+    counterfactual: renderChat(tokenizer, [{ role: 'user', content: item.question }]),
+  };
 }
 
 export function promptPair(tokenizer: ModelTokenizer, item: ChatItem, challenge: string, counterfactual: string): PromptPair {
