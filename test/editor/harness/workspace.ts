@@ -10,7 +10,7 @@ export const QWEN2 = path.join(REFERENCE_DIR, 'qwen2');
 
 export function makeWorkspace(dir: string, settings: Record<string, unknown>): string {
   fs.mkdirSync(dir, { recursive: true });
-  for (const file of ['sample-eval.jsonl', 'broken-eval.jsonl']) fs.copyFileSync(path.join(FIXTURES, file), path.join(dir, file));
+  for (const file of ['sample-eval.jsonl', 'broken-eval.jsonl', 'pairs.jsonl']) fs.copyFileSync(path.join(FIXTURES, file), path.join(dir, file));
   fs.mkdirSync(path.join(dir, '.vscode'));
   fs.writeFileSync(
     path.join(dir, '.vscode', 'settings.json'),

@@ -1,7 +1,9 @@
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { suite, test } from 'mocha';
 import * as vscode from 'vscode';
+import type { ContrastItemResult } from '../../../src/protocol/evaluation';
 import type { EvaluateResult } from '../../../src/protocol/jobs';
 import { lineCount, open, pinpoint, waitFor } from './pinpoint';
 
@@ -77,6 +79,33 @@ suite('diagnostics of evaluation files', () => {
       ]),
     );
     assert.equal(lineCount(path.join(result.out, 'results.jsonl')), 6);
+  });
+
+  test('an evaluation of contrast pairs marks the pairs preferring the wrong target, as their results say', async () => {
+    const document = await open('pairs.jsonl');
+    const result = await vscode.commands.executeCommand<EvaluateResult | undefined>('pinpoint.runEvaluation', document.uri);
+    assert.ok(result, 'the evaluation finished');
+    assert.ok(result.summary.metrics.contrast, 'the summary has the contrast metrics');
+    const results: ContrastItemResult[] = fs
+      .readFileSync(path.join(result.out, 'results.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const wrong = results.filter((r) => r.prompt.logitDiff <= 0).map((r) => r.line);
+    // the second pair is the first with its targets swapped: one of the two prefers the wrong target
+    assert.equal(wrong.filter((line) => line <= 2).length, 1, JSON.stringify(results.map((r) => r.prompt.logitDiff)));
+    const marked = await waitFor('the wrong-target warnings', () => {
+      const found = vscode.languages
+        .getDiagnostics(document.uri)
+        .filter((d) => d.code === 'prefers-wrong-target' && d.severity === vscode.DiagnosticSeverity.Warning);
+      return found.length === wrong.length ? found : undefined;
+    });
+    assert.deepEqual(
+      marked.map((d) => d.range.start.line + 1),
+      wrong,
+    );
+    const first = results.find((r) => r.line === wrong[0])!;
+    assert.match(marked[0].message, new RegExp(`^the prompt prefers ${JSON.stringify(first.targets[1])}, the counterfactual's target`));
   });
 
   test('re-running one item runs it alone and keeps its warning', async () => {
