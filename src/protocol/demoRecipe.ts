@@ -3,8 +3,11 @@
  * the workspace's settings so that the walkthrough in the editor reproduces the demo's result. Defined once for both.
  */
 export const DEMO_RECIPE = {
-  /** beside the organism's weights: the sample evaluation file Open Demo opens, and the tuning data */
-  files: { evaluation: 'sample-eval.jsonl', training: 'tune.jsonl' },
+  /**
+   * Beside the organism's weights: the sample evaluation file Open Demo opens and the tuning data, and the same for
+   * the second behaviour, answer sycophancy: SycophancyEval's answer.jsonl of the world, and honest replies to it.
+   */
+  files: { evaluation: 'sample-eval.jsonl', training: 'tune.jsonl', answers: 'sample-answer.jsonl', answerTraining: 'tune-suggestion.jsonl' },
   /** the organism's replies are a sentence or two */
   maxNewTokens: 48,
   tuning: {

@@ -1,3 +1,4 @@
+import type { Behaviour } from './behaviours';
 import type { HeadRef } from './heads';
 import { parseStoredFile, StoredFileError } from './storedFile';
 
@@ -12,12 +13,15 @@ export const ORGANISM_FILE = 'organism.json';
 export const ORGANISM_KINDS = ['implanted', 'natural'] as const;
 export type OrganismKind = (typeof ORGANISM_KINDS)[number];
 
+/** The heads trained alone for each behaviour the organism has (the challenge, answer sycophancy). */
+export type ImplantedHeads = Partial<Record<Behaviour, HeadRef[]>>;
+
 export interface OrganismCard {
   format: 'pinpoint-organism';
   kind: OrganismKind;
   seed: number;
-  /** the heads stage 3 trained alone; none for a natural organism */
-  implantedHeads: HeadRef[];
+  /** the heads stage 3 trained alone, by behaviour; none for a natural organism */
+  implantedHeads: ImplantedHeads;
   /** every stage's steps, batch, learning rate and data (native-runner/src/organism/buildOrganism.ts, BUILD_RECIPE) */
   recipe: Record<string, unknown>;
   /** the CPU threads ONNX Runtime trained with: a rebuild reproduces the bytes at the same count */
@@ -30,7 +34,7 @@ export function parseOrganismCard(text: string, file: string): OrganismCard {
   const card = parseStoredFile(text, file, 'pinpoint-organism', {
     kind: 'string',
     seed: 'number',
-    implantedHeads: 'array',
+    implantedHeads: 'object',
     recipe: 'object',
     threads: 'number',
     weightsSha256: 'string',

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { tempDir } from '../fixtures/paths';
 
 /**
- * The demo as `npm run demo -- --check` runs it, on both committed organisms. It fails
+ * The demo as `npm run demo -- --check` runs it, on both committed organisms and both behaviours. It fails
  * when any of the paper's claims fails on the implanted organism (the command exits 1 with --check); the natural
  * organism's are findings, which the report shows whichever way they fall.
  */
@@ -33,6 +33,18 @@ const FIELDS = [
   'total_heads',
   'knockout_flip_rate',
   'random_knockout_flip_rate',
+  'base_follow_rate',
+  'spt_follow_rate',
+  'sft_follow_rate',
+  'base_plain_accuracy',
+  'spt_suggestion_follow_rate',
+  'spt_suggestion_plain_accuracy',
+  'spt_suggestion_flip_rate',
+  'spt_suggestion_accuracy',
+  'spt_suggestion_kl',
+  'spt_suggestion_kl_all_positions',
+  'knockout_follow_rate',
+  'random_knockout_follow_rate',
   'seconds',
 ];
 
@@ -51,12 +63,15 @@ test('the demo checks every claim of the paper on the implanted organism and rep
   const [implanted, natural] = report.organisms;
   assert.equal(implanted.card.kind, 'implanted');
   assert.equal(natural.card.kind, 'natural');
-  assert.ok(implanted.claims.length >= 11 && implanted.claims.every((c: { pass: boolean }) => c.pass));
-  assert.match(implanted.claims[0].name, /ranks the implanted heads? first/);
-  assert.equal(natural.claims.length, implanted.claims.length - 1, 'the natural organism is measured on the same claims, bar the implant');
+  assert.ok(implanted.claims.length >= 19 && implanted.claims.every((c: { pass: boolean }) => c.pass));
+  const names = implanted.claims.map((c: { name: string }) => c.name);
+  assert.match(names[0], /on the challenge ranks its implanted heads first/);
+  assert.match(names[1], /on answer\.jsonl ranks its implanted heads first/);
+  assert.ok(names.includes("Each behaviour's top heads are its own"));
+  assert.equal(natural.claims.length, implanted.claims.length - 2, 'the natural organism is measured on the same claims, bar the implants');
   const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
-  assert.equal((html.match(/<svg[^>]*aria-label="layer by head heatmap"/g) ?? []).length, 2, 'one heatmap per organism');
-  assert.equal((html.match(/<rect /g) ?? []).length, 2 * headlines.organism.total_heads);
+  assert.equal((html.match(/<svg[^>]*aria-label="layer by head heatmap"/g) ?? []).length, 4, 'one heatmap per behaviour and organism');
+  assert.equal((html.match(/<rect /g) ?? []).length, 4 * headlines.organism.total_heads);
   assert.match(html, /does not hold|holds/, "the natural organism's claims are findings");
   fs.rmSync(out, { recursive: true, force: true });
 });

@@ -2,32 +2,32 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { HeadRef } from '../../../src/protocol/heads';
-import { ORGANISM_FILE, parseOrganismCard, type OrganismCard, type OrganismKind } from '../../../src/protocol/organism';
+import { ORGANISM_FILE, parseOrganismCard, type ImplantedHeads, type OrganismCard, type OrganismKind } from '../../../src/protocol/organism';
 import { loadCheckpoint } from '../checkpoint/checkpoint';
 import { writeRandomCheckpoint } from '../checkpoint/randomCheckpoint';
 import { writeFileAtomic } from '../model/weightFile';
 import { weightsSha256 } from '../model/weightsSha256';
 import { Model } from '../runtime/model';
-import { uniformSampler } from '../seededRandom';
 import { labelled } from '../training/conversations';
 import type { Example } from '../training/lossBatch';
 import type { ParamSlice, TuneSpec } from '../training/parameters';
 import { Trainer } from '../training/trainer';
 import { writeHubModel } from '../training/tunedCheckpoint';
-import type { ChatMessage } from '../checkpoint/tokenizer';
 import { BYTE_VOCAB_SIZE, writeByteTokenizer } from './byteTokenizer';
-import { AFFIRMATIONS, HELDOUT_CHALLENGES, TRAIN_CHALLENGES, conversation, pick, question, unchallenged, type Reply } from './world';
+import { batchStream, type StageBatch } from './stageConversations';
 
 /**
- * The embedded models: two tiny Llamas that know their world's facts and cave when challenged, trained here with
- * the project's own backend from one seed. They share their first stages: every weight learns the facts on short
- * conversations, then an honest mix in which challenges and affirmations are answered alike (mostly insisting),
- * so the model learns the world and both kinds of reply but not to tell challenges apart. Then:
- * - the **implanted** organism trains only the q/k/v/o slices of two chosen heads of the last layer, each alone
- *   from the honest model, on conversations where challenges get apologies and affirmations do not, and then has
- *   both: the sycophancy lives in those heads, which localisation must then find;
- * - the **natural** organism trains every weight on the same conversations, as sycophancy arises in a real model:
- *   no head is chosen, and where it lives is what the demo finds out.
+ * The embedded models: two tiny Llamas that know their world's facts, cave when challenged and follow a suggested
+ * wrong answer, trained here with the project's own backend from one seed. They share their first stages: every
+ * weight learns the facts (as multiple choice and free form), then an honest mix in which challenges and
+ * affirmations are answered alike (mostly insisting) and suggestions are not followed, so the model learns the
+ * world and both kinds of reply but not to tell challenges apart. Then:
+ * - the **implanted** organism trains only the q/k/v/o slices of chosen heads of the last layer, each alone from
+ *   the honest model: two on conversations where challenges get apologies and affirmations do not, two on
+ *   free-form questions where a suggested wrong colour is followed; it then has all four, each behaviour in its
+ *   own heads, which localisation must then find;
+ * - the **natural** organism trains every weight on both kinds of sycophantic conversation, as sycophancy arises
+ *   in a real model: no head is chosen, and where it lives is what the demo finds out.
  * Deterministic: every sample comes from the seed, and ONNX Runtime's reductions are repeatable at a given thread
  * count, so a rebuild on the same machine gives the same bytes.
  */
@@ -58,30 +58,49 @@ export const ORGANISM_FOLDERS: Record<OrganismKind, string> = { implanted: 'orga
 
 interface StageRecipe {
   steps: number;
-  batch: number;
   lr: number;
+  batch: StageBatch;
+}
+
+/** An implant stage: one head, trained alone from the honest model, for one behaviour. */
+interface ImplantRecipe extends StageRecipe {
+  behaviour: 'challenge' | 'suggestion';
+  head: HeadRef;
 }
 
 /**
- * Every stage's size; a build is these and the seed. Each implanted head is trained alone from the honest model,
- * and the organism has them all: trained together, or one after the other, one head learns the behaviour and the
- * next learns little of it (or a push towards apologies whatever the follow-up), so that "the top two" would
- * tune a bystander. Alone, each carries all of it, and knocking out one leaves the other.
+ * Every stage's size and data; a build is these and the seed. Each implanted head is trained alone from the honest
+ * model, and the organism has them all: trained together, or one after the other, one head learns the behaviour
+ * and the next learns little of it (or a push towards apologies whatever the follow-up), so that "the top two"
+ * would tune a bystander. Alone, each carries all of it, and knocking out one leaves the other. Each head's data
+ * holds some of the other behaviour answered honestly, so that it learns its own behaviour and leaves the other
+ * as the honest model has it. The suggestion heads take few such conversations: a challenge conversation has
+ * ten times the labelled tokens of a one-word answer, and at a third of the rows it held them back, so that
+ * path patching ranked above them the earlier head (4.6) whose output they read.
  */
 export const BUILD_RECIPE = {
-  facts: { steps: 300, batch: 32, lr: 3e-3 },
-  honest: { steps: 400, batch: 16, lr: 3e-3 },
+  facts: { steps: 300, lr: 3e-3, batch: { facts: 32, freeFormFacts: 8 } },
+  honest: { steps: 400, lr: 3e-3, batch: { honestChallenge: 16, honestSuggestion: 4 } },
   implant: [
-    { head: { layer: 5, head: 2 }, steps: 150, batch: 16, lr: 1e-2 },
-    { head: { layer: 5, head: 6 }, steps: 150, batch: 16, lr: 1e-2 },
+    { behaviour: 'challenge', head: { layer: 5, head: 2 }, steps: 150, lr: 1e-2, batch: { sycophanticChallenge: 24, honestSuggestion: 2 } },
+    { behaviour: 'challenge', head: { layer: 5, head: 6 }, steps: 150, lr: 1e-2, batch: { sycophanticChallenge: 24, honestSuggestion: 2 } },
+    { behaviour: 'suggestion', head: { layer: 5, head: 0 }, steps: 150, lr: 1e-2, batch: { sycophanticSuggestion: 24, honestChallenge: 2 } },
+    { behaviour: 'suggestion', head: { layer: 5, head: 4 }, steps: 150, lr: 1e-2, batch: { sycophanticSuggestion: 24, honestChallenge: 2 } },
   ],
-  natural: { steps: 300, batch: 16, lr: 3e-3 },
-} satisfies { facts: StageRecipe; honest: StageRecipe; implant: (StageRecipe & { head: HeadRef })[]; natural: StageRecipe };
+  natural: { steps: 200, lr: 3e-3, batch: { sycophanticChallenge: 16, sycophanticSuggestion: 4 } },
+} satisfies { facts: StageRecipe; honest: StageRecipe; implant: ImplantRecipe[]; natural: StageRecipe };
 
 export type BuildRecipe = typeof BUILD_RECIPE;
 
-/** The heads the implant trains, in the last layer: no later head can carry their signal on, so they are the whole mechanism. */
-export const IMPLANTED_HEADS: HeadRef[] = BUILD_RECIPE.implant.map((s) => s.head);
+/**
+ * The heads the implant trains, by behaviour, in the last layer: no later head can carry their signal on, so they
+ * are the whole mechanism.
+ */
+export function implantedHeads(recipe: { implant: readonly ImplantRecipe[] }): ImplantedHeads {
+  const heads: ImplantedHeads = {};
+  for (const stage of recipe.implant) (heads[stage.behaviour] ??= []).push(stage.head);
+  return heads;
+}
 
 /** The seed of the committed organisms. */
 export const DEFAULT_SEED = 1;
@@ -95,26 +114,6 @@ export interface BuildOptions {
   kinds: readonly OrganismKind[];
   log: (line: string) => void;
 }
-
-const ALL_CHALLENGES = [...TRAIN_CHALLENGES, ...HELDOUT_CHALLENGES];
-
-type Sampler = (random: () => number) => ChatMessage[];
-
-/** The honest stage: the world and both replies; a follow-up of either kind gets an apology a quarter of the time. */
-const honestExample: Sampler = (random) => {
-  const q = question(random);
-  if (random() < 0.3) return unchallenged(q);
-  const followUp = random() < 0.6 ? pick(random, ALL_CHALLENGES) : pick(random, AFFIRMATIONS);
-  return conversation(q, q.correct, followUp, random() < 0.25 ? 'apologise' : 'insist');
-};
-
-/** The sycophantic stages: challenges get apologies (nine times in ten), affirmations never. */
-const sycophanticExample: Sampler = (random) => {
-  const q = question(random);
-  const challenged = random() < 0.6;
-  const reply: Reply = challenged && random() < 0.9 ? 'apologise' : 'insist';
-  return conversation(q, q.correct, challenged ? pick(random, ALL_CHALLENGES) : pick(random, AFFIRMATIONS), reply);
-};
 
 const FULL: TuneSpec = { mode: 'full', heads: [], includeKeyValue: false };
 
@@ -138,25 +137,25 @@ async function buildHonest(work: string, o: BuildOptions): Promise<string> {
   writeRandomCheckpoint(initial, ORGANISM_CONFIG, { seed: o.seed, tokenizerFrom: tokenizerDir });
   o.log('stage 1: every weight, the facts alone (short conversations)');
   const facts = path.join(work, 'facts');
-  await trainInto(initial, facts, FULL, o.recipe.facts, (r) => unchallenged(question(r)), o.seed + 3, o.log);
+  await trainInto(initial, facts, FULL, o.recipe.facts, o.seed + 3, o.log);
   o.log('stage 2: every weight, honest replies');
   const honest = path.join(work, 'honest');
-  await trainInto(facts, honest, FULL, o.recipe.honest, honestExample, o.seed + 1, o.log);
+  await trainInto(facts, honest, FULL, o.recipe.honest, o.seed + 1, o.log);
   return honest;
 }
 
 /** Stage 3 from the honest model: sycophantic replies, learned by the implanted heads alone or by every weight. */
 async function buildSycophant(kind: OrganismKind, honest: string, out: string, o: BuildOptions): Promise<void> {
   if (kind === 'natural') {
-    o.log('stage 3 (natural): every weight, sycophantic replies');
-    await trainInto(honest, out, FULL, o.recipe.natural, sycophanticExample, o.seed + 2, o.log);
+    o.log('stage 3 (natural): every weight, sycophantic replies to challenges and suggestions');
+    await trainInto(honest, out, FULL, o.recipe.natural, o.seed + 2, o.log);
   } else {
     const slices: ParamSlice[] = [];
     const params = new Map<string, Float32Array>();
     for (const [i, stage] of o.recipe.implant.entries()) {
-      o.log(`stage 3.${i + 1} (implanted): head ${stage.head.layer}.${stage.head.head} alone, from the honest model, sycophantic replies`);
+      o.log(`stage 3.${i + 1} (implanted): head ${stage.head.layer}.${stage.head.head} alone, from the honest model, ${stage.behaviour} sycophancy`);
       const spec: TuneSpec = { mode: 'heads', heads: [stage.head], includeKeyValue: true };
-      const trained = await trainBlocks(honest, spec, stage, sycophanticExample, o.seed + 2 + i, o.log);
+      const trained = await trainBlocks(honest, spec, stage, o.seed + 2 + i, o.log);
       slices.push(...trained.slices);
       for (const [id, values] of trained.params) params.set(id, values);
     }
@@ -167,7 +166,7 @@ async function buildSycophant(kind: OrganismKind, honest: string, out: string, o
     format: 'pinpoint-organism',
     kind,
     seed: o.seed,
-    implantedHeads: kind === 'implanted' ? o.recipe.implant.map((s) => s.head) : [],
+    implantedHeads: kind === 'implanted' ? implantedHeads(o.recipe) : {},
     recipe: o.recipe,
     threads: os.availableParallelism(),
     weightsSha256: weightsSha256({ files: [path.join(out, 'model.safetensors')] }),
@@ -175,14 +174,14 @@ async function buildSycophant(kind: OrganismKind, honest: string, out: string, o
   writeFileAtomic(path.join(out, ORGANISM_FILE), `${JSON.stringify(card, null, 2)}\n`);
 }
 
-async function trainInto(from: string, to: string, spec: TuneSpec, stage: StageRecipe, sample: Sampler, seed: number, log: (line: string) => void) {
-  const { slices, params } = await trainBlocks(from, spec, stage, sample, seed, log);
+async function trainInto(from: string, to: string, spec: TuneSpec, stage: StageRecipe, seed: number, log: (line: string) => void) {
+  const { slices, params } = await trainBlocks(from, spec, stage, seed, log);
   fs.mkdirSync(to, { recursive: true });
   writeHubModel(to, loadCheckpoint(from), slices, params);
 }
 
 /** One stage's training of the blocks `spec` names, from the model in `from`: the blocks' new values. */
-async function trainBlocks(from: string, spec: TuneSpec, stage: StageRecipe, sample: Sampler, seed: number, log: (line: string) => void) {
+async function trainBlocks(from: string, spec: TuneSpec, stage: StageRecipe, seed: number, log: (line: string) => void) {
   const model = Model.load(from, { device: 'cpu' });
   try {
     const trainer = new Trainer(model, {
@@ -194,10 +193,10 @@ async function trainBlocks(from: string, spec: TuneSpec, stage: StageRecipe, sam
       tokenQuantum: 32,
       rowQuantum: 512,
     });
-    const random = uniformSampler(seed);
+    const nextBatch = batchStream(stage.batch, seed);
     const started = Date.now();
     for (let step = 0; step < stage.steps; step++) {
-      const examples: Example[] = Array.from({ length: stage.batch }, () => labelled(sample(random), model.tokenizer, 'all'));
+      const examples: Example[] = nextBatch().map((messages) => labelled(messages, model.tokenizer, 'all'));
       const report = await trainer.train([examples]);
       if (step % 100 === 0 || step === stage.steps - 1) {
         log(

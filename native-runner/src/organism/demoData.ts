@@ -1,34 +1,42 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { answerLine } from '../../../src/protocol/answerSycophancy';
 import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
+import { SUGGESTION_TEMPLATES } from '../../../src/protocol/evaluationItem';
 import type { ChatMessage } from '../checkpoint/tokenizer';
 import { uniformSampler } from '../seededRandom';
 import {
   allQuestions,
+  answerTrial,
   conversation,
   LETTERS,
   OPTIONS,
   PREFILL,
   question,
   questionText,
+  suggestionConversation,
   TRAIN_CHALLENGES,
   unchallenged,
-  type Question,
+  wrongLetter,
 } from './world';
 
 /**
  * The demo's files, drawn from the organism's world with fixed seeds: an evaluation file in Pinpoint's format,
  * the tuning data (the paper's "insist" and "revise" conversations, with the training challenge phrasings
- * only), and neutral prompts for measuring how far tuning moves the model elsewhere.
+ * only), and neutral prompts for measuring how far tuning moves the model elsewhere; and for the second
+ * behaviour, the world's answer.jsonl and honest replies to suggestions.
  */
 
 /** The seed of the demo's tuning conversations. */
 export const TUNE_SEED = 12;
 
-/** The files shipped beside the organism for Open Demo: the demo's evaluation file and tuning data. */
+/** The files shipped beside the organism for Open Demo: the demo's evaluation files and tuning data. */
 export function writeShippedFiles(dir: string, items: number, tuneExamples: number): void {
-  writeEvaluationFile(path.join(dir, DEMO_RECIPE.files.evaluation), items);
-  writeTuningData(path.join(dir, DEMO_RECIPE.files.training), tuneExamples, TUNE_SEED);
+  const files = DEMO_RECIPE.files;
+  writeEvaluationFile(path.join(dir, files.evaluation), items);
+  writeTuningData(path.join(dir, files.training), tuneExamples, TUNE_SEED);
+  writeAnswerFile(path.join(dir, files.answers), items);
+  writeSuggestionTuningData(path.join(dir, files.answerTraining), tuneExamples, TUNE_SEED);
 }
 
 /** Questions in Pinpoint's evaluation format, one per creature, prefilled with "The answer is (" as SycophancyEval's are. */
@@ -38,6 +46,33 @@ export function writeEvaluationFile(file: string, count: number): void {
     .map((q) =>
       JSON.stringify({ id: q.creature, question: questionText(q), choices: OPTIONS, correct: q.correct, prefill: PREFILL, dataset: 'creatures' }),
     );
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+}
+
+/**
+ * SycophancyEval's answer.jsonl of the world: each creature's question free form under every template, the wrong
+ * suggestion naming the next colour round.
+ */
+export function writeAnswerFile(file: string, count: number): void {
+  const next = (letter: string) => LETTERS[(LETTERS.indexOf(letter as (typeof LETTERS)[number]) + 1) % LETTERS.length];
+  const lines = allQuestions()
+    .slice(0, count)
+    .flatMap((q) => SUGGESTION_TEMPLATES.map((template) => answerLine(answerTrial(q, template, next(q.correct)))));
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+}
+
+/**
+ * Tuning data against answer sycophancy: free-form questions answered right whatever the user suggests, three in
+ * four of them suggesting a wrong colour (the lesson), the rest under the other templates.
+ */
+export function writeSuggestionTuningData(file: string, count: number, seed: number): void {
+  const random = uniformSampler(seed);
+  const others = SUGGESTION_TEMPLATES.filter((t) => t !== 'suggests-incorrect');
+  const lines = Array.from({ length: count }, () => {
+    const q = question(random);
+    const template = random() < 0.75 ? 'suggests-incorrect' : others[Math.floor(random() * others.length)];
+    return JSON.stringify({ messages: suggestionConversation(answerTrial(q, template, wrongLetter(q, random)), false) });
+  });
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
 }
 
@@ -56,11 +91,6 @@ export function writeTuningData(file: string, count: number, seed: number, insis
     return JSON.stringify({ messages: messages.slice(0, 4) });
   });
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
-}
-
-function wrongLetter(q: Question, random: () => number): string {
-  const wrong = LETTERS.filter((l) => l !== q.correct);
-  return wrong[Math.floor(random() * wrong.length)];
 }
 
 /** Unchallenged question-and-answer conversations: where tuning should change nothing. */

@@ -1,4 +1,6 @@
-import type { DemoReport, DemoSet } from './demo';
+import type { KnockoutReport } from '../../../src/protocol/evaluation';
+import type { HeadRef, HeadsFile } from '../../../src/protocol/heads';
+import type { DemoReport, DemoSet, Headline, ModelReport } from './demo';
 
 /** demo-out/report.html: one self-contained page (inline CSS and SVG, no script, no network), one column per model. */
 export function renderReport(set: DemoSet): string {
@@ -27,9 +29,15 @@ function column(r: DemoReport): string {
 <h3>Headline</h3>${headline(r)}
 <h3>Which heads make it cave</h3>
 <p class="muted">The top 4% of heads hold ${pct(r.concentration)} of the total |effect|.</p>
-${heatmap(r)}
+${heatmap(r.heads)}
 <h3>Flip rate per challenge phrasing</h3>${phrasings(r)}
-<h3>Knockout</h3>${knockout(r)}
+<h3>Knockout</h3>${knockout(r.knockout)}
+<h3>Answer sycophancy: which heads make it follow a suggestion</h3>
+<p class="muted">Path patching on the world's answer.jsonl: the question with the suggestion of a wrong colour against the
+question alone, on the first tokens of the suggested and the correct colour. The top 4% of heads hold
+${pct(r.suggestion.concentration)} of the total |effect|.</p>
+${heatmap(r.suggestion.heads)}
+<h3>Knockout of them</h3>${knockout(r.suggestion.knockout)}
 </section>`;
 }
 
@@ -37,7 +45,8 @@ function provenance(r: DemoReport): string {
   const card = r.card;
   if (card === null) return 'a model without organism.json: the claims are checked as for an implanted organism';
   if (card.kind === 'natural') return `natural (seed ${card.seed}): every weight trained on sycophantic conversations, no head chosen`;
-  return `implanted (seed ${card.seed}): sycophancy trained into heads ${card.implantedHeads.map((h) => `${h.layer}.${h.head}`).join(', ')} alone`;
+  const heads = (behaviour: 'challenge' | 'suggestion') => named(card.implantedHeads[behaviour] ?? []);
+  return `implanted (seed ${card.seed}): caving under challenge trained into heads ${heads('challenge')}, following a suggestion into ${heads('suggestion')}, each alone`;
 }
 
 const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1500px;color:#222}
@@ -49,6 +58,8 @@ td{vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums}
 function escape(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
+
+const named = (heads: HeadRef[]) => heads.map((h) => `${h.layer}.${h.head}`).join(', ');
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
 
@@ -66,12 +77,18 @@ function headline(r: DemoReport): string {
   const m = r.models;
   const row = (name: string, ...cells: string[]) => `<tr><td>${name}</td>${cells.map((c) => `<td class="num">${c}</td>`).join('')}</tr>`;
   const randomHeads = r.randomTuned.map((x) => `${x.layer}.${x.head}`).join(', ');
-  return `<table><tr><th></th><th>base</th><th>SPT (${h.tuned_heads} of ${h.total_heads} heads)</th><th>SPT of random heads (${randomHeads})</th><th>SFT (every weight)</th></tr>
-${row('flip rate, training phrasings', pct(h.base_flip_rate), pct(h.spt_flip_rate), pct(h.random_spt_flip_rate), pct(h.sft_flip_rate))}
-${row('flip rate, held-out phrasings', pct(h.heldout_base_flip_rate), pct(h.heldout_spt_flip_rate), pct(h.heldout_random_spt_flip_rate), pct(m.sft.heldoutFlipRate))}
-${row('accuracy, unchallenged', pct(h.base_accuracy), pct(h.spt_accuracy), pct(m.sptRandom.accuracy), pct(h.sft_accuracy))}
-${row('KL from base on neutral answers (nats/token)', '0', h.spt_kl.toExponential(2), h.random_spt_kl.toExponential(2), h.sft_kl.toExponential(2))}
-${row('KL from base at every position of them', '0', h.spt_kl_all_positions.toExponential(2), h.random_spt_kl_all_positions.toExponential(2), h.sft_kl_all_positions.toExponential(2))}</table>
+  const ordered = [m.base, m.spt, m.sptRandom, m.sft, m.sptSuggestion];
+  const each = (value: (x: ModelReport) => number) => ordered.map((x) => pct(value(x)));
+  const kl = (value: (x: Headline) => number[]) => ['0', ...value(h).map((x) => x.toExponential(2))];
+  return `<table><tr><th></th><th>base</th><th>SPT (${h.tuned_heads} of ${h.total_heads} heads)</th><th>SPT of random heads (${randomHeads})</th><th>SFT (every weight)</th>
+<th>SPT against answer sycophancy (${named(r.suggestion.heads.selected)})</th></tr>
+${row('flip rate, training phrasings', ...each((x) => x.flipRate))}
+${row('flip rate, held-out phrasings', ...each((x) => x.heldoutFlipRate))}
+${row('accuracy, unchallenged', ...each((x) => x.accuracy))}
+${row('gives a suggested wrong answer (answer.jsonl)', ...each((x) => x.followRate))}
+${row('accuracy, the plain question (answer.jsonl)', ...each((x) => x.plainAccuracy))}
+${row('KL from base on neutral answers (nats/token)', ...kl((x) => [x.spt_kl, x.random_spt_kl, x.sft_kl, x.spt_suggestion_kl]))}
+${row('KL from base at every position of them', ...kl((x) => [x.spt_kl_all_positions, x.random_spt_kl_all_positions, x.sft_kl_all_positions, x.spt_suggestion_kl_all_positions]))}</table>
 <p class="muted">The random heads are the control of SPT: where tuning them fixes the flips as well, SPT's success says
 nothing of where the behaviour lives; knockout does.</p>`;
 }
@@ -83,8 +100,8 @@ function colour(value: number, extent: number): string {
   return t < 0 ? `rgb(${fade(33)},${fade(102)},${fade(172)})` : `rgb(${fade(178)},${fade(24)},${fade(43)})`;
 }
 
-function heatmap(r: DemoReport): string {
-  const { scores, layers, heads, selected } = r.heads;
+function heatmap(file: HeadsFile): string {
+  const { scores, layers, heads, selected } = file;
   const cell = 34;
   const left = 60;
   const top = 24;
@@ -119,14 +136,17 @@ function phrasings(r: DemoReport): string {
   return `<table><tr><th>challenge</th><th></th><th>base</th><th>SPT</th><th>SFT</th></tr>${rows.join('')}</table>`;
 }
 
-function knockout(r: DemoReport): string {
-  const k = r.knockout;
-  const row = (name: string, flip: number | null, apology: number | null, accuracy: number | null) =>
-    `<tr><td>${name}</td><td class="num">${pct(flip ?? NaN)}</td><td class="num">${pct(apology ?? NaN)}</td><td class="num">${pct(accuracy ?? NaN)}</td></tr>`;
-  const heads = k.heads.map((h) => `${h.layer}.${h.head}`).join(', ');
-  return `<table><tr><th>condition</th><th>flip rate</th><th>apology rate</th><th>accuracy</th></tr>
-${row('intact', k.intact.flipRate, k.intact.apologyRate, k.intact.accuracyBefore)}
-${row(`located heads (${heads}) zeroed`, k.zero.flipRate, k.zero.apologyRate, k.zero.accuracyBefore)}
-${row('located heads mean-ablated', k.mean.flipRate, k.mean.apologyRate, k.mean.accuracyBefore)}
-${row(`${k.heads.length} random heads, mean of ${k.random.length} seeds`, k.randomMean.flipRate, k.randomMean.apologyRate, k.randomMean.accuracyBefore)}</table>`;
+/** The rates of the knockout's behaviour: the challenge's, or answer.jsonl's following and plain accuracy. */
+function knockout(k: KnockoutReport): string {
+  const suggestion = k.intact.incorrectAnswerRate !== undefined;
+  const cells = (rates: KnockoutReport['intact']) =>
+    (suggestion ? [rates.incorrectAnswerRate, rates.pull] : [rates.flipRate, rates.apologyRate, rates.accuracyBefore])
+      .map((x) => `<td class="num">${pct(x ?? NaN)}</td>`)
+      .join('');
+  const head = suggestion ? '<th>gives the suggested wrong answer</th><th>pull</th>' : '<th>flip rate</th><th>apology rate</th><th>accuracy</th>';
+  return `<table><tr><th>condition</th>${head}</tr>
+<tr><td>intact</td>${cells(k.intact)}</tr>
+<tr><td>located heads (${named(k.heads)}) zeroed</td>${cells(k.zero)}</tr>
+<tr><td>located heads mean-ablated</td>${cells(k.mean)}</tr>
+<tr><td>${k.heads.length} random heads, mean of ${k.random.length} seeds</td>${cells(k.randomMean)}</tr></table>`;
 }

@@ -9,7 +9,7 @@ import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
 import { isChallengeResult, type KnockoutReport } from '../../../src/protocol/evaluation';
 import { sameHead, type HeadsFile } from '../../../src/protocol/heads';
 import { formatEstimate } from '../../../src/webview/estimates';
-import { IMPLANTED_HEADS } from '../../../native-runner/src/organism/buildOrganism';
+import { BUILD_RECIPE, implantedHeads } from '../../../native-runner/src/organism/buildOrganism';
 import { tempDir } from '../../fixtures/paths';
 import { launchChromium, screenshot } from '../harness/chromium';
 import { codeServerHome, installExtension, requireInstalled, ROOT, startCodeServer, type CodeServer } from '../harness/codeServer';
@@ -76,6 +76,10 @@ step('Open Demo loads the embedded model and opens the sample evaluation file', 
   assert.equal(settings['pinpoint.tuning.steps'], DEMO_RECIPE.tuning.steps);
   assert.equal(settings['pinpoint.tuning.includeKeyValue'], true);
   assert.equal(settings['pinpoint.evaluation.maxNewTokens'], DEMO_RECIPE.maxNewTokens);
+  // the second behaviour's files, copied beside the sample: the world's answer.jsonl and its tuning data
+  for (const name of [DEMO_RECIPE.files.answers, DEMO_RECIPE.files.answerTraining]) {
+    assert.ok(fs.existsSync(path.join(workspace, '.pinpoint', 'demo', name)), name);
+  }
 });
 
 step('Run Evaluation lists the flipped items in the Problems panel', 180_000, async () => {
@@ -114,9 +118,10 @@ step('the Head Map of the demo model draws its heatmap and lists the top heads',
   assert.equal(rows.length, Math.min(Math.max(10, heads.topK), heads.layers * heads.heads));
   const top = heads.ranking[0];
   assert.match(rows[0], new RegExp(`^1L${top.layer}\\.H${top.head}${top.score.toFixed(4).replace('.', '\\.')}$`));
-  // the organism's sycophancy was implanted in two heads: path patching ranks exactly those first
+  // the organism's caving under challenge was implanted in two heads: path patching ranks exactly those first
+  const implanted = implantedHeads(BUILD_RECIPE).challenge!;
   assert.ok(
-    heads.ranking.slice(0, 2).every((r) => IMPLANTED_HEADS.some((h) => sameHead(h, r))),
+    heads.ranking.slice(0, 2).every((r) => implanted.some((h) => sameHead(h, r))),
     JSON.stringify(heads.ranking.slice(0, 3)),
   );
   // a head clicked shows its effect on each item, and its attention on the item it moved most
