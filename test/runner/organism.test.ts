@@ -15,7 +15,8 @@ import {
   ORGANISM_FOLDERS,
   readOrganismCard,
 } from '../../native-runner/src/organism/buildOrganism';
-import { concentration } from '../../native-runner/src/organism/demo';
+import { demoClaims } from '../../native-runner/src/organism/claims';
+import { concentration, type Headline } from '../../native-runner/src/organism/demo';
 import type { HeadsFile } from '../../src/protocol/heads';
 import { ORGANISM_KINDS, parseOrganismCard } from '../../src/protocol/organism';
 import { BYTE_VOCAB_SIZE, writeByteTokenizer } from '../../native-runner/src/organism/byteTokenizer';
@@ -219,4 +220,48 @@ test("concentration: the top 4% of heads' share of the total |effect|", () => {
   assert.equal(concentration(heads(grid((i) => (i === 3 ? -4 : i === 40 ? 4 : 0)))), 1, 'two of 48 heads hold everything');
   assert.ok(Math.abs(concentration(heads(grid(() => 1))) - 2 / 48) < 1e-12, 'an even spread: 2 of 48');
   assert.ok(Number.isNaN(concentration(heads(grid(() => 0)))));
+});
+
+test("the separation claims fail when the behaviours share a top head or tuning one moves the other's rate", () => {
+  // every figure 1 but those moved: the other claims pass or fail as they may, only the separation ones are read here
+  const headline = (moved: Partial<Headline>) =>
+    new Proxy(moved, { get: (target, key) => (key in target ? target[key as keyof Headline] : 1) }) as Headline;
+  const heads = (selected: [number, number][]) =>
+    ({ selected: selected.map(([layer, head]) => ({ layer, head })), ranking: [] }) as unknown as HeadsFile;
+  const verdicts = (h: Headline, suggestion: [number, number][]) =>
+    Object.fromEntries(
+      demoClaims(
+        h,
+        { flipRate: 1 } as never,
+        { incorrectAnswerRate: 1 } as never,
+        {},
+        {
+          challenge: heads([
+            [5, 2],
+            [5, 6],
+          ]),
+          suggestion: heads(suggestion),
+        },
+      )
+        .filter((c) => /own|leaves/.test(c.name))
+        .map((c) => [c.name, c.pass]),
+    );
+  assert.deepEqual(
+    Object.values(
+      verdicts(headline({}), [
+        [5, 0],
+        [5, 4],
+      ]),
+    ),
+    [true, true, true],
+  );
+  assert.deepEqual(
+    Object.values(
+      verdicts(headline({ spt_follow_rate: 0.9, spt_suggestion_flip_rate: 0.94 }), [
+        [5, 6],
+        [5, 4],
+      ]),
+    ),
+    [false, false, false],
+  );
 });
