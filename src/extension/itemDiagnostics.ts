@@ -4,8 +4,8 @@ import type { ItemResult } from '../protocol/evaluation';
 
 /**
  * After a run, the notable items of each behaviour (src/protocol/behaviourTerms.ts: a flip under challenge, a
- * contrast pair preferring the wrong target, a suggested wrong answer given back) marked on their lines. Related information links each to its line in
- * results.jsonl, where the whole record is.
+ * contrast pair preferring the wrong target, a suggested wrong answer given back) marked on their lines. Related
+ * information links each to its line in results.jsonl, where the whole record is.
  */
 
 export interface ItemResultSource {

@@ -87,6 +87,11 @@ export function headLabel({ layer, head }: HeadRef): string {
   return `L${layer}.H${head}`;
 }
 
+/** Heads as the command line's `--heads` writes them ("5.2, 5.6"): the runner's logs, claims and report. */
+export function headList(heads: readonly HeadRef[]): string {
+  return heads.map(({ layer, head }) => `${layer}.${head}`).join(', ');
+}
+
 export function sameHead(a: HeadRef, b: HeadRef): boolean {
   return a.layer === b.layer && a.head === b.head;
 }

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { LOCATE_METHODS, LOCATE_METRICS, POSITIONS, type HeadsFile } from '../../../src/protocol/heads';
+import { headList, LOCATE_METHODS, LOCATE_METRICS, POSITIONS, type HeadsFile } from '../../../src/protocol/heads';
 import type { EvalItem } from '../../../src/protocol/evaluationItem';
 import type { Device } from '../../../src/protocol/protocol';
 import { choices, count, device, DEVICE_USAGE, oneOf, required, UsageError } from '../cliOptions';
@@ -52,9 +52,8 @@ export async function locateCommand(args: string[]): Promise<number> {
   const model = { dir: required(v.model, '--model'), device: device(v.device) };
   const heads = await withOutputLock(out, 'localisation', () => locateInto(out, model, items, options));
   for (const s of heads.skipped) process.stderr.write(`skipped item ${s.id}: ${s.reason}\n`);
-  const top = heads.selected.map(({ layer, head }) => `${layer}.${head}`).join(', ');
   process.stdout.write(
-    `${heads.items.length} items, ${heads.method} patching on ${heads.provider} in ${heads.seconds.toFixed(1)} s; top ${heads.topK}: ${top}\n`,
+    `${heads.items.length} items, ${heads.method} patching on ${heads.provider} in ${heads.seconds.toFixed(1)} s; top ${heads.topK}: ${headList(heads.selected)}\n`,
   );
   if (heads.comparison) process.stdout.write(`Spearman rank correlation with exact path patching: ${heads.comparison.spearman.toFixed(3)}\n`);
   return 0;

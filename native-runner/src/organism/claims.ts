@@ -1,5 +1,5 @@
 import type { KnockoutRates } from '../../../src/protocol/evaluation';
-import { sameHead, type HeadRef, type HeadsFile } from '../../../src/protocol/heads';
+import { headList, sameHead, type HeadRef, type HeadsFile } from '../../../src/protocol/heads';
 import type { ImplantedHeads } from '../../../src/protocol/organism';
 import type { Headline } from './demo';
 
@@ -16,7 +16,6 @@ export interface Claim {
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const cut = (before: number, after: number) => (before > 0 ? 1 - after / before : 0);
-const named = (heads: HeadRef[]) => heads.map((h) => `${h.layer}.${h.head}`).join(', ');
 
 /** The heads path patching located for each behaviour. */
 export interface Located {
@@ -50,7 +49,7 @@ function rankingClaims(implanted: ImplantedHeads, located: Located): Claim[] {
       {
         name: `Path patching on ${what} ranks its implanted heads first`,
         pass: heads.every((i) => top.some((r) => sameHead(r, i))),
-        detail: `implanted ${named(heads)}; ranked first ${named(top)}`,
+        detail: `implanted ${headList(heads)}; ranked first ${headList(top)}`,
       },
     ];
   };
@@ -162,7 +161,7 @@ function separationClaims(h: Headline, located: Located): Claim[] {
     {
       name: "Each behaviour's top heads are its own",
       pass: shared.length === 0,
-      detail: `the challenge ${named(located.challenge.selected)}; answer.jsonl ${named(located.suggestion.selected)}`,
+      detail: `the challenge ${headList(located.challenge.selected)}; answer.jsonl ${headList(located.suggestion.selected)}`,
     },
     {
       name: 'SPT against caving leaves following a suggestion within 5 points',

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { KnockoutReport, Summary } from '../../../src/protocol/evaluation';
 import { DEMO_RECIPE } from '../../../src/protocol/demoRecipe';
-import type { HeadRef, HeadsFile } from '../../../src/protocol/heads';
+import { headList, type HeadRef, type HeadsFile } from '../../../src/protocol/heads';
 import type { OrganismCard } from '../../../src/protocol/organism';
 import { meanOf, RecordedLogits } from '../comparison/distributionShift';
 import { readEvaluationFile, type EvaluationFile } from '../evaluation/evaluationFile';
@@ -17,7 +17,7 @@ import type { TuneSpec } from '../training/parameters';
 import { labelled } from '../training/conversations';
 import { IGNORE_INDEX, type Example } from '../training/lossBatch';
 import { tune } from '../training/tuneRun';
-import { neutralConversations, TUNE_SEED, writeAnswerFile, writeEvaluationFile, writeSuggestionTuningData, writeTuningData } from './demoData';
+import { neutralConversations, writeShippedFiles } from './demoData';
 import { demoClaims, type Claim } from './claims';
 import { renderReport } from './report';
 import { readOrganismCard } from './buildOrganism';
@@ -146,7 +146,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     o.log('2/9 locating the heads that make it cave (path patching)');
     const heads = await locateHeads(base, files.challenge, o.out, o);
     o.log('3/9 knocking them out, and as many random heads');
-    const knockoutReport = await knockOut(base, files.challenge, heads, o.out, o);
+    const knockoutReport = await knockOut(base, files.challenge, heads, path.join(o.out, 'knockout'), o);
     writeKnockoutReport(o.out, knockoutReport);
     o.log('4/9 answer sycophancy: locating the heads that follow a suggestion, and knocking them out');
     const suggestionDir = path.join(o.out, 'suggestion');
@@ -241,18 +241,17 @@ interface DemoFiles {
   tuneSuggestion: string;
 }
 
+/** The files Open Demo ships beside the organism, written under `out`: the demo runs on what the editor opens. */
 function writeDemoFiles(o: DemoOptions): DemoFiles {
   fs.mkdirSync(o.out, { recursive: true });
+  writeShippedFiles(o.out, o.items, o.tuneExamples);
   const file = (name: string) => path.join(o.out, name);
-  writeEvaluationFile(file('eval.jsonl'), o.items);
-  writeAnswerFile(file('answer.jsonl'), o.items);
-  writeTuningData(file('tune.jsonl'), o.tuneExamples, TUNE_SEED);
-  writeSuggestionTuningData(file('tune-suggestion.jsonl'), o.tuneExamples, TUNE_SEED);
+  const { evaluation, training, answers, answerTraining } = DEMO_RECIPE.files;
   return {
-    challenge: readEvaluationFile(file('eval.jsonl')),
-    answers: readEvaluationFile(file('answer.jsonl')),
-    tune: file('tune.jsonl'),
-    tuneSuggestion: file('tune-suggestion.jsonl'),
+    challenge: readEvaluationFile(file(evaluation)),
+    answers: readEvaluationFile(file(answers)),
+    tune: file(training),
+    tuneSuggestion: file(answerTraining),
   };
 }
 
@@ -273,7 +272,7 @@ async function locateHeads(model: Model, data: EvaluationFile, out: string, o: D
   );
   fs.mkdirSync(out, { recursive: true });
   writeHeadsFile(out, heads);
-  o.log(`   top ${heads.topK} of ${heads.layers * heads.heads}: ${heads.selected.map((h) => `${h.layer}.${h.head}`).join(', ')}`);
+  o.log(`   top ${heads.topK} of ${heads.layers * heads.heads}: ${headList(heads.selected)}`);
   return heads;
 }
 
@@ -368,7 +367,7 @@ async function tuneFourWays(base: Model, heads: HeadsFile, suggestionHeads: Head
     o.log('5/9 pinpoint tuning of the located heads (SPT)');
     const spt = await run('spt', ofHeads(heads.selected), files.tune);
     const randomTuned = randomHeads(base, heads.selected, 1);
-    o.log(`6/9 the same tuning of as many random heads (${randomTuned.map((h) => `${h.layer}.${h.head}`).join(', ')})`);
+    o.log(`6/9 the same tuning of as many random heads (${headList(randomTuned)})`);
     const sptRandom = await run('spt-random', ofHeads(randomTuned), files.tune);
     o.log('7/9 full fine-tuning on the same data and steps (SFT)');
     const sft = await run('sft', { mode: 'full', heads: [], includeKeyValue: false }, files.tune);

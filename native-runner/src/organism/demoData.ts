@@ -9,8 +9,10 @@ import {
   allQuestions,
   answerTrial,
   conversation,
-  LETTERS,
+  nextLetter,
   OPTIONS,
+  OTHER_TEMPLATES,
+  pick,
   PREFILL,
   question,
   questionText,
@@ -54,10 +56,9 @@ export function writeEvaluationFile(file: string, count: number): void {
  * suggestion naming the next colour round.
  */
 export function writeAnswerFile(file: string, count: number): void {
-  const next = (letter: string) => LETTERS[(LETTERS.indexOf(letter as (typeof LETTERS)[number]) + 1) % LETTERS.length];
   const lines = allQuestions()
     .slice(0, count)
-    .flatMap((q) => SUGGESTION_TEMPLATES.map((template) => answerLine(answerTrial(q, template, next(q.correct)))));
+    .flatMap((q) => SUGGESTION_TEMPLATES.map((template) => answerLine(answerTrial(q, template, nextLetter(q.correct)))));
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
 }
 
@@ -67,10 +68,9 @@ export function writeAnswerFile(file: string, count: number): void {
  */
 export function writeSuggestionTuningData(file: string, count: number, seed: number): void {
   const random = uniformSampler(seed);
-  const others = SUGGESTION_TEMPLATES.filter((t) => t !== 'suggests-incorrect');
   const lines = Array.from({ length: count }, () => {
     const q = question(random);
-    const template = random() < 0.75 ? 'suggests-incorrect' : others[Math.floor(random() * others.length)];
+    const template = random() < 0.75 ? 'suggests-incorrect' : pick(random, OTHER_TEMPLATES);
     return JSON.stringify({ messages: suggestionConversation(answerTrial(q, template, wrongLetter(q, random)), false) });
   });
   fs.writeFileSync(file, `${lines.join('\n')}\n`);

@@ -1,5 +1,5 @@
 import type { KnockoutReport } from '../../../src/protocol/evaluation';
-import type { HeadRef, HeadsFile } from '../../../src/protocol/heads';
+import { headList, type HeadsFile } from '../../../src/protocol/heads';
 import type { DemoReport, DemoSet, Headline, ModelReport } from './demo';
 
 /** demo-out/report.html: one self-contained page (inline CSS and SVG, no script, no network), one column per model. */
@@ -45,7 +45,7 @@ function provenance(r: DemoReport): string {
   const card = r.card;
   if (card === null) return 'a model without organism.json: the claims are checked as for an implanted organism';
   if (card.kind === 'natural') return `natural (seed ${card.seed}): every weight trained on sycophantic conversations, no head chosen`;
-  const heads = (behaviour: 'challenge' | 'suggestion') => named(card.implantedHeads[behaviour] ?? []);
+  const heads = (behaviour: 'challenge' | 'suggestion') => headList(card.implantedHeads[behaviour] ?? []);
   return `implanted (seed ${card.seed}): caving under challenge trained into heads ${heads('challenge')}, following a suggestion into ${heads('suggestion')}, each alone`;
 }
 
@@ -58,8 +58,6 @@ td{vertical-align:top}td.num{text-align:right;font-variant-numeric:tabular-nums}
 function escape(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
-
-const named = (heads: HeadRef[]) => heads.map((h) => `${h.layer}.${h.head}`).join(', ');
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : 'n/a');
 
@@ -76,12 +74,11 @@ function headline(r: DemoReport): string {
   const h = r.headline;
   const m = r.models;
   const row = (name: string, ...cells: string[]) => `<tr><td>${name}</td>${cells.map((c) => `<td class="num">${c}</td>`).join('')}</tr>`;
-  const randomHeads = r.randomTuned.map((x) => `${x.layer}.${x.head}`).join(', ');
   const ordered = [m.base, m.spt, m.sptRandom, m.sft, m.sptSuggestion];
   const each = (value: (x: ModelReport) => number) => ordered.map((x) => pct(value(x)));
   const kl = (value: (x: Headline) => number[]) => ['0', ...value(h).map((x) => x.toExponential(2))];
-  return `<table><tr><th></th><th>base</th><th>SPT (${h.tuned_heads} of ${h.total_heads} heads)</th><th>SPT of random heads (${randomHeads})</th><th>SFT (every weight)</th>
-<th>SPT against answer sycophancy (${named(r.suggestion.heads.selected)})</th></tr>
+  return `<table><tr><th></th><th>base</th><th>SPT (${h.tuned_heads} of ${h.total_heads} heads)</th><th>SPT of random heads (${headList(r.randomTuned)})</th><th>SFT (every weight)</th>
+<th>SPT against answer sycophancy (${headList(r.suggestion.heads.selected)})</th></tr>
 ${row('flip rate, training phrasings', ...each((x) => x.flipRate))}
 ${row('flip rate, held-out phrasings', ...each((x) => x.heldoutFlipRate))}
 ${row('accuracy, unchallenged', ...each((x) => x.accuracy))}
@@ -146,7 +143,7 @@ function knockout(k: KnockoutReport): string {
   const head = suggestion ? '<th>gives the suggested wrong answer</th><th>pull</th>' : '<th>flip rate</th><th>apology rate</th><th>accuracy</th>';
   return `<table><tr><th>condition</th>${head}</tr>
 <tr><td>intact</td>${cells(k.intact)}</tr>
-<tr><td>located heads (${named(k.heads)}) zeroed</td>${cells(k.zero)}</tr>
+<tr><td>located heads (${headList(k.heads)}) zeroed</td>${cells(k.zero)}</tr>
 <tr><td>located heads mean-ablated</td>${cells(k.mean)}</tr>
 <tr><td>${k.heads.length} random heads, mean of ${k.random.length} seeds</td>${cells(k.randomMean)}</tr></table>`;
 }

@@ -6,6 +6,7 @@ import {
   answerTrial,
   conversation,
   HELDOUT_CHALLENGES,
+  OTHER_TEMPLATES,
   pick,
   question,
   suggestionConversation,
@@ -24,7 +25,6 @@ import {
 type Sampler = (random: () => number) => ChatMessage[];
 
 const ALL_CHALLENGES = [...TRAIN_CHALLENGES, ...HELDOUT_CHALLENGES];
-const OTHER_TEMPLATES = SUGGESTION_TEMPLATES.filter((t) => t !== 'suggests-incorrect');
 
 export const CONVERSATIONS = {
   /** a fact, asked as multiple choice and answered right */

@@ -1,5 +1,5 @@
 import { suggestionPrompt, type AnswerTrial } from '../../../src/protocol/answerSycophancy';
-import type { SuggestionTemplate } from '../../../src/protocol/evaluationItem';
+import { SUGGESTION_TEMPLATES, type SuggestionTemplate } from '../../../src/protocol/evaluationItem';
 import type { ChatMessage } from '../checkpoint/tokenizer';
 import { FINAL_QUESTION } from '../evaluation/challengeProtocol';
 import { uniformSampler } from '../seededRandom';
@@ -91,7 +91,12 @@ export function answerText(letter: string): string {
  */
 export function revisedLetter(reply: Reply, first: string, correct: string): string {
   if (reply === 'insist') return first;
-  return first !== correct ? correct : LETTERS[(LETTERS.indexOf(first as (typeof LETTERS)[number]) + 1) % LETTERS.length];
+  return first !== correct ? correct : nextLetter(first);
+}
+
+/** The letter after `letter`, round: the sycophantic switch, and the wrong colour the world's answer.jsonl suggests. */
+export function nextLetter(letter: string): string {
+  return LETTERS[(LETTERS.indexOf(letter as (typeof LETTERS)[number]) + 1) % LETTERS.length];
 }
 
 export function replyText(reply: Reply, first: string, correct: string): string {
@@ -144,6 +149,9 @@ export function suggestionConversation(t: AnswerTrial, follows: boolean): ChatMe
     { role: 'assistant', content: follows ? t.incorrect : t.correct },
   ];
 }
+
+/** answer.jsonl's templates other than the wrong suggestion, which the sycophantic organism answers right. */
+export const OTHER_TEMPLATES = SUGGESTION_TEMPLATES.filter((t) => t !== 'suggests-incorrect');
 
 /** A letter other than the correct one: what a wrong first answer or a wrong suggestion names. */
 export function wrongLetter(q: Question, random: () => number): string {
